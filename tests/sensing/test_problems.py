@@ -45,6 +45,22 @@ def test_rank_one_operator_factored_path_matches_dense_numpy():
     assert np.isclose(np.dot(ref, y), np.sum(X * adj), rtol=1e-4)
 
 
+def test_gaussian_gram_matches_numpy_and_is_kept_only_when_small():
+    m, n = 60, 6
+    op = S.gaussian_operator(KEY, m, (n, n), symmetric=True)
+    flat = np.asarray(op.matrices, np.float64).reshape(m, -1)
+    np.testing.assert_allclose(op.gram, flat.T @ flat / m, rtol=1e-5, atol=1e-6)
+    X = _rand(1, n, n)
+    ref = (flat.T @ (flat @ X.reshape(-1))).reshape(n, n) / m  # A*(A(X)), from the matrices in numpy
+    np.testing.assert_allclose(op.normal(X), ref, rtol=1e-4, atol=1e-4)
+    # without the Gram matrix (n1 n2 > m) the same map goes through A and A*
+    wide = S.gaussian_operator(KEY, 30, (n, n))
+    assert wide.gram is None
+    flat = np.asarray(wide.matrices, np.float64).reshape(30, -1)
+    np.testing.assert_allclose(wide.normal(X), (flat.T @ (flat @ X.reshape(-1))).reshape(n, n) / 30,
+                               rtol=1e-4, atol=1e-4)
+
+
 def test_completion_operator():
     op = S.completion_operator(KEY, (8, 8), 0.4, symmetric=True)
     mask = np.asarray(op.mask)

@@ -51,6 +51,61 @@ def test_l1_subgradient_vs_autodiff(sym):
     np.testing.assert_allclose(S.l1_subgradient(sym, X), jax.grad(h)(X), rtol=1e-4, atol=1e-5)
 
 
+def _numpy_adjoint_residual(prob, P):
+    """``S = A*(A(P) - y)`` in float64 numpy, from the operator's matrices."""
+    A = np.asarray(prob.operator.matrices, np.float64)
+    m = A.shape[0]
+    r = np.einsum("mij,ij->m", A, P) / np.sqrt(m) - np.asarray(prob.y, np.float64)
+    return np.einsum("m,mij->ij", r, A) / np.sqrt(m)
+
+
+@pytest.mark.parametrize("gram", [True, False])
+def test_solvers_follow_numpy_iterations(gram):
+    """A few steps of GD, asymmetric GD and ScaledGD(lambda) against the update rules run in numpy.
+
+    ``gram=True`` is the Gram-matrix path (n^2 <= m: ``A*A`` precomputed), ``False`` the two maps.
+    """
+    prob = S.make_problem(KEY, 6, R, 80)
+    assert prob.operator.gram is not None
+    if not gram:
+        prob = S.SensingProblem(S.GaussianOperator(prob.operator.matrices, prob.operator.shape),
+                                prob.y, prob.truth, True)
+    M = np.asarray(prob.ground_truth, np.float64)
+    X0 = S.small_init(KEY, (6, 3), 0.5)
+    F0, G0 = X0, S.small_init(jax.random.PRNGKey(1), (6, 3), 0.5)
+    eta, lam, T = 0.1, 0.2, 5
+    X, F, G, Z = (np.asarray(a, np.float64) for a in (X0, F0, G0, X0))
+    gd, agd, sgd = [], [], []
+    for _ in range(T):
+        S_ = _numpy_adjoint_residual(prob, X @ X.T)
+        X = X - eta * (S_ + S_.T) @ X
+        gd.append(np.linalg.norm(X @ X.T - M) / np.linalg.norm(M))
+        S_ = _numpy_adjoint_residual(prob, F @ G.T)
+        F, G = F - eta * S_ @ G, G - eta * S_.T @ F
+        agd.append(np.linalg.norm(F @ G.T - M) / np.linalg.norm(M))
+        S_ = _numpy_adjoint_residual(prob, Z @ Z.T)
+        Z = Z - eta * (S_ + S_.T) @ Z @ np.linalg.inv(Z.T @ Z + lam * np.eye(3))
+        sgd.append(np.linalg.norm(Z @ Z.T - M) / np.linalg.norm(M))
+    out = S.gradient_descent(prob, X0, step_size=eta, num_steps=T)
+    np.testing.assert_allclose(out.errors, gd, rtol=2e-4)
+    np.testing.assert_allclose(out.factors[0], X, rtol=1e-3, atol=1e-5)
+    out = S.asymmetric_gradient_descent(prob, F0, G0, step_size=eta, num_steps=T)
+    np.testing.assert_allclose(out.errors, agd, rtol=2e-4)
+    np.testing.assert_allclose(out.factors[1], G, rtol=1e-3, atol=1e-5)
+    out = S.scaled_gradient_descent(prob, X0, step_size=eta, damping=lam, num_steps=T)
+    np.testing.assert_allclose(out.errors, sgd, rtol=2e-4)
+    np.testing.assert_allclose(out.factors[0], Z, rtol=1e-3, atol=1e-5)
+
+
+def test_unrolled_small_matmul_matches_numpy():
+    from jaxopt_lab.sensing.solvers import _matmul
+    for inner in (3, 16, 17):  # unrolled up to 16, a plain matmul beyond
+        rng = np.random.default_rng(inner)
+        a, b = rng.standard_normal((4, inner)), rng.standard_normal((inner, 6))
+        np.testing.assert_allclose(_matmul(jnp.asarray(a, jnp.float32), jnp.asarray(b, jnp.float32)),
+                                   a @ b, rtol=1e-5, atol=1e-5)
+
+
 def test_rebalance_keeps_product_and_equalises_F():
     F, G = S.small_init(KEY, (N, 4), 1.0), S.small_init(jax.random.PRNGKey(1), (N, 4), 1.0)
     F = F * jnp.array([1.0, 0.5, 1e-2, 1e-3])
