@@ -8,8 +8,12 @@ symmetric model, i.i.d. for the asymmetric one; one operator per run, drawn from
 1. symmetric GD on ``X X^T`` for ``k`` in ``sym.ks`` (the ranks vmapped with a width mask): the per-step
    relative error, its linear rate for ``k = r`` and the power-law exponent of the *squared* error
    ``||X X^T - M*||_F^2`` for ``k > r`` (the paper's Omega(1/T^2) lower bound says that exponent is <= 2);
-2. asymmetric GD on ``F G^T`` with ``k = asym.k > r`` for init scales ``asym.alphas``: the linear rate
-   ``rho(alpha)``, the speed ``-log rho`` and its log-log slope against alpha (the paper: exp(-Omega(alpha^2 T)));
+2. asymmetric GD on ``F G^T`` with ``k = asym.k > r`` for init scales ``asym.alphas``, ``asym.num_steps``
+   steps: the asymptotic linear rate ``rho(alpha)``, the speed ``-log rho`` and its log-log slope against
+   alpha (the paper: exp(-Omega(alpha^2 T))). The alpha^2 rate only sets in once the over-parameterized
+   directions have shrunk to the order-alpha^2 imbalance (after ~1/(eta alpha^2) steps; before that the
+   decay is sublinear), so it is fitted over the last quarter of the steps before the error reaches
+   ``fit.floor``, and ``asym.num_steps`` must reach well past 1/(eta alpha^2) for the smallest alpha;
 3. the same with the one-step modification (:func:`jaxopt_lab.sensing.rebalance`, applied once when the
    error first drops below ``asym.rebalance_below``): the speed after it, across alphas.
 
@@ -37,6 +41,7 @@ CONFIG_SPEC = {
     "asym.step_size": Range(0.0, open_low=True),
     "asym.rebalance_below": Range(0.0, 1.0, open_low=True),
     "num_steps": Range(10, integer=True),
+    "asym.num_steps": Range(10, integer=True),
     "seeds": Range(1, integer=True),
     "fit.floor": Range(0.0),
     "fit.ceiling": Range(0.0, 1.0, open_low=True),
@@ -77,7 +82,7 @@ def asymmetric_trial(cfg, rebalance_below):
         F0 = sensing.small_init(k_f, shape, hp["alpha"])
         G0 = sensing.small_init(k_g, shape, hp["alpha"])
         return sensing.asymmetric_gradient_descent(
-            prob, F0, G0, step_size=cfg.asym.step_size, num_steps=cfg.num_steps,
+            prob, F0, G0, step_size=cfg.asym.step_size, num_steps=cfg.asym.num_steps,
             rebalance_below=rebalance_below).errors
     return trial
 
@@ -94,11 +99,24 @@ def trial(cfg):
 
 
 def _log_curves(ctx, curves: dict, num_steps: int, points: int):
-    """Log the seed-mean curves at ``points`` log-spaced steps (non-finite -> the run is ``diverged``)."""
+    """Log the seed-mean curves at ``points`` log-spaced steps (non-finite -> the run is ``diverged``).
+
+    Curves shorter than ``num_steps`` (the symmetric runs) are logged up to their own length.
+    """
     steps = np.unique(np.geomspace(1, num_steps, points).astype(int))
     ctx.progress(int(steps[-1]))
     for t in steps:
-        ctx.log(int(t), **{name: float(curve[t - 1]) for name, curve in curves.items()})
+        ctx.log(int(t), **{name: float(curve[t - 1]) for name, curve in curves.items() if t <= len(curve)})
+
+
+def _asymptotic_rates(errors, cfg):
+    """Per-seed linear rate over the last quarter of the steps before the error reaches ``fit.floor``."""
+    def rate(e):
+        below = e <= cfg.fit.floor
+        end = jnp.where(jnp.any(below), jnp.argmax(below), e.shape[0])  # steps above the floor
+        return sensing.linear_rate(e, start=(3 * end) // 4, stop=end, floor=cfg.fit.floor,
+                                   ceiling=cfg.fit.ceiling)
+    return np.asarray(jax.vmap(rate)(errors))
 
 
 def _fits(errors, cfg, start: int = 0):
@@ -123,7 +141,10 @@ def run(cfg, ctx):
 
 
 def _run(cfg, ctx):
-    r, T = cfg.problem.rank, cfg.num_steps
+    r, T, T_asym = cfg.problem.rank, cfg.num_steps, cfg.asym.num_steps
+    if T_asym < T:
+        raise ValueError(f"asym.num_steps must be >= num_steps={T} (the comparison at equal T reads the "
+                         f"asymmetric trace at step num_steps), got {T_asym}")
     if r not in cfg.sym.ks or not any(k > r for k in cfg.sym.ks):
         raise ValueError(f"sym.ks must contain problem.rank={r} and a width above it, got {cfg.sym.ks}")
     if cfg.asym.k <= r:
@@ -142,7 +163,7 @@ def _run(cfg, ctx):
     curves.update({f"sym_k{k}": c for k, c in zip(cfg.sym.ks, geo_mean(sym.outputs))})
     curves.update({f"asym_alpha{a:g}": c for a, c in zip(cfg.asym.alphas, geo_mean(plain.outputs))})
     curves.update({f"modified_alpha{a:g}": c for a, c in zip(cfg.asym.alphas, geo_mean(modified.outputs))})
-    _log_curves(ctx, curves, T, cfg.log_points)
+    _log_curves(ctx, curves, T_asym, cfg.log_points)
 
     summary = {}
     for i, k in enumerate(cfg.sym.ks):
@@ -160,9 +181,10 @@ def _run(cfg, ctx):
     speeds = {}
     for name, res in (("asym", plain), ("modified", modified)):
         for i, a in enumerate(cfg.asym.alphas):
-            # plain GD: the asymptotic rate, over the second half; modified: from the switch on (the
-            # window below fit.ceiling starts where the step was applied)
-            rho, _ = _fits(res.outputs[i], cfg, start=T // 2 if name == "asym" else 0)
+            # plain GD: the asymptotic rate (last quarter before the floor); modified: from the switch on
+            # (the window below fit.ceiling starts where the step was applied)
+            rho = (_asymptotic_rates(res.outputs[i], cfg) if name == "asym"
+                   else _fits(res.outputs[i], cfg)[0])
             speed = float(np.mean(-np.log(rho)))  # -log rho: the exponent in exp(-speed * T)
             speeds[name, a] = speed
             summary[f"{name}_alpha{a:g}_linear_rate"] = float(np.mean(rho))
@@ -174,7 +196,8 @@ def _run(cfg, ctx):
         summary[f"{name}_speed_vs_alpha_loglog_slope"] = float(np.polyfit(np.log(alphas), np.log(s), 1)[0])
         summary[f"{name}_speed_max_over_min"] = float(s.max() / s.min())
         summary[f"{name}_speed_smallest_alpha"] = float(s[np.argmin(alphas)])
-    summary["asym_final_error_largest_alpha"] = summary[f"asym_alpha{alphas.max():g}_final_error"]
+    # at the symmetric runs' budget T (equal T for the comparison with symmetric k > r)
+    summary["asym_final_error_largest_alpha"] = float(np.mean(plain.outputs[int(np.argmax(alphas))][:, T - 1]))
     summary["x64"] = bool(cfg.x64)
     ctx.summary(**summary)
 
@@ -189,14 +212,15 @@ def _run(cfg, ctx):
          "1/T^2 (lower-bound slope)": (t, 1.0 / t ** 2)}, xlabel="iteration t",
         ylabel="squared relative error", logx=True, logy=True,
         title="k>r: power law, no steeper than the Omega(1/T^2) bound"))
-    series = {f"asym alpha={a:g}": (t, clip(curves[f"asym_alpha{a:g}"])) for a in cfg.asym.alphas}
+    ta = np.arange(1, T_asym + 1)
+    series = {f"asym alpha={a:g}": (ta, clip(curves[f"asym_alpha{a:g}"])) for a in cfg.asym.alphas}
     series.update({f"sym k={max(over)}": (t, clip(curves[f"sym_k{max(over)}"]))})
     ctx.figure("asymmetric_alpha", plots.lines(
         series, xlabel="iteration t", ylabel="relative error", logy=True,
         title=f"asymmetric F G^T, k={cfg.asym.k}: linear, slower for small alpha"))
     ctx.figure("modified_step", plots.lines(
-        {**{f"GD alpha={a:g}": (t, clip(curves[f"asym_alpha{a:g}"])) for a in cfg.asym.alphas},
-         **{f"one-step fix alpha={a:g}": (t, clip(curves[f"modified_alpha{a:g}"])) for a in cfg.asym.alphas}},
+        {**{f"GD alpha={a:g}": (ta, clip(curves[f"asym_alpha{a:g}"])) for a in cfg.asym.alphas},
+         **{f"one-step fix alpha={a:g}": (ta, clip(curves[f"modified_alpha{a:g}"])) for a in cfg.asym.alphas}},
         xlabel="iteration t", ylabel="relative error", logy=True,
         title="one-step modification: rate independent of alpha"))
     ctx.figure("speed_vs_alpha", plots.lines(

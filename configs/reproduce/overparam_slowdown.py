@@ -14,9 +14,16 @@ DESCRIPTION = (
     "PAPERS.md C2. Dense Gaussian sensing of a rank-2 PSD M* (n=20, m=10nr=400, kappa=1), 6000 GD steps "
     "in float64 (jax.enable_x64 for this run), 3 seeds per curve via lab.sweep. Symmetric X X^T with "
     "k in {2, 3, 4} from init scale 0.1; asymmetric F G^T (k=4, i.i.d. Gaussian A_i) on the same M* for "
-    "alpha in {0.3, 0.1, 0.03}; and the same with the one-step modification applied when the error first "
-    "drops below 1e-2. Substitution: n=20, T=6000 instead of PAPERS' suggested n=50, m=1500, T=1e4 "
-    "(2-core CPU budget). The one-step modification is our reading (PAPERS.md: '[paper, verify]'): "
+    "alpha in {0.3, 0.1, 0.03}, 1e5 steps; and the same with the one-step modification applied when the "
+    "error first drops below 1e-2. Substitution: n=20 instead of PAPERS' suggested n=50, m=1500 (2-core CPU "
+    "budget); T=6000 for the symmetric runs, and T=1e5 (not 1e4) for the asymmetric ones: their "
+    "exp(-Omega(alpha^2 T)) rate only sets in after ~1/(eta alpha^2) steps, when the over-parameterized "
+    "directions have shrunk to the order-alpha^2 imbalance (sublinear before), which is ~5e4 steps at "
+    "alpha=0.03 here. (An earlier version fitted the rate over steps 3000-6000, in that sublinear "
+    "transient for alpha <= 0.1, and measured a log-log slope of 0.99.) The asymptotic rate is fitted over "
+    "the last quarter of the steps before the error reaches the 1e-12 floor. "
+    "Comparisons with the symmetric runs read the asymmetric trace at the same T=6000. "
+    "The one-step modification is our reading (PAPERS.md: '[paper, verify]'): "
     "(F, G) <- (F (F^T F)^{-1/2} c, G (F^T F)^{1/2} / c), which keeps F G^T and makes the imbalance "
     "order one. Rates are fitted on per-step errors above the 1e-12 floor; the power-law exponent is "
     "that of the squared error ||XX^T - M*||_F^2 over the last 90% of the steps.")
@@ -57,7 +64,8 @@ CLAIMS = [
           key="modified_speed_smallest_alpha", op=">", bound="asym_speed_smallest_alpha"),
 ]
 
-QUICK = {"problem.n": 8, "problem.m": 120, "num_steps": 300, "seeds": 1, "log_points": 10}
+QUICK = {"problem.n": 8, "problem.m": 120, "num_steps": 300, "asym.num_steps": 300, "seeds": 1,
+         "log_points": 10}
 
 
 def get_config() -> ml_collections.ConfigDict:
@@ -81,6 +89,7 @@ def get_config() -> ml_collections.ConfigDict:
     cfg.asym.k = 4
     cfg.asym.alphas = (0.3, 0.1, 0.03)
     cfg.asym.step_size = 0.2
+    cfg.asym.num_steps = 100_000  # > 1/(eta alpha^2) at alpha = 0.03 (see DESCRIPTION)
     cfg.asym.rebalance_below = 0.01
     cfg.fit = ml_collections.ConfigDict()
     cfg.fit.floor = 1e-12
