@@ -161,14 +161,31 @@ def _adjoint_residual(problem: SensingProblem):
 
 
 def _symmetric_direction(problem: SensingProblem):
-    """``(X, P = X X^T) -> grad f(X) = (S + S^T) X`` (:func:`symmetric_gradient`, reusing ``P``)."""
+    """``(X, P = X X^T) -> grad f(X) = (S + S^T) X`` (:func:`symmetric_gradient`, reusing ``P``).
+
+    With the Gram matrix, ``S + S^T = mat(H_s vec P) - (A*(y) + A*(y)^T)`` where ``H_s`` is ``H`` plus ``H``
+    with its output index transposed, formed once per solve: no per-step (per-trial) transpose.
+    """
     if _factored(problem):
         return lambda X, P: symmetric_gradient(problem, X)
-    S_of = _adjoint_residual(problem)
+    op, y = problem.operator, problem.y
+    gram = getattr(op, "gram", None)
+    if gram is None:
+        S_of = _adjoint_residual(problem)
+
+        def direction(X, P):
+            S = S_of(P)
+            return _matmul(S + S.T, X)
+        return direction
+    n1, n2 = op.shape
+    N = n1 * n2
+    # (H_s)^T, so that the step is a row-vector product vec(P)^T H_s^T: one GEMM under vmap
+    HsT = (gram + gram.reshape(n1, n2, N).swapaxes(0, 1).reshape(N, N)).T
+    B = op.adjoint(y)
+    Bs = B + B.T
 
     def direction(X, P):
-        S = S_of(P)
-        return _matmul(S + S.T, X)
+        return _matmul((P.reshape(-1) @ HsT).reshape(P.shape) - Bs, X)
     return direction
 
 
