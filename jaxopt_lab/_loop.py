@@ -26,7 +26,7 @@ from typing import Any, Callable, NamedTuple, Optional
 import jax
 import jax.numpy as jnp
 
-__all__ = ["LoopOutput", "iterate", "num_blocks"]
+__all__ = ["LoopOutput", "iterate", "num_blocks", "update_if"]
 
 State = Any
 
@@ -51,6 +51,27 @@ class LoopOutput(NamedTuple):
 def num_blocks(max_iterations: int, inner_iterations: int) -> int:
     """Length of the preallocated error trace."""
     return -(-max_iterations // inner_iterations)
+
+
+def update_if(pred: jax.Array, fn: Callable[[State], State], operand: State, *,
+              differentiable: bool = False) -> State:
+    """``fn(operand)`` where ``pred`` holds, else ``operand``: a conditional update of a loop's state.
+
+    The same result as ``lax.cond(pred, fn, lambda x: x, operand)``, written as a ``while_loop`` of zero
+    or one trips. Why: XLA:CPU copies every buffer that a ``cond`` inside a loop passes through unchanged
+    -- for a 2000 x 2000 float32 Sinkhorn kernel about 4 ms per call, three matrix-vector products' worth
+    -- while a ``while_loop`` updates its carry in place. Under ``vmap`` the update runs when any element's
+    ``pred`` holds, and elements whose ``pred`` is false keep their operand (a select, not a cond that
+    computes both branches for everyone). ``while_loop`` is not reverse-differentiable, so
+    ``differentiable=True`` (e.g. inside an unrolled loop) uses ``lax.cond`` instead. Pass everything
+    ``fn`` reads through ``operand``: under ``vmap``, batched values that ``fn`` closes over were measured
+    to make a batched Sinkhorn loop ~9x slower.
+    """
+    if differentiable:
+        return jax.lax.cond(pred, fn, lambda x: x, operand)
+    _, out = jax.lax.while_loop(lambda c: c[0], lambda c: (jnp.zeros_like(c[0]), fn(c[1])),
+                                (jnp.asarray(pred, bool), operand))
+    return out
 
 
 def _validate(threshold, max_iterations, min_iterations, inner_iterations):

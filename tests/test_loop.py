@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxopt_lab._loop import iterate, num_blocks
+from jaxopt_lab._loop import iterate, num_blocks, update_if
 
 
 def _halving(threshold=1e-3, **kw):
@@ -91,3 +91,25 @@ def test_bad_bounds_are_rejected(kw):
     args.update(kw)
     with pytest.raises(ValueError, match=next(iter(kw))):
         iterate(lambda i, x: x, jnp.abs, 1.0, **args)
+
+
+@pytest.mark.parametrize("differentiable", [False, True])
+def test_update_if_is_a_conditional_update(differentiable):
+    x = (jnp.arange(3.0), jnp.float32(2.0))
+    double = lambda s: (2 * s[0], s[1] + 1)  # noqa: E731
+    taken = update_if(jnp.bool_(True), double, x, differentiable=differentiable)
+    kept = jax.jit(lambda p: update_if(p, double, x, differentiable=differentiable))(jnp.bool_(False))
+    np.testing.assert_array_equal(taken[0], [0, 2, 4])
+    np.testing.assert_array_equal(taken[1], 3.0)
+    np.testing.assert_array_equal(kept[0], [0, 1, 2])
+    np.testing.assert_array_equal(kept[1], 2.0)
+    # under vmap each element gets its own branch (elements whose predicate is false keep their operand)
+    xs = jnp.arange(4.0)
+    out = jax.vmap(lambda p, v: update_if(p, lambda t: t * 10, v, differentiable=differentiable))(
+        jnp.array([True, False, True, False]), xs)
+    np.testing.assert_array_equal(out, [0.0, 1.0, 20.0, 3.0])
+
+
+def test_update_if_differentiable_has_reverse_gradients():
+    grad = jax.grad(lambda v: update_if(v > 0, lambda t: t ** 2, v, differentiable=True))
+    assert float(grad(3.0)) == 6.0 and float(grad(-3.0)) == 1.0

@@ -25,10 +25,11 @@ Two ways to run the same updates (``lse_mode``):
   a log-domain half-step on a CPU. Whenever a new scaling leaves ``[-max_log_scaling, max_log_scaling]``
   in log space, is not finite (underflow at small eps), or eps changed (scaling), that half-step is done
   in the log domain instead, and the result is absorbed into (f, g) and a fresh K (one exp per entry, the
-  same cost as a log-domain half-step). Entries of K lost to underflow are then below
-  ``exp(-2 max_log_scaling)`` of any entry of the plan that matters. Near convergence the scalings stay
-  close to one, so almost every step is a cheap one. Under ``vmap`` the ``lax.cond`` that picks the
-  cheap or the log-domain half-step becomes a select that runs both: batch with ``lse_mode=True``.
+  same cost as a log-domain half-step). Entries of K lost to underflow (below the dtype's ``tiny``)
+  stand for plan entries below ``tiny exp(2 max_log_scaling)``, ``tiny^(1/3)`` at the default bound. Near convergence the scalings stay
+  close to one, so almost every step is a cheap one. The choice is made by ``_loop.update_if`` rather
+  than ``lax.cond``, which would copy K at every half-step; under ``vmap`` a log-domain half-step runs
+  for the whole batch whenever one problem of the batch needs it.
 
 The error, every ``inner_iterations`` steps, is ott-jax's: ``||P^T 1 - b||_1`` for balanced problems (the
 f-update makes ``P 1 = a`` exact), and the norm of the dual gradient for unbalanced ones,
@@ -47,7 +48,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Optional
+import math
+from typing import NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
@@ -129,11 +131,20 @@ class Sinkhorn:
       max_iterations, min_iterations, inner_iterations: loop bounds (the error is computed every
         ``inner_iterations`` steps), as in ott-jax.
       lse_mode: pure log-domain updates; ``False`` uses the stabilised kernel-domain scaling.
-      max_log_scaling: kernel mode: largest ``|log u|``, ``|log v|`` before absorbing into the potentials.
+      max_log_scaling: kernel mode: largest ``|log u|``, ``|log v|`` before absorbing into the potentials;
+        default ``-log(tiny) / 3`` of the cost's dtype (29 in float32, 236 in float64), so that kernel
+        entries lost to underflow stand for plan entries below ``tiny^(1/3)`` (2e-13 in float32).
       implicit_diff: implicit gradients through the optimality condition (``False``: unrolled loop).
       implicit_ridge: relative ridge added to the dual Hessian in the implicit linear solve (its null
         direction (1, -1) makes it singular for balanced problems).
       implicit_cg_iterations: maximum conjugate-gradient iterations of that solve.
+      momentum: over-relaxation weight omega in (0, 2): each potential moves to
+        ``(1 - omega) old + omega new`` (Thibault et al., arXiv:1711.01851); 1 = plain Sinkhorn.
+      momentum_start: if > 0, from this iteration on use Lehmann et al.'s adaptive weight
+        ``2 / (1 + sqrt(1 - theta))``, theta the contraction per iteration measured over the
+        ``min(inner_iterations, momentum_start - 1)`` iterations before it (arXiv:2012.12562);
+        ``momentum`` is used before it. (ott-jax's ``Momentum(start, value)``, which measures theta
+        from its error trace.)
 
     Example:
       >>> import jax
@@ -149,10 +160,17 @@ class Sinkhorn:
     min_iterations: int = _static(0)
     inner_iterations: int = _static(10)
     lse_mode: bool = _static(False)
-    max_log_scaling: float = _static(10.0)
+    max_log_scaling: Optional[float] = _static(None)
     implicit_diff: bool = _static(True)
     implicit_ridge: float = _static(1e-6)
     implicit_cg_iterations: int = _static(200)
+    momentum: float = _static(1.0)
+    momentum_start: int = _static(0)
+
+    @property
+    def relaxed(self) -> bool:
+        """Whether the updates are over-relaxed (``momentum`` != 1 or adaptive)."""
+        return self.momentum != 1.0 or self.momentum_start > 0
 
     def __post_init__(self):
         # Only concrete Python numbers are checked: pytree unflattening rebuilds the solver with
@@ -165,10 +183,16 @@ class Sinkhorn:
                 raise ValueError(f"{name} must be an int >= 1, got {v!r}")
         if not isinstance(self.min_iterations, int) or not 0 <= self.min_iterations <= self.max_iterations:
             raise ValueError(f"min_iterations must be an int in [0, max_iterations], got {self.min_iterations!r}")
-        if not self.max_log_scaling > 0:
+        if self.max_log_scaling is not None and not self.max_log_scaling > 0:
             raise ValueError(f"max_log_scaling must be > 0, got {self.max_log_scaling!r}")
         if not self.implicit_ridge >= 0:
             raise ValueError(f"implicit_ridge must be >= 0, got {self.implicit_ridge!r}")
+        if not 0 < self.momentum < 2:
+            raise ValueError(f"momentum must be in (0, 2) (over-relaxation weight; 1 = plain Sinkhorn), "
+                             f"got {self.momentum!r}")
+        if not isinstance(self.momentum_start, int) or self.momentum_start < 0 or self.momentum_start == 1:
+            raise ValueError(f"momentum_start must be 0 (fixed momentum) or an int >= 2 (adaptive from that "
+                             f"iteration), got {self.momentum_start!r}")
 
     def __call__(self, prob: linear_problem.LinearProblem,
                  init: Optional[tuple[jax.Array, jax.Array]] = None) -> OTOutput:
@@ -186,7 +210,7 @@ class Sinkhorn:
     def run_loop(self, prob: linear_problem.LinearProblem, cost: jax.Array, init, *, unroll: bool):
         """Iterate from potentials ``init`` on the materialised ``cost``; returns (f, g, LoopOutput)."""
         step, error, state0, potentials = (_lse_kernels if self.lse_mode else _scaling_kernels)(
-            self, prob, cost, init)
+            self, prob, cost, init, differentiable=unroll)
         out = _loop.iterate(step, error, state0, threshold=self.threshold,
                             max_iterations=self.max_iterations, min_iterations=self.min_iterations,
                             inner_iterations=self.inner_iterations, unroll=unroll)
@@ -194,8 +218,49 @@ class Sinkhorn:
         return f, g, out
 
 
-def _lse_kernels(solver: Sinkhorn, prob, cost, init):
-    """Pure log-domain Sinkhorn: state = (f, g)."""
+def _relax(old, new, omega):
+    """Over-relaxed update ``(1 - omega) old + omega new``; where ``old`` is not finite (a zero-mass
+    entry, or the first step) the plain update ``new``."""
+    return jnp.where(jnp.isfinite(old), (1.0 - omega) * old + omega * new, new)
+
+
+def _change(old, new):
+    """2-norm of a potential's change over its finite entries (the Sinkhorn map's contraction)."""
+    ok = jnp.isfinite(old) & jnp.isfinite(new)
+    return jnp.sqrt(jnp.sum(jnp.where(ok, new - old, 0.0) ** 2))
+
+
+def _momentum(solver: Sinkhorn, it, omega, reference, change):
+    """Lehmann et al.'s adaptive over-relaxation (arXiv:2012.12562, eq. 5): at iteration ``momentum_start``
+    set ``omega = 2 / (1 + sqrt(1 - theta))``, with ``theta`` the measured contraction of the potentials
+    per iteration over the last ``window`` iterations, ``(change_t / change_{t - window})^(1/window)``
+    (capped at 0.99, as in ott-jax). Returns ``(omega, reference)``: ``reference`` keeps the change at
+    iteration ``momentum_start - window``."""
+    start = solver.momentum_start
+    if start == 0:
+        return omega, reference
+    window = _momentum_window(solver)
+    reference = jnp.where(it == start - window, change, reference)
+    ratio = change / jnp.where(reference > 0, reference, jnp.inf)
+    theta = jnp.clip(ratio, 0.0, 1.0) ** (1.0 / window)
+    theta = jnp.minimum(theta, 0.99)
+    return jnp.where(it == start, 2.0 / (1.0 + jnp.sqrt(1.0 - theta)), omega), reference
+
+
+def _momentum_window(solver: Sinkhorn) -> int:
+    return max(1, min(solver.inner_iterations, solver.momentum_start - 1))
+
+
+class _LogState(NamedTuple):
+    f: jax.Array
+    g: jax.Array
+    omega: jax.Array    # the over-relaxation weight in use
+    change: jax.Array   # ||g_t - g_{t-1}|| at iteration momentum_start - window (adaptive weight)
+
+
+def _lse_kernels(solver: Sinkhorn, prob, cost, init, differentiable: bool = False):
+    """Pure log-domain Sinkhorn."""
+    del differentiable  # no conditional updates here
     a, b, tau_a, tau_b = prob.a, prob.b, prob.tau_a, prob.tau_b
     log_a, log_b = _log_marginal(a), _log_marginal(b)
     sched = prob.geom.epsilon_scheduler
@@ -205,27 +270,46 @@ def _lse_kernels(solver: Sinkhorn, prob, cost, init):
         return jnp.where(jnp.isfinite(out), out, 0.0)
 
     def step(it, state):
-        f, g = state
+        f, g, omega, change = state
         eps = sched(it)
-        g = tau_b * (eps * log_b - eps * lse((f[:, None] - cost) / eps, axis=0))
-        f = tau_a * (eps * log_a - eps * lse((g[None, :] - cost) / eps, axis=1))
-        return f, g
+        g_new = tau_b * (eps * log_b - eps * lse((f[:, None] - cost) / eps, axis=0))
+        if solver.relaxed:
+            g_new = _relax(g, g_new, omega)
+        f_new = tau_a * (eps * log_a - eps * lse((g_new[None, :] - cost) / eps, axis=1))
+        if solver.relaxed:
+            f_new = _relax(f, f_new, omega)
+        if solver.momentum_start:
+            omega, change = _momentum(solver, it, omega, change, _change(g, g_new))
+        return _LogState(f_new, g_new, omega, change)
 
     def error(state):
-        f, g = state
         eps = sched.target
-        p = jnp.exp((f[:, None] + g[None, :] - cost) / eps)
-        return _marginal_error(p.sum(axis=1), p.sum(axis=0), f, g, prob, eps)
+        p = jnp.exp((state.f[:, None] + state.g[None, :] - cost) / eps)
+        return _marginal_error(p.sum(axis=1), p.sum(axis=0), state.f, state.g, prob, eps, solver.relaxed)
 
-    return step, error, tuple(init), lambda s: s
+    state0 = _LogState(*init, jnp.asarray(solver.momentum, cost.dtype), jnp.zeros((), cost.dtype))
+    return step, error, state0, lambda s: (s.f, s.g)
 
 
-def _scaling_kernels(solver: Sinkhorn, prob, cost, init):
-    """Stabilised kernel-domain Sinkhorn: state = (f, g, u, v, K, eps_K), potentials f + eps log u ..."""
+class _ScalingState(NamedTuple):
+    f: jax.Array        # absorbed potentials: the current ones are f + eps_k log u, g + eps_k log v
+    g: jax.Array
+    u: jax.Array
+    v: jax.Array
+    kernel: jax.Array   # exp((f_i + g_j - C_ij) / eps_k)
+    eps_k: jax.Array    # the epsilon the kernel was built with
+    omega: jax.Array
+    change: jax.Array   # as in _LogState
+
+
+def _scaling_kernels(solver: Sinkhorn, prob, cost, init, differentiable: bool = False):
+    """Stabilised kernel-domain Sinkhorn (the module docstring's ``lse_mode=False``)."""
     a, b, tau_a, tau_b = prob.a, prob.b, prob.tau_a, prob.tau_b
     log_a, log_b = _log_marginal(a), _log_marginal(b)
     sched = prob.geom.epsilon_scheduler
     bound = solver.max_log_scaling
+    if bound is None:
+        bound = -math.log(float(jnp.finfo(cost.dtype).tiny)) / 3
 
     def scaled(log_w, s, h, tau, eps):
         # new log-scaling: tau (log w - log s) + (tau - 1) h / eps   (h: the absorbed potential)
@@ -234,9 +318,9 @@ def _scaling_kernels(solver: Sinkhorn, prob, cost, init):
             new = new + (tau - 1.0) * h / eps
         return jnp.where(jnp.isfinite(log_w), new, -jnp.inf)
 
-    def refresh(other_tot, log_w, tau, eps, axis):
+    def refresh(other_tot, old_tot, log_w, tau, eps, omega, axis):
         # Exact log-domain half-step from the other side's current potential; returns the new
-        # potential and the kernel exp((f + g - C)/eps) built from the same exponentials.
+        # (relaxed) potential and the kernel exp((f + g - C)/eps) built from the same exponentials.
         z = (jnp.expand_dims(other_tot, 1 - axis) - cost) / eps
         mx = jnp.max(z, axis=axis, keepdims=True)
         mx = jnp.where(jnp.isfinite(mx), mx, 0.0)
@@ -245,64 +329,84 @@ def _scaling_kernels(solver: Sinkhorn, prob, cost, init):
         lse = (mx + jnp.log(s)).squeeze(axis)
         lse = jnp.where(jnp.isfinite(lse), lse, 0.0)
         new = tau * (eps * log_w - eps * lse)
+        if solver.relaxed:
+            new = _relax(old_tot, new, omega)
         kernel = e * jnp.exp(mx + jnp.expand_dims(new, axis) / eps)
         return new, kernel
 
     def half_step(state, eps, axis):
         # axis=0 updates (g, v) from column sums K^T u; axis=1 updates (f, u) from row sums K v.
-        f, g, u, v, kernel, eps_k = state
+        f, g, u, v, kernel, eps_k, omega, _ = state
         if axis == 0:
-            s, log_w, h, tau = u @ kernel, log_b, g, tau_b
+            s, log_w, h, tau, old = u @ kernel, log_b, g, tau_b, v
         else:
-            s, log_w, h, tau = kernel @ v, log_a, f, tau_a
+            s, log_w, h, tau, old = kernel @ v, log_a, f, tau_a, u
         log_scaling = scaled(log_w, s, h, tau, eps)
+        if solver.relaxed:
+            log_scaling = _relax(jnp.log(old), log_scaling, omega)
         ok = (eps == eps_k) & jnp.all(jnp.where(jnp.isfinite(log_w), jnp.abs(log_scaling) <= bound, True))
+        w = jnp.exp(log_scaling)
+        cheap = state._replace(v=w) if axis == 0 else state._replace(u=w)
 
-        def cheap(_):
-            w = jnp.exp(log_scaling)
-            return (f, g, u, w, kernel, eps_k) if axis == 0 else (f, g, w, v, kernel, eps_k)
-
-        def absorb(_):
+        def absorb(operand):
+            # Redo the half-step in the log domain from the potentials before it (``old``: the
+            # scaling that the cheap step overwrote). Everything comes in through the operand:
+            # values closed over would be carried through the loop as extra (batched) buffers.
+            state, old = operand
+            f, g, u, v, _, eps_k, omega, _ = state
             ones_n, ones_m = jnp.ones_like(u), jnp.ones_like(v)
             if axis == 0:
-                f_tot = f + eps_k * jnp.log(u)
-                g_new, k_new = refresh(f_tot, log_w, tau, eps, axis=0)
-                return f_tot, g_new, ones_n, ones_m, k_new, eps
-            g_tot = g + eps_k * jnp.log(v)
-            f_new, k_new = refresh(g_tot, log_w, tau, eps, axis=1)
-            return f_new, g_tot, ones_n, ones_m, k_new, eps
+                f_tot, g_old = f + eps_k * jnp.log(u), g + eps_k * jnp.log(old)
+                g_new, k_new = refresh(f_tot, g_old, log_w, tau, eps, omega, axis=0)
+                state = state._replace(f=f_tot, g=g_new, u=ones_n, v=ones_m, kernel=k_new, eps_k=eps)
+            else:
+                g_tot, f_old = g + eps_k * jnp.log(v), f + eps_k * jnp.log(old)
+                f_new, k_new = refresh(g_tot, f_old, log_w, tau, eps, omega, axis=1)
+                state = state._replace(f=f_new, g=g_tot, u=ones_n, v=ones_m, kernel=k_new, eps_k=eps)
+            return state, old
 
-        return jax.lax.cond(ok, cheap, absorb, None)
+        # Not lax.cond: it would copy the n x m kernel at every half-step (see _loop.update_if).
+        return _loop.update_if(~ok, absorb, (cheap, old), differentiable=differentiable)[0]
+
+    def g_potential(state):
+        return state.g + state.eps_k * jnp.log(state.v)
 
     def step(it, state):
         eps = jnp.asarray(sched(it), cost.dtype)
-        state = half_step(state, eps, axis=0)
-        return half_step(state, eps, axis=1)
+        new = half_step(state, eps, axis=0)
+        if solver.momentum_start:
+            omega, change = _momentum(solver, it, new.omega, new.change,
+                                      _change(g_potential(state), g_potential(new)))
+            new = new._replace(omega=omega, change=change)
+        return half_step(new, eps, axis=1)
 
     def potentials(state):
-        f, g, u, v, _, eps_k = state
-        return f + eps_k * jnp.log(u), g + eps_k * jnp.log(v)
+        return state.f + state.eps_k * jnp.log(state.u), g_potential(state)
 
     def error(state):
-        f, g, u, v, kernel, eps_k = state
-        col = v * (u @ kernel)
-        if prob.is_balanced:
+        col = state.v * (state.u @ state.kernel)
+        if prob.is_balanced and not solver.relaxed:
             return jnp.sum(jnp.abs(col - b))
-        row = u * (kernel @ v)
+        row = state.u * (state.kernel @ state.v)
         f_tot, g_tot = potentials(state)
-        return _marginal_error(row, col, f_tot, g_tot, prob, eps_k)
+        return _marginal_error(row, col, f_tot, g_tot, prob, state.eps_k, solver.relaxed)
 
     f0, g0 = init
     n, m = cost.shape
     # K = 0 forces the first half-step through the log domain, which builds K from (f0, g0).
-    state0 = (f0, g0, jnp.ones((n,), cost.dtype), jnp.ones((m,), cost.dtype),
-              jnp.zeros_like(cost), jnp.asarray(sched(0), cost.dtype))
+    state0 = _ScalingState(f0, g0, jnp.ones((n,), cost.dtype), jnp.ones((m,), cost.dtype),
+                           jnp.zeros_like(cost), jnp.asarray(sched(0), cost.dtype),
+                           jnp.asarray(solver.momentum, cost.dtype), jnp.zeros((), cost.dtype))
     return step, error, state0, potentials
 
 
-def _marginal_error(row, col, f, g, prob, eps):
+def _marginal_error(row, col, f, g, prob, eps, both: bool = False):
+    """ott-jax's error: ``||P^T 1 - b||_1`` for balanced problems (``P 1 = a`` holds exactly after a
+    plain f-update; ``both`` adds ``||P 1 - a||_1`` for over-relaxed updates, where it does not), else
+    the 1-norm of the dual gradient."""
     if prob.is_balanced:
-        return jnp.sum(jnp.abs(col - prob.b))
+        err = jnp.sum(jnp.abs(col - prob.b))
+        return err + jnp.sum(jnp.abs(row - prob.a)) if both else err
     target_a = uf.grad_of_marginal_fit(prob.a, f, prob.tau_a, eps)
     target_b = uf.grad_of_marginal_fit(prob.b, g, prob.tau_b, eps)
     return jnp.sum(jnp.abs(row - target_a)) + jnp.sum(jnp.abs(col - target_b))

@@ -9,6 +9,7 @@ import ot as pot
 import pytest
 from ott.geometry import epsilon_scheduler, geometry, pointcloud
 from ott.problems.linear import linear_problem
+from ott.solvers.linear import acceleration
 from ott.solvers.linear import sinkhorn as ott_sinkhorn
 
 from jaxopt_lab.ot import Sinkhorn
@@ -203,3 +204,56 @@ def test_gradients_match_finite_differences(implicit):
             grad = jax.grad(objective)(x, which)
             fd = (objective(x + h * direction, which) - objective(x - h * direction, which)) / (2 * h)
             np.testing.assert_allclose(jnp.sum(grad * direction), fd, rtol=1e-5)
+
+
+@pytest.mark.parametrize("lse_mode", [False, True], ids=["kernel", "lse"])
+def test_fixed_momentum_iterates_match_ott(prob, lse_mode):
+    # Over-relaxed Sinkhorn (Thibault et al.): the same 30 relaxed iterations as ott-jax's Momentum(value).
+    ours = Sinkhorn(threshold=0.0, max_iterations=30, momentum=1.6, lse_mode=lse_mode)(prob)
+    ref = ott_sinkhorn.Sinkhorn(threshold=0.0, max_iterations=30,
+                                momentum=acceleration.Momentum(value=1.6))(prob)
+    np.testing.assert_allclose(ours.matrix, ref.matrix, atol=1e-6)
+    plain = Sinkhorn(threshold=0.0, max_iterations=30, lse_mode=lse_mode)(prob)
+    assert np.abs(np.asarray(plain.matrix - ours.matrix)).max() > 1e-4  # the relaxation did something
+
+
+@pytest.mark.parametrize("lse_mode", [False, True], ids=["kernel", "lse"])
+def test_adaptive_momentum_converges_faster_to_the_same_plan(lse_mode):
+    # A slow problem (small epsilon): Lehmann et al.'s adaptive weight cuts the iterations and keeps the
+    # fixed point (ott-jax's plain Sinkhorn as the reference plan).
+    prob = point_cloud_problem(jax.random.PRNGKey(3), N, epsilon_scale=0.01)
+    plain = Sinkhorn(threshold=1e-5, max_iterations=20000, lse_mode=lse_mode)(prob)
+    fast = Sinkhorn(threshold=1e-5, max_iterations=20000, lse_mode=lse_mode, momentum_start=20)(prob)
+    ref = ott_sinkhorn.Sinkhorn(threshold=1e-6, max_iterations=20000)(prob)
+    assert bool(plain.converged) and bool(fast.converged)
+    assert int(fast.n_iters) < 0.6 * int(plain.n_iters)
+    np.testing.assert_allclose(fast.matrix, ref.matrix, atol=2e-5)
+    # relaxed updates leave P 1 != a, so the error counts both marginals
+    r, c = fast.marginals
+    # (recomputed from the output in float32: rounding adds ~1e-6 to the 1e-5 the solver checked)
+    assert float(jnp.abs(r - prob.a).sum() + jnp.abs(c - prob.b).sum()) < 2e-5
+
+
+def test_bad_momentum_raises():
+    with pytest.raises(ValueError, match="momentum must be in"):
+        Sinkhorn(momentum=2.0)
+    with pytest.raises(ValueError, match="momentum_start"):
+        Sinkhorn(momentum_start=1)
+
+
+def test_kernel_mode_absorbs_without_losing_mass_at_the_default_bound():
+    # The default absorption bound (-log(tiny)/3, 29 in float32) lets scalings grow large between
+    # absorptions at a small epsilon; the kernel-mode plan must stay as accurate as the pure log-domain
+    # float32 one, against a float64 log-domain reference on the same cost matrix.
+    prob = point_cloud_problem(jax.random.PRNGKey(4), N, epsilon_scale=1e-3)
+    kernel = np.asarray(Sinkhorn(threshold=0.0, max_iterations=300)(prob).matrix)
+    lse = np.asarray(Sinkhorn(threshold=0.0, max_iterations=300, lse_mode=True)(prob).matrix)
+    with jax.enable_x64(True):
+        geom = geometry.Geometry(cost_matrix=jnp.asarray(prob.geom.cost_matrix, jnp.float64),
+                                 epsilon=float(prob.epsilon))
+        a, b = jnp.asarray(prob.a, jnp.float64), jnp.asarray(prob.b, jnp.float64)
+        p64 = linear_problem.LinearProblem(geom, a / a.sum(), b / b.sum())
+        ref = np.asarray(Sinkhorn(threshold=0.0, max_iterations=300, lse_mode=True)(p64).matrix)
+    assert np.all(np.isfinite(kernel))
+    err_kernel, err_lse = np.abs(kernel - ref).max(), np.abs(lse - ref).max()
+    assert err_kernel <= 2 * err_lse + 1e-6, (err_kernel, err_lse)
