@@ -78,3 +78,33 @@ def test_bad_input():
         SinkhornNewtonSparse(kept_per_row=0)
     with pytest.raises(ValueError, match="kept_per_row"):
         SinkhornNewtonSparse(kept_per_row=1.5)
+
+
+@pytest.mark.slow
+def test_early_stopped_accelerated_warmup_and_inexact_newton_reach_the_same_optimum():
+    # Stage 1 stopped by error with over-relaxed Sinkhorn steps, and CG solved only to a forcing term:
+    # the same optimum (ott-jax's reg cost) with far fewer CG iterations than the exact solves.
+    with jax.enable_x64(True):
+        prob = point_cloud_problem(jax.random.PRNGKey(3), 200, epsilon_scale=0.01, dtype=jnp.float64)
+        ref = jax.jit(lambda p: ott_sinkhorn.Sinkhorn(threshold=1e-10, max_iterations=50000)(p).reg_ot_cost)(prob)
+        exact = SinkhornNewtonSparse(threshold=1e-9, warmup_iterations=1000, warmup_threshold=1e-3,
+                                     warmup_momentum_start=20)(prob)
+        fast = SinkhornNewtonSparse(threshold=1e-9, warmup_iterations=1000, warmup_threshold=1e-3,
+                                    warmup_momentum_start=20, cg_forcing=0.1)(prob)
+        for out in (exact, fast):
+            assert bool(out.converged)
+            np.testing.assert_allclose(out.reg_cost, ref, rtol=1e-8)
+            assert float(out.marginal_error) < 1e-9
+        warm = int(fast.stats["warmup_iterations"])
+        assert warm < 1000 and float(fast.stats["warmup_errors"][warm // 10 - 1]) < 1e-3   # stopped by error
+        newton = int(fast.stats["newton_iterations"])
+        cg = lambda o: int(np.sum(o.stats["cg_iterations"]))  # noqa: E731
+        assert 1 <= newton <= 6
+        assert cg(fast) < cg(exact)
+
+
+def test_bad_stage_options_raise():
+    with pytest.raises(ValueError, match="warmup_threshold"):
+        SinkhornNewtonSparse(warmup_threshold=-1.0)
+    with pytest.raises(ValueError, match="cg_forcing"):
+        SinkhornNewtonSparse(cg_forcing=1.0)
