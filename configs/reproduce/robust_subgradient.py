@@ -15,7 +15,16 @@ DESCRIPTION = (
     "n=30, m=1200), a fraction of measurements shifted by +-10 ||y||_inf. SubGM on (1/m) sum |<A_i, UU^T> - "
     "y_i| with eta_t = 0.5 * 0.99^t (no normalisation), 1500 steps, float32; l2 GD with step 0.1 from the "
     "same init. (a) widths r' in {2, 4, 20} at alpha in {1e-3, 1} with 20% outliers; (b) success (final "
-    "relative error < 1e-2) vs outlier fraction in {0, .1, .2, .3, .4} at r'=4, alpha=1e-3; 3 seeds.")
+    "relative error < 1e-2) vs outlier fraction in {0, .1, .2, .3, .4} at r'=4, alpha=1e-3; 3 seeds. "
+    "Known gap (measured, not tuned away): with 20% outliers the over-parameterized runs stop at a floor "
+    "set by the sample size and the init scale, while r'=r recovers exactly (~1e-7). Seeds 0-1, 1500 "
+    "steps: at alpha=1e-3 the final error for r'=4 / r'=20 is 2.3e-3 / 4.0e-3 at m=800, 5.0e-4 / 1.1e-3 at "
+    "m=3200, 1.9e-5 / 6.2e-5 at m=12800; at m=800, r'=20 it is 1.3e-3 at alpha=1e-5 and 6.9e-6 at "
+    "alpha=1e-7; slower decays (q=0.995, 0.998, 3000 steps) do not lower it. The extra directions of U "
+    "grow from alpha^2 to ~1e-3 (3rd/4th eigenvalues of UU^T): the sign pattern's deviation from "
+    "sign-RIP, of order sqrt(n/m) and not shrinking with the residual, drives them. The paper's exact "
+    "recovery is for m and alpha beyond given thresholds [paper, verify]; at PAPERS' suggested "
+    "m=20nr, alpha=1e-3 we do not see it.")
 
 CLAIMS = [
     Claim("agnostic_to_overparameterization",
