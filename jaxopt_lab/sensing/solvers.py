@@ -9,6 +9,11 @@ step sizes; ranks are vmapped with :func:`~jaxopt_lab.sensing.problems.small_ini
 (zero columns stay zero under every update here). A fixed step count (not a tolerance stop) is what
 the rate figures need: the whole error curve, down to the floating-point floor.
 
+The steps are shaped for vmapped sweeps: ``X X^T`` is carried in the state (the error and the next
+gradient share it); a dense operator with ``n1 n2 <= m`` applies ``A*A`` through its precomputed Gram
+matrix, so a batch of trials on one operator costs one GEMM per step; the tiny per-trial products are
+unrolled elementwise sums (:func:`_matmul`). The rank-one operator keeps the factored O(m n k) gradient.
+
 Losses and gradients (operators normalised so that ``||A(X)|| ~= ||X||_F``, see ``problems.py``):
 
     f(X)    = 1/2 ||A(X X^T) - y||^2,   grad_X f = (A*(r) + A*(r)^T) X,      r = A(X X^T) - y
