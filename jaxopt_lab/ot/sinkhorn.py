@@ -68,7 +68,9 @@ def _static(default):
 
 
 def _log_marginal(w):
-    # Zero-mass entries give -inf potentials (rows / columns of P that are exactly zero), as in ott-jax.
+    # log with log(0) = -inf and a finite gradient elsewhere (the inner where keeps reverse mode free of
+    # 0 * inf = NaN). Zero-mass entries give -inf potentials (rows / columns of P that are exactly
+    # zero), as in ott-jax.
     return jnp.where(w > 0, jnp.log(jnp.where(w > 0, w, 1.0)), -jnp.inf)
 
 
@@ -313,7 +315,7 @@ def _scaling_kernels(solver: Sinkhorn, prob, cost, init, differentiable: bool = 
 
     def scaled(log_w, s, h, tau, eps):
         # new log-scaling: tau (log w - log s) + (tau - 1) h / eps   (h: the absorbed potential)
-        new = tau * (log_w - jnp.log(s))
+        new = tau * (log_w - _log_marginal(s))   # s = 0 (an empty kernel row): +inf, i.e. absorb
         if tau != 1.0:
             new = new + (tau - 1.0) * h / eps
         return jnp.where(jnp.isfinite(log_w), new, -jnp.inf)
@@ -343,9 +345,11 @@ def _scaling_kernels(solver: Sinkhorn, prob, cost, init, differentiable: bool = 
             s, log_w, h, tau, old = kernel @ v, log_a, f, tau_a, u
         log_scaling = scaled(log_w, s, h, tau, eps)
         if solver.relaxed:
-            log_scaling = _relax(jnp.log(old), log_scaling, omega)
+            log_scaling = _relax(_log_marginal(old), log_scaling, omega)
         ok = (eps == eps_k) & jnp.all(jnp.where(jnp.isfinite(log_w), jnp.abs(log_scaling) <= bound, True))
-        w = jnp.exp(log_scaling)
+        # Where not ok the absorption replaces w; the cap keeps an unused exp(+inf) out of the unrolled
+        # gradient (0 * inf = NaN).
+        w = jnp.exp(jnp.minimum(log_scaling, bound))
         cheap = state._replace(v=w) if axis == 0 else state._replace(u=w)
 
         def absorb(operand):
@@ -356,11 +360,11 @@ def _scaling_kernels(solver: Sinkhorn, prob, cost, init, differentiable: bool = 
             f, g, u, v, _, eps_k, omega, _ = state
             ones_n, ones_m = jnp.ones_like(u), jnp.ones_like(v)
             if axis == 0:
-                f_tot, g_old = f + eps_k * jnp.log(u), g + eps_k * jnp.log(old)
+                f_tot, g_old = f + eps_k * _log_marginal(u), g + eps_k * _log_marginal(old)
                 g_new, k_new = refresh(f_tot, g_old, log_w, tau, eps, omega, axis=0)
                 state = state._replace(f=f_tot, g=g_new, u=ones_n, v=ones_m, kernel=k_new, eps_k=eps)
             else:
-                g_tot, f_old = g + eps_k * jnp.log(v), f + eps_k * jnp.log(old)
+                g_tot, f_old = g + eps_k * _log_marginal(v), f + eps_k * _log_marginal(old)
                 f_new, k_new = refresh(g_tot, f_old, log_w, tau, eps, omega, axis=1)
                 state = state._replace(f=f_new, g=g_tot, u=ones_n, v=ones_m, kernel=k_new, eps_k=eps)
             return state, old
@@ -369,7 +373,7 @@ def _scaling_kernels(solver: Sinkhorn, prob, cost, init, differentiable: bool = 
         return _loop.update_if(~ok, absorb, (cheap, old), differentiable=differentiable)[0]
 
     def g_potential(state):
-        return state.g + state.eps_k * jnp.log(state.v)
+        return state.g + state.eps_k * _log_marginal(state.v)
 
     def step(it, state):
         eps = jnp.asarray(sched(it), cost.dtype)
@@ -381,7 +385,7 @@ def _scaling_kernels(solver: Sinkhorn, prob, cost, init, differentiable: bool = 
         return half_step(new, eps, axis=1)
 
     def potentials(state):
-        return state.f + state.eps_k * jnp.log(state.u), g_potential(state)
+        return state.f + state.eps_k * _log_marginal(state.u), g_potential(state)
 
     def error(state):
         col = state.v * (state.u @ state.kernel)
@@ -441,19 +445,27 @@ def _solve(solver: Sinkhorn, prob: linear_problem.LinearProblem, init) -> OTOutp
         scale_b = jnp.maximum(prob.b, jnp.finfo(cost.dtype).tiny) / eps
         ridge = solver.implicit_ridge * (jnp.mean(scale_a) + jnp.mean(scale_b))
 
+        # The solve runs on the concatenation [x_f; x_g]: when only one of a, b (or neither) carries a
+        # tangent, one block of ``rhs`` is a constant zero, which custom_linear_solve cannot transpose
+        # (reverse mode would fail); the concatenation is linear in whichever block is live.
+        n = scale_a.shape[0]
+
+        def split(x):
+            return x[:n], x[n:]
+
         def matvec(x):
-            y = lin(x)
-            return jax.tree.map(lambda yi, xi: -yi + ridge * xi, y, x)
+            y = jnp.concatenate(lin(split(x)))
+            return -y + ridge * x
 
         def precond(x):
-            return x[0] / (scale_a + ridge), x[1] / (scale_b + ridge)
+            return x / (jnp.concatenate([scale_a, scale_b]) + ridge)
 
         def cg(mv, b):
             return conjugate_gradient(mv, b, precond, tol=1e-7, max_iterations=solver.implicit_cg_iterations)[0]
 
         # custom_linear_solve makes the solve transposable (reverse mode) without differentiating CG.
-        neg = jax.tree.map(jnp.negative, rhs)
-        return jax.lax.custom_linear_solve(matvec, neg, cg, symmetric=True)
+        neg = -jnp.concatenate(rhs)
+        return split(jax.lax.custom_linear_solve(matvec, neg, cg, symmetric=True))
 
     (f, g), (errors, n_iters, converged) = jax.lax.custom_root(optimality, init, solve, tangent_solve,
                                                                has_aux=True)

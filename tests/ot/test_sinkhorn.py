@@ -206,6 +206,36 @@ def test_gradients_match_finite_differences(implicit):
             np.testing.assert_allclose(jnp.sum(grad * direction), fd, rtol=1e-5)
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("implicit", [True, False], ids=["implicit", "unrolled"])
+@pytest.mark.parametrize("lse_mode", [False, True], ids=["kernel", "lse"])
+def test_marginal_gradients_match_finite_differences(implicit, lse_mode):
+    # d(reg cost)/d(b) alone (a carries no tangent: one block of the implicit system's right-hand side
+    # is a constant zero) and d/d(a, b) together, along mass-preserving directions, in float64.
+    with jax.enable_x64(True):
+        key = jax.random.PRNGKey(8)
+        x = jax.random.normal(key, (8, 2), jnp.float64)
+        y = jax.random.normal(jax.random.fold_in(key, 1), (6, 2), jnp.float64) + 1.0
+        a = jax.random.uniform(jax.random.fold_in(key, 2), (8,), jnp.float64, 0.5, 1.5)
+        b = jax.random.uniform(jax.random.fold_in(key, 3), (6,), jnp.float64, 0.5, 1.5)
+        a, b = a / a.sum(), b / b.sum()
+        solver = Sinkhorn(threshold=1e-11, max_iterations=400, implicit_diff=implicit, lse_mode=lse_mode)
+
+        def objective(a, b):
+            return solver(linear_problem.LinearProblem(pointcloud.PointCloud(x, y, epsilon=0.5), a, b)).reg_cost
+
+        da = jax.random.normal(jax.random.fold_in(key, 4), a.shape, jnp.float64)
+        db = jax.random.normal(jax.random.fold_in(key, 5), b.shape, jnp.float64)
+        da, db = da - da.mean(), db - db.mean()
+        h = 1e-6
+        grad_b = jax.grad(objective, argnums=1)(a, b)
+        fd_b = (objective(a, b + h * db) - objective(a, b - h * db)) / (2 * h)
+        np.testing.assert_allclose(jnp.vdot(grad_b, db), fd_b, rtol=1e-5)
+        grad_a, grad_b2 = jax.grad(objective, argnums=(0, 1))(a, b)
+        fd = (objective(a + h * da, b + h * db) - objective(a - h * da, b - h * db)) / (2 * h)
+        np.testing.assert_allclose(jnp.vdot(grad_a, da) + jnp.vdot(grad_b2, db), fd, rtol=1e-5)
+
+
 @pytest.mark.parametrize("lse_mode", [False, True], ids=["kernel", "lse"])
 def test_fixed_momentum_iterates_match_ott(prob, lse_mode):
     # Over-relaxed Sinkhorn (Thibault et al.): the same 30 relaxed iterations as ott-jax's Momentum(value).
