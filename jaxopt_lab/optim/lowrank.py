@@ -46,7 +46,7 @@ import optax
 from .memory import *  # noqa: F401,F403  (re-exported: optim/__init__ star-imports this module)
 from .memory import __all__ as _memory_all
 from .projectors import *  # noqa: F401,F403
-from .projectors import PROJECTORS, Projector
+from .projectors import ORTHONORMAL_PROJECTORS, PROJECTORS, Projector
 from .projectors import __all__ as _projectors_all
 from .registry import register
 
@@ -198,13 +198,34 @@ def _empty():
     return optax.MaskedNode()
 
 
-def _canonical(g, plan):
-    g = g.astype(jnp.float32)
-    return g.T if plan.transpose else g
+# Orientation. A transposed plan (Gc = Gᵀ) is never transposed at full size outside a refresh:
+# the coordinates and the back-projection are read from and written to G's stored orientation,
+# and only r × k arrays are transposed. Given a transposed Gc, XLA:CPU would instead compute the
+# gradient itself transposed (swapping the operands of its dot), and every elementwise use of G
+# in stored orientation (Fira's residual, the parameter update) would then read it with a
+# strided, transposed access -- several times slower than a contiguous pass.
+
+def _down(basis, g, plan):
+    """The low-rank coordinates R = Pᵀ Gc (r × k) from ``g`` in stored orientation. For a transposed
+    plan, (G P)ᵀ: the r × k product is materialised (optimization_barrier) before its transpose,
+    else XLA folds the transpose into the dot and contracts both operands transposed, the slow
+    case of its CPU matmul."""
+    if plan.transpose:
+        return jax.lax.optimization_barrier(g @ basis).T
+    return basis.T @ g
 
 
-def _from_canonical(x, plan):
-    return x.T if plan.transpose else x
+def _up(basis, x, plan):
+    """The back-projection P X (d × k) in the leaf's stored orientation (m × n), as one dot: for a
+    transposed plan Xᵀ Pᵀ, so no m × n transpose (and its copy) is materialised."""
+    if plan.transpose:
+        return jax.lax.dot_general(x, basis, (((0,), (1,)), ((), ())))
+    return basis @ x
+
+
+def _along_kept(x, v, plan):
+    """``x`` (stored orientation) times ``v`` (k,) along the kept side, i.e. Xc·diag(v)."""
+    return x * (v[:, None] if plan.transpose else v[None, :])
 
 
 # ------------------------------------------------------------------------------------------------
@@ -402,11 +423,11 @@ def scale_by_projected(
                     lst.append(v)
                 continue
             proj = make_projector(plan)
-            gc = _canonical(g, plan)
+            g32 = g.astype(jnp.float32)
             key = jax.random.fold_in(jax.random.fold_in(state.key, i), count)
-            ps_new, did_change = proj.update(ps, gc, count, update_proj_gap, key)
+            ps_new, did_change = proj.update(ps, g32, count, update_proj_gap, key)
             basis = proj.basis(ps_new, plan.d)
-            r = basis.T @ gc
+            r = _down(basis, g32, plan)
             if on_refresh == "rotate":
                 transitions.append(basis.T @ proj.basis(ps, plan.d))
             else:
@@ -453,27 +474,34 @@ def scale_by_projected(
                 new_resids.append(prev)
                 continue
             n = n.astype(jnp.float32)
-            if residual in ("sign", "sgd"):
-                rest = _canonical(g, plan) - basis @ r
-                rule = jnp.sign(rest) if residual == "sign" else rest
-                direction = scale * (basis @ n) + residual_scale * rule
+            g32 = g.astype(jnp.float32)
+            if residual == "sign":
+                rest = g32 - _up(basis, r, plan)
+                direction = scale * _up(basis, n, plan) + residual_scale * jnp.sign(rest)
+            elif residual == "sgd":  # α P N + ρ (G − P R) = P (α N − ρ R) + ρ G: one back-projection
+                direction = _up(basis, scale * n - residual_scale * r, plan) + residual_scale * g32
             elif residual == "fira":
                 # S = (Gc − P R)·diag(φ) = Gc·diag(φ) − P (R·diag(φ)): one back-projection for both
-                # terms, and ‖S‖² = ‖Gc φ‖² − ‖R φ‖² for an orthonormal P (Pythagoras).
-                gc = _canonical(g, plan)
-                phi = jnp.linalg.norm(n, axis=0) / (jnp.linalg.norm(r, axis=0) + 1e-8)
-                s_norm = jnp.sqrt(jnp.maximum(jnp.sum(jnp.square(gc * phi))
-                                              - jnp.sum(jnp.square(r * phi)), 0.0))
+                # terms. For an orthonormal P, column j of Gc − P R has energy ‖Gc_j‖² − ‖R_j‖²
+                # (Pythagoras), so ‖S‖² = Σ_j φ_j² (‖Gc_j‖² − ‖R_j‖²) needs only column sums of
+                # Gc, never S. OSD's basis is not orthonormal: there ‖S‖ is taken from S itself.
+                r_sq = jnp.sum(jnp.square(r), axis=0)
+                phi = jnp.linalg.norm(n, axis=0) / (jnp.sqrt(r_sq) + 1e-8)
+                if projector in ORTHONORMAL_PROJECTORS:
+                    g_sq = jnp.sum(jnp.square(g32), axis=1 if plan.transpose else 0)
+                    s_norm = jnp.sqrt(jnp.sum(jnp.square(phi) * jnp.maximum(g_sq - r_sq, 0.0)))
+                else:
+                    s_norm = jnp.linalg.norm(_along_kept(g32, phi, plan) - _up(basis, r * phi, plan))
                 limiter = jnp.where(count > 0,
                                     jnp.maximum(s_norm / (prev + 1e-8), growth_limit)
                                     / growth_limit, 1.0)
-                phi = phi / limiter
                 prev = s_norm / limiter
-                direction = basis @ (scale * n - r * phi) + gc * phi
+                phi = phi / limiter
+                direction = _up(basis, scale * n - r * phi, plan) + _along_kept(g32, phi, plan)
             else:
-                direction = scale * (basis @ n)
+                direction = scale * _up(basis, n, plan)
             new_resids.append(prev)
-            out.append(_from_canonical(direction, plan).astype(g.dtype))
+            out.append(direction.astype(g.dtype))
 
         new_state = ProjectedState(
             count=optax.safe_int32_increment(count),

@@ -35,10 +35,12 @@ import jax.numpy as jnp
 import optax
 from jaxtyping import Array, Float, Int
 
-__all__ = ["PROJECTORS", "Projector", "BasisState", "DCTState", "OnlinePCAState", "dct_rows",
+__all__ = ["PROJECTORS", "ORTHONORMAL_PROJECTORS", "Projector", "BasisState", "DCTState", "OnlinePCAState", "dct_rows",
            "randomized_range"]
 
 PROJECTORS = ("svd", "randomized_svd", "dct", "random", "online_pca")
+# kinds whose basis has orthonormal columns (PᵀP = I up to rounding); online_pca's drifts off it
+ORTHONORMAL_PROJECTORS = ("svd", "randomized_svd", "dct", "random")
 
 
 class BasisState(NamedTuple):
@@ -163,21 +165,32 @@ class Projector:
             return DCTState(jax.lax.top_k(score, self.rank)[1].astype(jnp.int32))
         raise AssertionError(self.kind)
 
-    def update(self, state, gc: Float[Array, "d k"], count, update_proj_gap, key):
+    def canonical(self, g: Float[Array, "m n"]) -> Float[Array, "d k"]:
+        """``Gc``: the leaf ``g`` (stored orientation) with the projected side first."""
+        return g.T if self.transposed else g
+
+    def update(self, state, g: Float[Array, "m n"], count, update_proj_gap, key):
         """The projector for this step and whether the subspace changed (a bool scalar).
+
+        ``g`` is the leaf in its stored orientation (``Gc = gᵀ`` when ``transposed``). It is
+        transposed only inside the refresh branch: a transposed gradient as the operand of the
+        ``lax.cond`` would make XLA materialise Gc on every step -- and then, to save that copy,
+        compute the gradient itself transposed, so that every other elementwise use of G in the
+        update reads it with a transposed (cache-unfriendly) access pattern.
 
         svd / randomized_svd / dct / random refresh when ``count % update_proj_gap == 0``; online_pca
         takes its SVD at ``count == 0`` and one optimizer step on P otherwise.
         """
         if self.kind == "online_pca":
-            ok = jnp.all(jnp.isfinite(gc))
-            return self._online_update(state, jnp.where(ok, gc, 0.0), ok, count, update_proj_gap)
+            ok = jnp.all(jnp.isfinite(g))
+            return self._online_update(state, jnp.where(ok, self.canonical(g), 0.0), ok, count,
+                                       update_proj_gap)
         refresh = (count % update_proj_gap) == 0
 
         def fresh(_):
             # the finiteness check runs only at a refresh: no extra pass over G on other steps
-            ok = jnp.all(jnp.isfinite(gc))
-            new = self._fresh(state, jnp.where(ok, gc, 0.0), key)
+            ok = jnp.all(jnp.isfinite(g))
+            new = self._fresh(state, self.canonical(jnp.where(ok, g, 0.0)), key)
             if isinstance(new, BasisState):  # a degenerate decomposition must not poison P either
                 ok_new = ok & jnp.all(jnp.isfinite(new.basis))
             else:
