@@ -664,8 +664,10 @@ def dct_galore(learning_rate: optax.ScalarOrSchedule = 1e-3, rank: Optional[int]
                min_dim: Optional[int] = None, mask: Any = None):
     r"""SVD-free GaLore with a DCT projector ("SVD-Free Low-Rank Adaptive Gradient Optimization for
     Large Language Models", arXiv:2505.17967): at a refresh S = C G (orthonormal DCT-II C along the
-    projected side), score_i = Σ_j |S_ij| (ℓ1), keep idx = top_r(score); P = C[idx]ᵀ is rebuilt from
-    cosines, so only the int32 indices are stored: 8rM + 4r bytes per matrix.
+    projected side), score_i = Σ_j |S_ij| (ℓ1), keep idx = top_r(score); P = C[idx]ᵀ is gathered
+    every step from C, a compile-time constant of the compiled update (the same for every leaf
+    with that side; not optimizer state), so only the int32 indices are stored: 8rM + 4r bytes
+    per matrix.
     """
     return _with_lr(scale_by_galore(rank, update_proj_gap, scale, b1=b1, b2=b2, eps=eps,
                                     projector="dct", side=side, min_dim=min_dim, mask=mask),

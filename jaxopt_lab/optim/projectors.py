@@ -13,7 +13,8 @@ Kinds (``PROJECTORS``):
 - ``randomized_svd``: the same subspace from a Gaussian sketch with power iterations (Halko,
   Martinsson & Tropp, "Finding structure with randomness", arXiv:0909.4061): O(dkr) not O(dk·min).
 - ``dct``: the r columns of the orthonormal DCT-II basis with the largest ℓ1 score ``|C Gc|·1``;
-  only int32 indices are stored and the basis columns are rebuilt from cosines ("SVD-Free Low-Rank
+  only int32 indices are stored and the basis columns are gathered from C, a compile-time
+  constant that is not optimizer state (:func:`dct_rows`; "SVD-Free Low-Rank
   Adaptive Gradient Optimization for Large Language Models", arXiv:2505.17967).
 - ``random``: a random orthonormal basis (QR of a Gaussian), as FRUGAL's random projection.
 - ``online_pca``: Online Subspace Descent (arXiv:2408.12857): one SVD at step 0, then every step
@@ -27,11 +28,13 @@ gradient would otherwise make the SVD return NaNs and poison every later step).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from jaxtyping import Array, Float, Int
 
@@ -59,15 +62,40 @@ class OnlinePCAState(NamedTuple):
     opt_state: Any
 
 
+# The whole DCT-II matrix is a compile-time constant up to this side (16 MiB of float32): a
+# constant of the compiled step, not optimizer state -- the state holds only the r indices.
+DCT_CONSTANT_MAX = 2048
+
+
+@functools.lru_cache(maxsize=8)
+def _dct_matrix(d: int) -> np.ndarray:
+    """The orthonormal DCT-II matrix C (d × d), in float64 arithmetic, rounded to float32."""
+    j = np.arange(d)[:, None]
+    c = np.cos(np.pi * (2 * np.arange(d) + 1) * j / (2 * d))
+    c *= np.where(j == 0, math.sqrt(1.0 / d), math.sqrt(2.0 / d))
+    c = c.astype(np.float32)
+    c.flags.writeable = False
+    return c
+
+
 def dct_rows(index: Int[Array, " r"], d: int) -> Float[Array, "r d"]:
     """Rows ``index`` of the orthonormal DCT-II matrix C (``C @ x == dct(x, norm='ortho')``).
 
-    C[j, i] = s_j cos(π (2i + 1) j / (2d)), s_0 = √(1/d), s_j = √(2/d) otherwise.
+    C[j, i] = s_j cos(π (2i + 1) j / (2d)), s_0 = √(1/d), s_j = √(2/d) otherwise. For d <=
+    ``DCT_CONSTANT_MAX`` the rows are gathered from C held as a compile-time constant (built once
+    per d; a gather of r·d floats instead of r·d cosines every step). Above it they are computed,
+    with the argument reduced exactly in integer arithmetic, (2i + 1) j mod 4d, before the cosine:
+    a float32 π(2i + 1)j/(2d) would carry an error of ~1e-4 at d = 1024. Either way the rows are
+    C to float32 rounding, so the basis is orthonormal to that precision.
     """
-    j = index.astype(jnp.float32)[:, None]
-    i = jnp.arange(d, dtype=jnp.float32)[None, :]
+    if d <= DCT_CONSTANT_MAX:
+        return jnp.take(jnp.asarray(_dct_matrix(d)), index, axis=0, mode="clip")
+    if 2 * d * d >= 2**32:
+        raise ValueError(f"the DCT projector supports a projected side up to 46340, got d={d}")
+    odd = (2 * jnp.arange(d, dtype=jnp.uint32) + 1)[None, :]
+    phase = (odd * index.astype(jnp.uint32)[:, None]) % jnp.uint32(4 * d)   # exact: < 2d² < 2³²
     scale = jnp.where(index[:, None] == 0, math.sqrt(1.0 / d), math.sqrt(2.0 / d))
-    return scale * jnp.cos(jnp.pi * (2.0 * i + 1.0) * j / (2.0 * d))
+    return scale * jnp.cos((jnp.pi / (2 * d)) * phase.astype(jnp.float32))
 
 
 def randomized_range(gc: Float[Array, "d k"], rank: int, key: jax.Array, *, oversample: int = 8,

@@ -10,7 +10,7 @@ import pytest
 import scipy.fft
 
 from jaxopt_lab import optim
-from jaxopt_lab.optim import lowrank
+from jaxopt_lab.optim import lowrank, projectors
 from jaxopt_lab.optim.projectors import Projector, dct_rows, randomized_range
 
 
@@ -224,11 +224,18 @@ def test_rotate_reprojects_first_moment_into_new_basis():
 # Projectors
 
 
-def test_dct_rows_match_scipy_orthonormal_dct():
-    d = 12
-    c = scipy.fft.dct(np.eye(d), type=2, axis=0, norm="ortho")  # C @ x == dct(x)
-    ours = dct_rows(jnp.arange(d), d)
-    np.testing.assert_allclose(ours, c, atol=1e-5)
+@pytest.mark.parametrize("constant", [True, False])
+def test_dct_rows_match_scipy_orthonormal_dct(constant, monkeypatch):
+    """Both ways of building the rows -- gathered from the constant matrix, or cosines of the
+    exactly reduced argument (large d) -- are scipy's DCT-II matrix to float32 rounding, also
+    at d = 1024 where a float32 argument π(2i + 1)j/(2d) would be off by ~1e-4."""
+    if not constant:
+        monkeypatch.setattr(projectors, "DCT_CONSTANT_MAX", 0)
+    for d in (12, 1024):
+        c = scipy.fft.dct(np.eye(d), type=2, axis=0, norm="ortho")  # C @ x == dct(x)
+        index = np.array([0, 1, 7, d // 2 + 1, d - 1])
+        ours = jax.jit(dct_rows, static_argnums=1)(jnp.asarray(index, jnp.int32), d)
+        np.testing.assert_allclose(ours, c[index], atol=2e-7 * np.sqrt(1024 / d), rtol=0)
 
 
 def test_dct_projector_keeps_top_l1_columns():
