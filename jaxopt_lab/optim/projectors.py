@@ -7,6 +7,9 @@ side being projected, ``k`` the side kept. It holds an orthonormal basis ``P`` o
     down:  R = Pᵀ Gc            (r, k)   -- the low-rank coordinates the inner optimizer sees
     up:    D = P N              (d, k)   -- back to the full space
 
+``Projector.update`` takes the leaf in its stored orientation (``Gc = Gᵀ`` when the projector is
+``transposed``) and forms Gc only inside its refresh branch (see there why).
+
 Kinds (``PROJECTORS``):
 
 - ``svd``: top-r left singular vectors of ``Gc`` (GaLore, arXiv:2403.03507).
