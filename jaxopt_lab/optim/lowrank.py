@@ -21,11 +21,11 @@ R = G P, moments m × r) -- ``side='reference'``, the default; optax.contrib.gal
 matrix (M = max, N = min): 4(2rM + rN) vs 4(2rN + rM) bytes. At a refresh both back-projections
 of the SVD projector equal the rank-r truncation of G; between refreshes they keep different
 components of the new gradient, Adam normalises in other coordinates, and the defaults differ
-(reference eps 1e-6, scale 0.25; optax eps 1e-8, scale 1). Our low-rank coordinates are stored
-in canonical orientation (r × k), i.e. transposed w.r.t. the reference's G P; Adam is elementwise,
-so this changes nothing. With ``side='memory_min'``, ``scale=1`` and ``inner=optax.scale_by_adam()``
-:func:`galore` equals ``optax.contrib.galore`` (tested); optax clamps ``rank`` to the short side
-where we raise.
+(reference eps 1e-6, scale 0.25; optax eps 1e-8, scale 1). The low-rank coordinates keep the
+leaf's orientation: Pᵀ G (r × n) when rows are projected, G P (m × r, as the reference) when
+columns are (the formulas below are written for the canonical Gc, d × k). With
+``side='memory_min'``, ``scale=1`` and ``inner=optax.scale_by_adam()`` :func:`galore` equals
+``optax.contrib.galore`` (tested); optax clamps ``rank`` to the short side where we raise.
 
 Which leaves are projected: 2-D leaves selected by ``mask`` (default all) whose short side is
 ``> rank`` (default ``min_dim=None``: projecting onto the full short side saves nothing) or ``>=
@@ -198,34 +198,43 @@ def _empty():
     return optax.MaskedNode()
 
 
-# Orientation. A transposed plan (Gc = Gᵀ) is never transposed at full size outside a refresh:
-# the coordinates and the back-projection are read from and written to G's stored orientation,
-# and only r × k arrays are transposed. Given a transposed Gc, XLA:CPU would instead compute the
-# gradient itself transposed (swapping the operands of its dot), and every elementwise use of G
-# in stored orientation (Fira's residual, the parameter update) would then read it with a
-# strided, transposed access -- several times slower than a contiguous pass.
+# Orientation. Everything between refreshes is computed in the leaf's stored orientation, the
+# low-rank coordinates included: R = Pᵀ G (r × n) when the rows are projected, R = G P (m × r)
+# when the columns are (a "transposed" plan, Gc = Gᵀ; the reference's own G P). No array is
+# transposed outside a refresh. Given a transposed Gc, XLA:CPU computes the gradient itself
+# transposed (swapping the operands of its dot), and every elementwise use of G in stored
+# orientation (Fira's residual, the parameter update) then reads it with a strided access,
+# several times slower than a contiguous pass; transposed coordinates cost r × k copies and
+# strided reads in the inner optimizer.
+
+def _low_shape(plan):
+    """Shape of the low-rank coordinates R of a projected leaf (stored orientation)."""
+    return (plan.k, plan.rank) if plan.transpose else (plan.rank, plan.k)
+
+
+def _proj_axis(plan):
+    """The axis of G (and of R) along the projected side (d, resp. r); the other is the kept k."""
+    return 1 if plan.transpose else 0
+
 
 def _down(basis, g, plan):
-    """The low-rank coordinates R = Pᵀ Gc (r × k) from ``g`` in stored orientation. For a transposed
-    plan, (G P)ᵀ: the r × k product is materialised (optimization_barrier) before its transpose,
-    else XLA folds the transpose into the dot and contracts both operands transposed, the slow
-    case of its CPU matmul."""
-    if plan.transpose:
-        return jax.lax.optimization_barrier(g @ basis).T
-    return basis.T @ g
+    """The low-rank coordinates: Pᵀ G, or G P for a transposed plan."""
+    return g @ basis if plan.transpose else basis.T @ g
 
 
 def _up(basis, x, plan):
-    """The back-projection P X (d × k) in the leaf's stored orientation (m × n), as one dot: for a
-    transposed plan Xᵀ Pᵀ, so no m × n transpose (and its copy) is materialised."""
-    if plan.transpose:
-        return jax.lax.dot_general(x, basis, (((0,), (1,)), ((), ())))
-    return basis @ x
+    """The back-projection in the leaf's stored orientation: P X, or X Pᵀ for a transposed plan."""
+    return x @ basis.T if plan.transpose else basis @ x
 
 
 def _along_kept(x, v, plan):
-    """``x`` (stored orientation) times ``v`` (k,) along the kept side, i.e. Xc·diag(v)."""
+    """``x`` (G- or R-shaped, stored orientation) scaled by ``v`` (k,) along the kept side."""
     return x * (v[:, None] if plan.transpose else v[None, :])
+
+
+def _in_new_basis(x, t, plan):
+    """Coordinates ``x`` re-expressed by the r × r transition ``t`` (T x, or x Tᵀ)."""
+    return x @ t.T if plan.transpose else t @ x
 
 
 # ------------------------------------------------------------------------------------------------
@@ -387,7 +396,7 @@ def scale_by_projected(
         return leaves, treedef, _plans(leaves, treedef, tree, rank, density, min_dim, side, mask)
 
     def low_template(leaves, plans):
-        return [jnp.zeros((p.rank, p.k), jnp.float32) if p.projected else jnp.zeros_like(x)
+        return [jnp.zeros(_low_shape(p), jnp.float32) if p.projected else jnp.zeros_like(x)
                 for x, p in zip(leaves, plans)]
 
     def init_fn(params):
@@ -456,11 +465,12 @@ def scale_by_projected(
         elif on_refresh == "rotate":
             def rotate(xs, second):
                 out = []
-                for x, t, c in zip(xs, transitions, changed):
+                for x, t, c, plan in zip(xs, transitions, changed, plans):
                     if t is None or not jnp.issubdtype(x.dtype, jnp.floating):
                         out.append(x)
                     else:
-                        out.append(jnp.where(c, ((t * t) if second else t) @ x, x))
+                        out.append(jnp.where(c, _in_new_basis(x, (t * t) if second else t, plan),
+                                             x))
                 return out
             inner_state = _map_param_subtrees(inner_state, template, template_def, rotate)
 
@@ -485,19 +495,21 @@ def scale_by_projected(
                 # terms. For an orthonormal P, column j of Gc − P R has energy ‖Gc_j‖² − ‖R_j‖²
                 # (Pythagoras), so ‖S‖² = Σ_j φ_j² (‖Gc_j‖² − ‖R_j‖²) needs only column sums of
                 # Gc, never S. OSD's basis is not orthonormal: there ‖S‖ is taken from S itself.
-                r_sq = jnp.sum(jnp.square(r), axis=0)
-                phi = jnp.linalg.norm(n, axis=0) / (jnp.sqrt(r_sq) + 1e-8)
+                axis = _proj_axis(plan)
+                r_sq = jnp.sum(jnp.square(r), axis=axis)
+                phi = jnp.linalg.norm(n, axis=axis) / (jnp.sqrt(r_sq) + 1e-8)
                 if projector in ORTHONORMAL_PROJECTORS:
-                    g_sq = jnp.sum(jnp.square(g32), axis=1 if plan.transpose else 0)
+                    g_sq = jnp.sum(jnp.square(g32), axis=axis)
                     s_norm = jnp.sqrt(jnp.sum(jnp.square(phi) * jnp.maximum(g_sq - r_sq, 0.0)))
                 else:
-                    s_norm = jnp.linalg.norm(_along_kept(g32, phi, plan) - _up(basis, r * phi, plan))
+                    s_norm = jnp.linalg.norm(_along_kept(g32 - _up(basis, r, plan), phi, plan))
                 limiter = jnp.where(count > 0,
                                     jnp.maximum(s_norm / (prev + 1e-8), growth_limit)
                                     / growth_limit, 1.0)
                 prev = s_norm / limiter
                 phi = phi / limiter
-                direction = _up(basis, scale * n - r * phi, plan) + _along_kept(g32, phi, plan)
+                direction = (_up(basis, scale * n - _along_kept(r, phi, plan), plan)
+                             + _along_kept(g32, phi, plan))
             else:
                 direction = scale * _up(basis, n, plan)
             new_resids.append(prev)

@@ -57,13 +57,15 @@ def test_refresh_step_with_sgd_inner_is_truncated_svd(side, shape):
 
 
 def test_reference_side_projects_the_short_side():
-    """Reference: m >= n gives P (n × r) and moments over the long side (r × m, transposed GP)."""
+    """Reference: m >= n gives P (n × r) and moments over the long side, in the leaf's orientation
+    (G P: m × r, as the reference; Pᵀ G: r × n when the rows are projected)."""
     tx = optim.galore(1e-3, rank=4)
     state = tx.init({"w": jnp.zeros((40, 16)), "v": jnp.zeros((16, 40))})
     galore_state = state[0]
     for name in ("w", "v"):
         assert galore_state.projectors[name].basis.shape == (16, 4)
-        assert galore_state.inner_state.mu[name].shape == (4, 40)
+    assert galore_state.inner_state.mu["w"].shape == (40, 4)
+    assert galore_state.inner_state.mu["v"].shape == (4, 40)
     mm = optim.galore(1e-3, rank=4, side="memory_min").init({"w": jnp.zeros((40, 16))})[0]
     assert mm.projectors["w"].basis.shape == (40, 4)
     assert mm.inner_state.mu["w"].shape == (4, 16)
@@ -204,20 +206,26 @@ def test_natural_galore_woodbury_matches_dense_solve():
     np.testing.assert_allclose(ours, expected, rtol=1e-4, atol=1e-5)
 
 
-def test_rotate_reprojects_first_moment_into_new_basis():
-    """on_refresh='rotate': m ← T m with T = P_newᵀ P_old before the Adam step."""
-    b1 = 0.9
+@pytest.mark.parametrize("shape", [(12, 6), (6, 12)])
+def test_rotate_reprojects_moments_into_new_basis(shape):
+    """on_refresh='rotate': m ← T m and v ← (T∘T) v with T = P_newᵀ P_old before the Adam step
+    (written for canonical coordinates; both orientations of the stored moments)."""
+    b1, b2 = 0.9, 0.999
     tx = lowrank.scale_by_projected(rank=2, update_proj_gap=1, on_refresh="rotate",
-                                    inner=optax.scale_by_adam(b1=b1))
-    g1, g2 = (jax.random.normal(jax.random.PRNGKey(k), (12, 6)) for k in (5, 6))
+                                    inner=optax.scale_by_adam(b1=b1, b2=b2))
+    g1, g2 = (jax.random.normal(jax.random.PRNGKey(k), shape) for k in (5, 6))
     state = tx.init({"w": g1})
     _, s1 = tx.update({"w": g1}, state)
     _, s2 = tx.update({"w": g2}, s1)
+    transposed = shape[0] > shape[1]  # columns projected: moments stored as (G P)-shaped m × r
+    canon = (lambda x: np.asarray(x).T) if transposed else np.asarray
     p1, p2 = (np.asarray(s.projectors["w"].basis) for s in (s1, s2))
-    mu1 = np.asarray(s1.inner_state.mu["w"])
-    r2 = p2.T @ np.asarray(g2).T
-    expected = b1 * (p2.T @ p1) @ mu1 + (1 - b1) * r2
-    np.testing.assert_allclose(s2.inner_state.mu["w"], expected, rtol=1e-4, atol=1e-6)
+    t = p2.T @ p1
+    r2 = p2.T @ canon(g2)
+    mu = b1 * t @ canon(s1.inner_state.mu["w"]) + (1 - b1) * r2
+    nu = b2 * (t * t) @ canon(s1.inner_state.nu["w"]) + (1 - b2) * r2 * r2
+    np.testing.assert_allclose(canon(s2.inner_state.mu["w"]), mu, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(canon(s2.inner_state.nu["w"]), nu, rtol=1e-4, atol=1e-7)
 
 
 # ---------------------------------------------------------------------------------------------
