@@ -437,10 +437,8 @@ def scale_by_projected(
             ps_new, did_change = proj.update(ps, g32, count, update_proj_gap, key)
             basis = proj.basis(ps_new, plan.d)
             r = _down(basis, g32, plan)
-            if on_refresh == "rotate":
-                transitions.append(basis.T @ proj.basis(ps, plan.d))
-            else:
-                transitions.append(None)
+            # rotate: the old basis, for T = P_newᵀ P_old, formed only when the subspace changed
+            transitions.append(proj.basis(ps, plan.d) if on_refresh == "rotate" else None)
             if history:
                 hist = jnp.where(did_change, jnp.zeros_like(hist), hist)
                 hist = hist.at[count % history].set(r.reshape(-1))
@@ -465,12 +463,16 @@ def scale_by_projected(
         elif on_refresh == "rotate":
             def rotate(xs, second):
                 out = []
-                for x, t, c, plan in zip(xs, transitions, changed, plans):
-                    if t is None or not jnp.issubdtype(x.dtype, jnp.floating):
+                for x, old, new, c, plan in zip(xs, transitions, bases, changed, plans):
+                    if old is None or not jnp.issubdtype(x.dtype, jnp.floating):
                         out.append(x)
-                    else:
-                        out.append(jnp.where(c, _in_new_basis(x, (t * t) if second else t, plan),
-                                             x))
+                        continue
+
+                    def rotated(x, old=old, new=new, plan=plan):
+                        t = new.T @ old
+                        return _in_new_basis(x, (t * t) if second else t, plan)
+
+                    out.append(jax.lax.cond(c, rotated, lambda x: x, x))
                 return out
             inner_state = _map_param_subtrees(inner_state, template, template_def, rotate)
 
