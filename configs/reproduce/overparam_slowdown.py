@@ -64,7 +64,7 @@ CLAIMS = [
           key="modified_speed_smallest_alpha", op=">", bound="asym_speed_smallest_alpha"),
 ]
 
-QUICK = {"problem.n": 8, "problem.m": 120, "num_steps": 300, "asym.num_steps": 300, "seeds": 1,
+QUICK = {"problem.n": 8, "problem.m": 120, "num_steps": 300, "asym.num_steps": 2000, "seeds": 1,
          "log_points": 10}
 
 
