@@ -40,22 +40,15 @@ QUICK = {"steps": 6, "log_every": 2, "seq_len": 8, "batch_size": 2, "eval_window
 
 
 def get_config():
-    c = ml_collections.ConfigDict()
-    c.experiment = "lm_pretrain"
-    c.seed = 0
-    c.lm_preset = "tiny"
-    c.model = ml_collections.ConfigDict({"dim": 0, "n_layers": 0, "hidden_dim": 0, "n_heads": 0})
-    c.seq_len = 64
-    c.batch_size = 16
-    c.corpus_bytes = 1_000_000
+    # The LM pre-training config (configs/lowrank/lm_pretrain.py) with this reproduction's changes.
+    from jaxopt_lab.lab.config import load_config_module
+    from jaxopt_lab.lab.project import project_root
+
+    c = load_config_module(project_root() / "configs" / "lowrank" / "lm_pretrain.py").get_config()
     c.steps = 1000
     c.log_every = 100
     c.eval_windows = 64
-    c.rank = 16
     c.update_proj_gap = 200
-    c.project_only = ("attention", "mlp")
-    c.reference = "adam"
-    c.only = ()
     c.optimizers = ml_collections.ConfigDict({"adam": {"name": "adam", "learning_rate": 3e-3}})
     c.projection = ml_collections.ConfigDict(
         {"every": 100, "kinds": ("svd", "dct", "random", "randomized_svd")})
