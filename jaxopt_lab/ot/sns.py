@@ -154,8 +154,8 @@ def _solve(solver: SinkhornNewtonSparse, prob, init) -> OTOutput:
     if init is None:
         init = (jnp.zeros((n,), dtype), jnp.zeros((m,), dtype))
 
-    # Stage 1: early-stopped Sinkhorn (its own threshold is the SNS one: if it already converges, no
-    # Newton step runs).
+    # Stage 1: early-stopped Sinkhorn, at most warmup_iterations steps, stopping at the larger of the
+    # SNS threshold and warmup_threshold (if it already reaches the SNS threshold, no Newton step runs).
     warm = Sinkhorn(threshold=jnp.maximum(solver.threshold, solver.warmup_threshold),
                     max_iterations=solver.warmup_iterations, inner_iterations=min(10, solver.warmup_iterations),
                     lse_mode=solver.warmup_lse_mode, momentum_start=solver.warmup_momentum_start)
