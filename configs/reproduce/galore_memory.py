@@ -5,8 +5,6 @@ Optimizer-state memory at GaLore's rank ratio r = d/4: measured state bytes of G
 against the closed forms of PAPERS.md A2.11 and the papers' memory claims.
 """
 
-import ml_collections
-
 from jaxopt_lab.lab import Claim
 
 TITLE = "Optimizer-state memory of the GaLore family: measured == formula, and the reductions"
@@ -49,29 +47,14 @@ QUICK = {"layers": 1, "width": 256, "rank": 64, "batch_size": 4}
 
 
 def get_config():
-    c = ml_collections.ConfigDict()
-    c.experiment = "bench_lowrank"
-    c.seed = 0
-    c.layers = 4
-    c.width = 1024
-    c.batch_size = 256
-    c.rank = 256
-    c.update_proj_gap = 200
-    c.llama60m_rank = 128
+    # The low-rank benchmark config (configs/bench/lowrank.py), measuring state bytes only.
+    from jaxopt_lab.lab.config import load_config_module
+    from jaxopt_lab.lab.project import project_root
+
+    c = load_config_module(project_root() / "configs" / "bench" / "lowrank.py").get_config()
     c.timing = False
-    c.timed = ()
     c.repeats = 1
     c.svd_size = 0
-    c.svd_rank = 64
-    c.reference = "adam"
-    c.optimizers = ml_collections.ConfigDict({
-        "adam": {"name": "adam", "learning_rate": 1e-3},
-        "optax_galore": {"name": "optax_galore", "learning_rate": 1e-3},
-        "galore": {"name": "galore", "learning_rate": 1e-3},
-        "fira": {"name": "fira", "learning_rate": 1e-3},
-        "dct_galore": {"name": "dct_galore", "learning_rate": 1e-3},
-        "q_galore": {"name": "q_galore", "learning_rate": 1e-3},
-        "smmf": {"name": "smmf", "learning_rate": 1e-3},
-        "subset_norm": {"name": "subset_norm", "learning_rate": 1e-3},
-    })
+    for label in ("galore_rsvd", "galore_optax_side", "adam_8bit"):
+        del c.optimizers[label]
     return c
