@@ -12,6 +12,12 @@ filled with ``-1`` where no block ran (ott-jax's convention), so the output has 
 whole loop jits and vmaps. Under ``vmap`` finished problems keep their state (JAX selects the old carry
 for elements whose predicate is false), so a batch of problems gives the same answers as a Python loop.
 
+Batch-aware solvers: under a plain ``vmap`` every member of a batch decides for itself, so a conditional
+update inside a step (:func:`update_if`) runs for the whole batch whenever one member needs it, yet only
+that member keeps the result. :func:`batch_aware` lets a solver see its batch instead: it runs as one
+member of a ``vmap`` with a named axis, :func:`any_member` turns a per-member condition into a batch-wide
+one, and ``iterate(..., axis_name=...)`` keeps finished members' answers as a loop over them would.
+
 ``while_loop`` cannot be reverse-differentiated; ``unroll=True`` runs the same blocks as a ``lax.scan``
 over all blocks with the state frozen after convergence, which is differentiable end to end (the
 "unrolled" gradient). Solvers that want implicit gradients wrap the driver in a ``custom_vjp``.
@@ -23,10 +29,12 @@ from __future__ import annotations
 
 from typing import Any, Callable, NamedTuple, Optional
 
+import functools
+
 import jax
 import jax.numpy as jnp
 
-__all__ = ["LoopOutput", "iterate", "num_blocks", "update_if"]
+__all__ = ["LoopOutput", "any_member", "batch_aware", "iterate", "num_blocks", "update_if"]
 
 State = Any
 
@@ -74,6 +82,47 @@ def update_if(pred: jax.Array, fn: Callable[[State], State], operand: State, *,
     return out
 
 
+def any_member(pred: jax.Array, axis_name: Optional[Any]) -> jax.Array:
+    """``pred`` for a solver run alone; under ``vmap(..., axis_name=axis_name)`` whether it holds for any
+    member of the batch (the same, unbatched, value for all of them)."""
+    if axis_name is None:
+        return pred
+    return jax.lax.psum(jnp.int32(pred), axis_name) > 0
+
+
+def batch_aware(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap ``fn(*args, axis_name=None)`` so that under ``jax.vmap`` it runs as
+    ``vmap(partial(fn, axis_name=name), axis_name=name)``: each member sees the batch through ``name``
+    (:func:`any_member`, ``iterate(..., axis_name=name)``). Called unbatched, it is ``fn(*args)``.
+
+    Built on ``jax.custom_batching.custom_vmap``, which has no reverse-mode rule: wrap only code that is
+    not differentiated (a solve inside ``lax.custom_root``, or behind a ``custom_vjp``). Every output is
+    batched.
+    """
+
+    @jax.custom_batching.custom_vmap
+    def wrapped(*args):
+        return fn(*args)
+
+    @wrapped.def_vmap
+    def _batched(axis_size, in_batched, *args):
+        del axis_size
+        name = object()   # a fresh axis name: nested batches do not see each other
+        # Flat leaves: in_axes given as a pytree would not survive every pytree class (None is an
+        # empty subtree).
+        leaves, tree = jax.tree.flatten(args)
+        batched = jax.tree.leaves(in_batched)
+        assert len(batched) == len(leaves), (len(batched), len(leaves))
+
+        def member(*leaves):
+            return fn(*jax.tree.unflatten(tree, leaves), axis_name=name)
+
+        out = jax.vmap(member, in_axes=[0 if b else None for b in batched], axis_name=name)(*leaves)
+        return out, jax.tree.map(lambda _: True, out)
+
+    return functools.wraps(fn)(wrapped)
+
+
 def _validate(threshold, max_iterations, min_iterations, inner_iterations):
     if not isinstance(max_iterations, int) or max_iterations < 1:
         raise ValueError(f"max_iterations must be an int >= 1, got {max_iterations!r}")
@@ -97,6 +146,7 @@ def iterate(
     inner_iterations: int = 10,
     unroll: bool = False,
     callback: Optional[Callable[[Any, Any], None]] = None,
+    axis_name: Optional[Any] = None,
 ) -> LoopOutput:
     """Iterate ``step`` from ``init_state`` until ``error(state) < threshold`` (see module docstring).
 
@@ -109,6 +159,14 @@ def iterate(
       unroll: run a reverse-differentiable ``lax.scan`` over all blocks instead of a ``while_loop``.
       callback: optional host function ``(iteration, error)`` called after every block through
         ``jax.debug.callback`` (for progress display; never print inside a kernel).
+      axis_name: run as one member of a batch mapped with this axis name (see :func:`batch_aware`):
+        blocks run while any member runs -- the loop's predicate is the same for all members, so a
+        step may take batch-wide decisions -- and a member that is done keeps its state, error trace
+        and iteration count (a loop over the members one at a time gives the same answers). The step
+        is then called as ``step(iteration, state, active)``: ``active`` is False once the member is
+        done (the steps it still runs are discarded), so that it stays out of batch-wide decisions
+        (``any_member(pred & active, axis_name)``) -- a diverged member would otherwise vote forever.
+        Ignored with ``unroll=True``.
 
     Example:
       >>> import jax.numpy as jnp
@@ -121,9 +179,10 @@ def iterate(
     n_blocks = num_blocks(max_iterations, inner_iterations)
     errors0 = -jnp.ones((n_blocks,), dtype=jnp.result_type(float))
 
-    def run_block(block, state):
+    def run_block(block, state, *member):
+        # ``member``: (active,) when running as a member of a named batch (see ``axis_name``)
         def body(s, i):
-            return step(block * inner_iterations + i, s), None
+            return step(block * inner_iterations + i, s, *member), None
 
         state, _ = jax.lax.scan(body, state, jnp.arange(inner_iterations, dtype=jnp.int32))
         err = jnp.asarray(error(state), dtype=errors0.dtype)
@@ -135,6 +194,9 @@ def iterate(
         n_iters = (block + 1) * inner_iterations
         converged = (err < threshold) & (n_iters >= min_iterations)
         return converged, converged | (n_iters >= max_iterations) | ~jnp.isfinite(err)
+
+    if axis_name is not None and not unroll:
+        return _iterate_member(run_block, is_done, init_state, errors0, n_blocks, inner_iterations, axis_name)
 
     if not unroll:
         def cond(carry):
@@ -168,3 +230,26 @@ def iterate(
     (state, _, converged, n_iters), errors = jax.lax.scan(
         scan_body, init, jnp.arange(n_blocks, dtype=jnp.int32))
     return LoopOutput(state, errors, n_iters, converged)
+
+
+def _iterate_member(run_block, is_done, init_state, errors0, n_blocks, inner_iterations, axis_name):
+    """The ``while_loop`` of :func:`iterate` for one member of the batch named ``axis_name``."""
+
+    def cond(carry):
+        block, _, _, done, _, _ = carry
+        return any_member(~done, axis_name) & (block < n_blocks)
+
+    def body(carry):
+        block, state, errors, done, converged, blocks = carry
+        new_state, err = run_block(block, state, ~done)
+        new_converged, new_done = is_done(block, err)
+
+        def keep(old, new):   # a finished member keeps what it had
+            return jnp.where(done, old, new)
+
+        return (block + 1, jax.tree.map(keep, state, new_state), keep(errors, errors.at[block].set(err)),
+                done | new_done, keep(converged, new_converged), keep(blocks, block + 1))
+
+    init = (jnp.int32(0), init_state, errors0, jnp.bool_(False), jnp.bool_(False), jnp.int32(0))
+    _, state, errors, _, converged, blocks = jax.lax.while_loop(cond, body, init)
+    return LoopOutput(state, errors, blocks * inner_iterations, converged)

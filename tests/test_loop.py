@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxopt_lab._loop import iterate, num_blocks, update_if
+from jaxopt_lab._loop import any_member, batch_aware, iterate, num_blocks, update_if
 
 
 def _halving(threshold=1e-3, **kw):
@@ -113,3 +113,52 @@ def test_update_if_is_a_conditional_update(differentiable):
 def test_update_if_differentiable_has_reverse_gradients():
     grad = jax.grad(lambda v: update_if(v > 0, lambda t: t ** 2, v, differentiable=True))
     assert float(grad(3.0)) == 6.0 and float(grad(-3.0)) == 1.0
+
+
+def _halving_member(threshold, axis_name=None):
+    out = iterate(lambda i, x, active=True: 0.5 * x, jnp.abs, jnp.float32(1.0), threshold=threshold, max_iterations=64,
+                  inner_iterations=2, axis_name=axis_name)
+    return out, any_member(threshold > 1e-2, axis_name)
+
+
+def test_batch_aware_members_see_their_batch_and_match_a_loop():
+    solve = batch_aware(_halving_member)
+    thresholds = jnp.array([1e-1, 1e-3, 1e-6])
+    batched, anywhere = jax.jit(jax.vmap(solve))(thresholds)
+    assert np.all(np.asarray(anywhere))   # one member's predicate holds: all of them see it
+    for i, t in enumerate(thresholds):
+        single, alone = solve(t)
+        assert bool(alone) == bool(t > 1e-2)
+        # a member that is done keeps its state while the others go on: exactly the loop's answers
+        assert int(batched.n_iters[i]) == int(single.n_iters) == int(np.ceil(-np.log2(t) / 2) * 2)
+        np.testing.assert_array_equal(batched.state[i], single.state)
+        np.testing.assert_array_equal(batched.errors[i], single.errors)
+        assert bool(batched.converged[i])
+
+
+def test_batch_aware_nested_batches_do_not_see_each_other():
+    solve = batch_aware(_halving_member)
+    thresholds = jnp.array([[1e-1, 1e-3], [1e-4, 1e-6]])
+    out, anywhere = jax.vmap(jax.vmap(solve))(thresholds)
+    np.testing.assert_array_equal(anywhere, [[True, True], [False, False]])
+    np.testing.assert_array_equal(out.n_iters, [[4, 10], [14, 20]])
+    # an unbatched argument next to a batched one
+    shifted = jax.vmap(batch_aware(lambda t, x0, axis_name=None: iterate(
+        lambda i, x, active=True: 0.5 * x, jnp.abs, x0, threshold=t, max_iterations=64,
+        axis_name=axis_name).n_iters),
+        in_axes=(0, None))(jnp.array([1e-1, 1e-3]), jnp.float32(4.0))
+    np.testing.assert_array_equal(shifted, [10, 20])
+
+
+def test_batch_aware_finished_members_are_inactive():
+    # the step learns which members are done, so that they can stay out of batch-wide decisions: each
+    # member counts the steps at which some member of the batch is inactive
+    def member(threshold, axis_name=None):
+        def step(i, state, active=True):
+            x, seen = state
+            return 0.5 * x, seen + jnp.int32(any_member(~active, axis_name))
+        return iterate(step, lambda s: jnp.abs(s[0]), (jnp.float32(1.0), jnp.int32(0)), threshold=threshold,
+                       max_iterations=64, inner_iterations=2, axis_name=axis_name).state[1]
+
+    # the first member is done after 4 steps; the second sees it inactive for its steps 5 to 20
+    np.testing.assert_array_equal(jax.vmap(batch_aware(member))(jnp.array([1e-1, 1e-6])), [0, 16])

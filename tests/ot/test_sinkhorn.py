@@ -264,11 +264,62 @@ def test_adaptive_momentum_converges_faster_to_the_same_plan(lse_mode):
     assert float(jnp.abs(r - prob.a).sum() + jnp.abs(c - prob.b).sum()) < 2e-5
 
 
+def _relaxed_sinkhorn_numpy(cost, a, b, eps, omega, warmup, iterations):
+    """Log-domain over-relaxed Sinkhorn in float64 numpy: plain steps before ``warmup``, then
+    ``x <- (1 - omega) x + omega x_new`` for each potential (g first, as ott-jax)."""
+    from scipy.special import logsumexp
+    f, g = np.zeros(len(a)), np.zeros(len(b))
+    for t in range(iterations):
+        w = 1.0 if t < warmup else omega
+        g = (1 - w) * g + w * (eps * np.log(b) - eps * logsumexp((f[:, None] - cost) / eps, axis=0))
+        f = (1 - w) * f + w * (eps * np.log(a) - eps * logsumexp((g[None, :] - cost) / eps, axis=1))
+    return np.exp((f[:, None] + g[None, :] - cost) / eps)
+
+
+@pytest.mark.parametrize("lse_mode", [False, True], ids=["kernel", "lse"])
+def test_momentum_warmup_matches_numpy_reference(prob, lse_mode):
+    # 5 plain iterations, then the fixed weight: the plan after 12 iterations, against numpy.
+    ours = Sinkhorn(threshold=0.0, max_iterations=12, momentum=1.7, momentum_warmup=5, lse_mode=lse_mode,
+                    inner_iterations=4)(prob)
+    ref = _relaxed_sinkhorn_numpy(_np(prob.geom.cost_matrix), _np(prob.a), _np(prob.b), float(prob.epsilon),
+                                  1.7, 5, 12)
+    np.testing.assert_allclose(ours.matrix, ref, atol=1e-6)
+    for warmup in (0, 4, 6):   # the warm-up's length shows in the trajectory
+        other = _relaxed_sinkhorn_numpy(_np(prob.geom.cost_matrix), _np(prob.a), _np(prob.b),
+                                        float(prob.epsilon), 1.7, warmup, 12)
+        assert np.abs(ref - other).max() > 1e-5, warmup
+
+
 def test_bad_momentum_raises():
     with pytest.raises(ValueError, match="momentum must be in"):
         Sinkhorn(momentum=2.0)
     with pytest.raises(ValueError, match="momentum_start"):
         Sinkhorn(momentum_start=1)
+    with pytest.raises(ValueError, match="momentum_warmup must be an int >= 0"):
+        Sinkhorn(momentum=1.5, momentum_warmup=-1)
+    with pytest.raises(ValueError, match="set one of them"):
+        Sinkhorn(momentum_warmup=3, momentum_start=20)
+
+
+def test_batches_see_each_other_only_within_a_vmap():
+    # Kernel mode absorbs batch-wide under vmap; the answers stay those of a loop over the problems,
+    # for partly batched arguments (a shared geometry, batched target weights), nested vmaps, and
+    # implicit gradients through a vmapped solve.
+    key = jax.random.PRNGKey(11)
+    x = jax.random.normal(key, (2, 3, 10, 2))
+    y = jax.random.normal(jax.random.fold_in(key, 1), (12, 2)) + 1.0
+
+    def reg_cost(x, b=None):
+        return KERNEL(linear_problem.LinearProblem(pointcloud.PointCloud(x, y, epsilon=0.05), b=b)).reg_cost
+
+    loop = np.array([[reg_cost(x[i, j]) for j in range(3)] for i in range(2)])
+    np.testing.assert_allclose(jax.vmap(jax.vmap(reg_cost))(x), loop, rtol=1e-5)
+    bs = jax.nn.softmax(jax.random.normal(jax.random.fold_in(key, 2), (4, 12)))
+    np.testing.assert_allclose(jax.vmap(reg_cost, in_axes=(None, 0))(x[0, 0], bs),
+                               [reg_cost(x[0, 0], b) for b in bs], rtol=1e-5)
+    grads = jax.grad(lambda xs: jax.vmap(reg_cost)(xs).sum())(x[0])
+    for j in range(3):
+        np.testing.assert_allclose(grads[j], jax.grad(reg_cost)(x[0, j]), atol=1e-5)
 
 
 def test_kernel_mode_absorbs_without_losing_mass_at_the_default_bound():
