@@ -13,7 +13,16 @@ batch ``cfg.batch_size``), the issue's setting (4 × 1024², batch 256). In one 
   state between refreshes; ``step_ms_<label>`` = ((T − 1)·plain + refresh)/T with T =
   ``cfg.update_proj_gap`` is the average step, ``ratio_to_<reference>_<label>`` and
   ``ratio_to_optax_galore_<label>`` its ratios. Timings are taken round-robin over ``cfg.repeats``
-  rounds (a shared machine's load hits every optimizer alike) and the median is reported.
+  rounds (a shared machine's load hits every optimizer alike) and the median is reported, with
+  ``plain_faults_<label>``, the median minor page faults of a timed plain step (a diagnostic).
+  The SVD of a refresh is a LAPACK call (OpenBLAS, through scipy) inside the XLA step, whose own
+  thread pool already uses every core: the section runs with ``cfg.blas_threads`` OpenBLAS threads
+  (``threadpoolctl``; 0 leaves the default, one per core). With the default, on 2 shared cores
+  one 1024² SVD was measured to take 4-11 s instead of 0.3 s (OpenBLAS threads spin-waiting on
+  each other against XLA's and other processes' threads), and the plain steps timed after a
+  refresh to take 2k-8k extra page faults each (the freed buffers' memory returned to the OS and
+  touched again), most for the optimizer with the largest per-step allocation (fira) -- up to
+  +10% on its plain step, while without refreshes in between fira and galore step alike.
 * **refresh** (``cfg.svd_size`` > 0): full SVD vs randomized SVD of one ``svd_size``² gradient at rank
   ``cfg.svd_rank``: ``svd_ms``, ``rsvd_ms``, ``rsvd_speedup``.
 
@@ -24,7 +33,9 @@ Adam's at rank d/4, dct_galore <= 26%, q_galore <= 12%, smmf <= 5%; average step
 
 from __future__ import annotations
 
+import contextlib
 import inspect
+import resource
 import time
 
 import jax
@@ -32,6 +43,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import optax.contrib
+import threadpoolctl
 
 from jaxopt_lab import optim
 from jaxopt_lab.lab import Range, bench, plots
@@ -48,6 +60,7 @@ CONFIG_SPEC = {
     "svd_rank": Range(1, integer=True),
     "rank": Range(1, integer=True),
     "llama60m_rank": Range(0, integer=True),
+    "blas_threads": Range(0, integer=True),
 }
 
 FORMULA = {  # label's registry name -> formula method (where one exists)
@@ -147,6 +160,69 @@ def _step_fn(tx, loss_fn):
     return jax.jit(step)
 
 
+def _minor_faults() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
+def _blas_limit(threads: int):
+    """OpenBLAS (LAPACK: the refresh's SVD) limited to ``threads``; 0: as it is."""
+    if not threads:
+        return contextlib.nullcontext()
+    return threadpoolctl.threadpool_limits(limits=threads, user_api="blas")
+
+
+def _step_times(cfg, ctx, entries, params, loss_fn) -> dict:
+    """Compile every timed step (compile time apart), then time plain and refresh steps round-robin."""
+    summary = {}
+    compiled, compile_s = {}, {}
+    for label, entry in entries.items():
+        if cfg.timed and label not in cfg.timed and label != cfg.reference:
+            continue
+        tx = build(entry)
+        step = _step_fn(tx, loss_fn)
+        state0 = tx.init(params)               # count 0: a refresh step
+        start = time.perf_counter()
+        executable = step.lower(params, state0).compile()  # compile time, apart
+        compile_s[label] = time.perf_counter() - start
+        _, state1 = executable(params, state0)  # count 1: between refreshes
+        compiled[label] = (executable, state0, state1)
+    plain = {k: [] for k in compiled}
+    faults = {k: [] for k in compiled}
+    refresh = {k: [] for k in compiled}
+    for _ in range(cfg.repeats):  # round-robin: each round times every optimizer once
+        for label, (executable, state0, state1) in compiled.items():
+            before = _minor_faults()
+            plain[label].append(bench.time_call(executable, params, state1, repeats=1,
+                                                warmup=1).run_s)
+            faults[label].append((_minor_faults() - before) / 2)  # warmup + timed call
+            refresh[label].append(bench.time_call(executable, params, state0, repeats=1,
+                                                  warmup=0).run_s)
+    gap = cfg.update_proj_gap
+    for label in compiled:
+        p_ms, r_ms = 1e3 * np.median(plain[label]), 1e3 * np.median(refresh[label])
+        summary[f"plain_ms_{label}"] = float(p_ms)
+        summary[f"refresh_ms_{label}"] = float(r_ms)
+        summary[f"step_ms_{label}"] = float(((gap - 1) * p_ms + r_ms) / gap)
+        summary[f"compile_s_{label}"] = float(compile_s[label])
+        summary[f"plain_faults_{label}"] = float(np.median(faults[label]))
+    ref = summary[f"step_ms_{cfg.reference}"]
+    optax_label = next((k for k, e in entries.items() if e["name"] == "optax_galore"
+                        and k in compiled), None)
+    for label in compiled:
+        summary[f"ratio_to_{cfg.reference}_{label}"] = summary[f"step_ms_{label}"] / ref
+        if optax_label is not None:
+            summary[f"ratio_to_optax_galore_{label}"] = (summary[f"step_ms_{label}"]
+                                                         / summary[f"step_ms_{optax_label}"])
+        if entries[label]["name"] in ("galore", "fira", "dct_galore"):
+            summary[f"meets_step_target_{label}"] = float(
+                summary[f"ratio_to_{cfg.reference}_{label}"] <= TARGET_STEP_RATIO
+                and (optax_label is None
+                     or summary[f"ratio_to_optax_galore_{label}"] <= 1.0))
+    ctx.figure("step_time", plots.bars({k: summary[f"step_ms_{k}"] for k in compiled},
+                                       ylabel=f"ms per step (T = {gap})"))
+    return summary
+
+
 def run(cfg, ctx):
     entries = {k: with_defaults(e, cfg) for k, e in cfg.optimizers.to_dict().items()}
     params, loss_fn = dense_problem(cfg, ctx.key)
@@ -180,48 +256,9 @@ def run(cfg, ctx):
 
     # ---- step time
     if cfg.timing:
-        compiled, compile_s = {}, {}
-        for label, entry in entries.items():
-            if cfg.timed and label not in cfg.timed and label != cfg.reference:
-                continue
-            tx = build(entry)
-            step = _step_fn(tx, loss_fn)
-            state0 = tx.init(params)               # count 0: a refresh step
-            start = time.perf_counter()
-            executable = step.lower(params, state0).compile()  # compile time, apart
-            compile_s[label] = time.perf_counter() - start
-            _, state1 = executable(params, state0)  # count 1: between refreshes
-            compiled[label] = (executable, state0, state1)
-        plain = {k: [] for k in compiled}
-        refresh = {k: [] for k in compiled}
-        for _ in range(cfg.repeats):  # round-robin: each round times every optimizer once
-            for label, (executable, state0, state1) in compiled.items():
-                plain[label].append(bench.time_call(executable, params, state1, repeats=1,
-                                                    warmup=1).run_s)
-                refresh[label].append(bench.time_call(executable, params, state0, repeats=1,
-                                                      warmup=0).run_s)
-        gap = cfg.update_proj_gap
-        for label in compiled:
-            p_ms, r_ms = 1e3 * np.median(plain[label]), 1e3 * np.median(refresh[label])
-            summary[f"plain_ms_{label}"] = float(p_ms)
-            summary[f"refresh_ms_{label}"] = float(r_ms)
-            summary[f"step_ms_{label}"] = float(((gap - 1) * p_ms + r_ms) / gap)
-            summary[f"compile_s_{label}"] = float(compile_s[label])
-        ref = summary[f"step_ms_{cfg.reference}"]
-        optax_label = next((k for k, e in entries.items() if e["name"] == "optax_galore"
-                            and k in compiled), None)
-        for label in compiled:
-            summary[f"ratio_to_{cfg.reference}_{label}"] = summary[f"step_ms_{label}"] / ref
-            if optax_label is not None:
-                summary[f"ratio_to_optax_galore_{label}"] = (summary[f"step_ms_{label}"]
-                                                             / summary[f"step_ms_{optax_label}"])
-            if entries[label]["name"] in ("galore", "fira", "dct_galore"):
-                summary[f"meets_step_target_{label}"] = float(
-                    summary[f"ratio_to_{cfg.reference}_{label}"] <= TARGET_STEP_RATIO
-                    and (optax_label is None
-                         or summary[f"ratio_to_optax_galore_{label}"] <= 1.0))
-        ctx.figure("step_time", plots.bars({k: summary[f"step_ms_{k}"] for k in compiled},
-                                           ylabel=f"ms per step (T = {gap})"))
+        with _blas_limit(cfg.blas_threads):
+            summary.update(_step_times(cfg, ctx, entries, params, loss_fn))
+        summary["blas_threads"] = cfg.blas_threads
     ctx.log(2)
 
     # ---- randomized vs full SVD refresh
