@@ -14,15 +14,16 @@ batch ``cfg.batch_size``), the issue's setting (4 × 1024², batch 256). In one 
   ``cfg.update_proj_gap`` is the average step, ``ratio_to_<reference>_<label>`` and
   ``ratio_to_optax_galore_<label>`` its ratios. Timings are taken round-robin over ``cfg.repeats``
   rounds (a shared machine's load hits every optimizer alike) and the median is reported, with
-  ``plain_faults_<label>``, the median minor page faults of a timed plain step (a diagnostic).
-  The SVD of a refresh is a LAPACK call (OpenBLAS, through scipy) inside the XLA step, whose own
-  thread pool already uses every core: the section runs with ``cfg.blas_threads`` OpenBLAS threads
-  (``threadpoolctl``; 0 leaves the default, one per core). With the default, on 2 shared cores
-  one 1024² SVD was measured to take 4-11 s instead of 0.3 s (OpenBLAS threads spin-waiting on
-  each other against XLA's and other processes' threads), and the plain steps timed after a
-  refresh to take 2k-8k extra page faults each (the freed buffers' memory returned to the OS and
-  touched again), most for the optimizer with the largest per-step allocation (fira) -- up to
-  +10% on its plain step, while without refreshes in between fira and galore step alike.
+  ``plain_faults_<label>``, the median minor page faults of a plain step. Faults mean that glibc
+  handed the step's buffers (XLA:CPU allocates its temporaries and outputs on every call) fresh
+  pages from the OS: with some allocation histories a 64 MiB arena heap is created and deleted on
+  every step, costing ~1 ms per 1k faults here; fira, whose step allocates the most (15 MiB of
+  temporaries vs galore's 8 MiB), was measured at 5k-8k faults and 1.08-1.11x optax galore in such
+  runs and at 0.93-0.98x in runs without faults. The SVD of a refresh is a LAPACK call (OpenBLAS,
+  through scipy) inside the XLA step, whose own thread pool already uses every core: the section
+  runs with ``cfg.blas_threads`` OpenBLAS threads (``threadpoolctl``; 0 leaves the default, one
+  per core); with the default a 1024² SVD was measured to take 4-11 s instead of 0.3 s while
+  another process loaded the 2 cores.
 * **refresh** (``cfg.svd_size`` > 0): full SVD vs randomized SVD of one ``svd_size``² gradient at rank
   ``cfg.svd_rank``: ``svd_ms``, ``rsvd_ms``, ``rsvd_speedup``.
 
@@ -172,7 +173,7 @@ def _blas_limit(threads: int):
 
 
 def _step_times(cfg, ctx, entries, params, loss_fn) -> dict:
-    """Compile every timed step (compile time apart), then time plain and refresh steps round-robin."""
+    """Compile every timed step (compile time apart); time plain and refresh steps round-robin."""
     summary = {}
     compiled, compile_s = {}, {}
     for label, entry in entries.items():
