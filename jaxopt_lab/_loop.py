@@ -27,9 +27,8 @@ Modelled on ott-jax's ``ott/math/fixed_point_loop.py``; written for this project
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple, Optional
-
 import functools
+from typing import Any, Callable, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
