@@ -183,14 +183,20 @@ def test_threshold_is_a_traced_child(prob):
     assert int(out.n_iters[0]) < int(out.n_iters[1])
 
 
+def _clouds_f64(key):
+    """Two small float64 point clouds (8 and 6 points in R^2) for finite-difference checks."""
+    x = jax.random.normal(key, (8, 2), jnp.float64)
+    y = jax.random.normal(jax.random.fold_in(key, 1), (6, 2), jnp.float64) + 1.0
+    return x, y
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("implicit", [True, False], ids=["implicit", "unrolled"])
 def test_gradients_match_finite_differences(implicit):
     # float64 for a clean finite-difference check (enabled only inside this test)
     with jax.enable_x64(True):
         key = jax.random.PRNGKey(7)
-        x = jax.random.normal(key, (8, 2), jnp.float64)
-        y = jax.random.normal(jax.random.fold_in(key, 1), (6, 2), jnp.float64) + 1.0
+        x, y = _clouds_f64(key)
         solver = Sinkhorn(threshold=1e-11, max_iterations=300, implicit_diff=implicit)
 
         def objective(x, which):
@@ -214,8 +220,7 @@ def test_marginal_gradients_match_finite_differences(implicit):
     # mode: its unrolled loop differentiates through the absorption conditionals.
     with jax.enable_x64(True):
         key = jax.random.PRNGKey(8)
-        x = jax.random.normal(key, (8, 2), jnp.float64)
-        y = jax.random.normal(jax.random.fold_in(key, 1), (6, 2), jnp.float64) + 1.0
+        x, y = _clouds_f64(key)
         a = jax.random.uniform(jax.random.fold_in(key, 2), (8,), jnp.float64, 0.5, 1.5)
         b = jax.random.uniform(jax.random.fold_in(key, 3), (6,), jnp.float64, 0.5, 1.5)
         a, b = a / a.sum(), b / b.sum()
