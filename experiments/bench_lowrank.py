@@ -8,15 +8,22 @@ batch ``cfg.batch_size``), the issue's setting (4 × 1024², batch 256). In one 
   measured with ``optim.state_bytes``; ``state_ratio_<label>`` is the ratio to ``cfg.reference``,
   ``formula_match_<label>`` 1.0 when it equals ``optim.formula_bytes`` (PAPERS.md A2.11). The same
   for a LLaMA-60M-shaped tree (``llama60m_state_ratio_<label>``, states from ``jax.eval_shape``).
-* **step time** (``cfg.timing``): one jitted training step, timed with ``lab.bench.time_jitted``
-  (compile apart) from a state at a refresh step (count 0: the projector is recomputed) and from a
-  state between refreshes; ``step_ms_<label>`` = ((T − 1)·plain + refresh)/T with T =
-  ``cfg.update_proj_gap`` is the average step, ``ratio_to_<reference>_<label>`` and
-  ``ratio_to_optax_galore_<label>`` its ratios. Timings are taken round-robin over ``cfg.repeats``
-  rounds (a shared machine's load hits every optimizer alike) and the median is reported, with
-  ``plain_faults_<label>``, the median minor page faults of a plain step. Faults mean that glibc
-  handed the step's buffers (XLA:CPU allocates its temporaries and outputs on every call) fresh
-  pages from the OS: with some allocation histories a 64 MiB arena heap is created and deleted on
+* **step time** (``cfg.timing``): one jitted training step (compile time apart), timed at a
+  refresh step (count 0: the projector is recomputed) and between refreshes, where it is timed as
+  a training run takes it: ``cfg.timed_steps`` consecutive steps with parameters and state threaded
+  through. ``step_ms_<label>`` = ((T − 1)·plain + refresh)/T with T = ``cfg.update_proj_gap`` is
+  the average step, ``ratio_to_<reference>_<label>`` and ``ratio_to_optax_galore_<label>`` its
+  ratios. (Calling the step again and again on the same inputs, as this benchmark first did, made
+  Adam pay 6.5k-9k page faults per step for its 48 MB of fresh outputs, ~7-9 ms, and flattered
+  every other ratio by ~15%.) Timings are taken round-robin over ``cfg.repeats`` rounds (a shared
+  machine's load hits every optimizer alike) and the median is reported, with
+  ``plain_faults_<label>``, the median minor page faults of a plain step. What bounds the ratios:
+  ``flops_<label>`` is XLA's FLOP count of the compiled step (every ``lax.cond`` branch; the
+  LAPACK SVD counts 0), ``flops_ratio_to_<reference>_<label>`` its ratio, and ``matmul_gflops`` the
+  machine's rate on the model's own matmul shape: a projected optimizer adds two r·m·n matmuls
+  per matrix to Adam's forward-and-backward three b·m·n, which at that rate alone sets a floor
+  under its step time. Faults mean that glibc handed the step's buffers (XLA:CPU allocates its
+  temporaries and outputs on every call) fresh pages from the OS: with some allocation histories a 64 MiB arena heap is created and deleted on
   every step, costing ~1 ms per 1k faults here; fira, whose step allocates the most (15 MiB of
   temporaries vs galore's 8 MiB), was measured at 5k-8k faults and 1.08-1.11x optax galore in such
   runs and at 0.93-0.98x in runs without faults. The SVD of a refresh is a LAPACK call (OpenBLAS,
@@ -62,6 +69,7 @@ CONFIG_SPEC = {
     "rank": Range(1, integer=True),
     "llama60m_rank": Range(0, integer=True),
     "blas_threads": Range(0, integer=True),
+    "timed_steps": Range(1, integer=True),
 }
 
 FORMULA = {  # label's registry name -> formula method (where one exists)
@@ -85,6 +93,10 @@ def validate(cfg) -> None:
     if cfg.reference not in entries:
         raise ConfigError(f"config key 'reference' = {cfg.reference!r}: must be one of "
                           f"{sorted(entries)}")
+    if cfg.timing and cfg.timed_steps * cfg.repeats + 1 >= cfg.update_proj_gap:
+        raise ConfigError(f"config key 'timed_steps' = {cfg.timed_steps}: timed_steps * repeats "
+                          f"+ 1 must stay below update_proj_gap = {cfg.update_proj_gap} (plain "
+                          f"steps are timed between two refreshes)")
     if cfg.svd_size and cfg.svd_rank > cfg.svd_size:
         raise ConfigError(f"config key 'svd_rank' = {cfg.svd_rank}: must be <= svd_size = "
                           f"{cfg.svd_size}")
@@ -172,6 +184,33 @@ def _blas_limit(threads: int):
     return threadpoolctl.threadpool_limits(limits=threads, user_api="blas")
 
 
+def _flops(executable) -> float:
+    """XLA's FLOP count of a compiled step (every branch of a ``lax.cond``; LAPACK calls count 0)."""
+    analysis = executable.cost_analysis()
+    analysis = analysis[0] if isinstance(analysis, (list, tuple)) else analysis
+    return float((analysis or {}).get("flops", float("nan")))
+
+
+def _matmul_gflops(cfg, key) -> float:
+    """This machine's rate on the model's matmul shape, (batch × width) @ (width × width), GFLOP/s."""
+    x = jax.random.normal(key, (cfg.batch_size, cfg.width))
+    w = jax.random.normal(jax.random.fold_in(key, 1), (cfg.width, cfg.width))
+    timing = bench.time_jitted(jnp.matmul, x, w, repeats=max(cfg.repeats, 5))
+    return 2.0 * cfg.batch_size * cfg.width**2 / timing.run_s / 1e9
+
+
+def _training_steps(executable, params, state, steps):
+    """``steps`` consecutive steps as a training run takes them (parameters and state threaded
+    through); the wall time of each step and the minor page faults per step."""
+    times = []
+    before = _minor_faults()
+    for _ in range(steps):
+        start = time.perf_counter()
+        params, state = jax.block_until_ready(executable(params, state))
+        times.append(time.perf_counter() - start)
+    return times, (_minor_faults() - before) / steps, params, state
+
+
 def _step_times(cfg, ctx, entries, params, loss_fn) -> dict:
     """Compile every timed step (compile time apart); time plain and refresh steps round-robin."""
     summary = {}
@@ -185,17 +224,19 @@ def _step_times(cfg, ctx, entries, params, loss_fn) -> dict:
         start = time.perf_counter()
         executable = step.lower(params, state0).compile()  # compile time, apart
         compile_s[label] = time.perf_counter() - start
-        _, state1 = executable(params, state0)  # count 1: between refreshes
-        compiled[label] = (executable, state0, state1)
+        summary[f"flops_{label}"] = _flops(executable)
+        params1, state1 = executable(params, state0)  # count 1: between refreshes
+        compiled[label] = [executable, state0, params1, state1]
     plain = {k: [] for k in compiled}
     faults = {k: [] for k in compiled}
     refresh = {k: [] for k in compiled}
     for _ in range(cfg.repeats):  # round-robin: each round times every optimizer once
-        for label, (executable, state0, state1) in compiled.items():
-            before = _minor_faults()
-            plain[label].append(bench.time_call(executable, params, state1, repeats=1,
-                                                warmup=1).run_s)
-            faults[label].append((_minor_faults() - before) / 2)  # warmup + timed call
+        for label, entry in compiled.items():
+            executable, state0, params_t, state_t = entry
+            times, step_faults, entry[2], entry[3] = _training_steps(executable, params_t, state_t,
+                                                                     cfg.timed_steps)
+            plain[label].extend(times)
+            faults[label].append(step_faults)
             refresh[label].append(bench.time_call(executable, params, state0, repeats=1,
                                                   warmup=0).run_s)
     gap = cfg.update_proj_gap
@@ -211,6 +252,8 @@ def _step_times(cfg, ctx, entries, params, loss_fn) -> dict:
                         and k in compiled), None)
     for label in compiled:
         summary[f"ratio_to_{cfg.reference}_{label}"] = summary[f"step_ms_{label}"] / ref
+        summary[f"flops_ratio_to_{cfg.reference}_{label}"] = (
+            summary[f"flops_{label}"] / summary[f"flops_{cfg.reference}"])
         if optax_label is not None:
             summary[f"ratio_to_optax_galore_{label}"] = (summary[f"step_ms_{label}"]
                                                          / summary[f"step_ms_{optax_label}"])
@@ -259,6 +302,7 @@ def run(cfg, ctx):
     if cfg.timing:
         with _blas_limit(cfg.blas_threads):
             summary.update(_step_times(cfg, ctx, entries, params, loss_fn))
+            summary["matmul_gflops"] = _matmul_gflops(cfg, jax.random.fold_in(ctx.key, 11))
         summary["blas_threads"] = cfg.blas_threads
     ctx.log(2)
 

@@ -25,6 +25,7 @@ def get_config():
     c.timing = True
     c.timed = ()                  # if non-empty: time only these labels (and the reference)
     c.repeats = 7
+    c.timed_steps = 10            # consecutive plain steps per round (state threaded, as in a run)
     c.blas_threads = 1            # OpenBLAS threads for the timed steps' SVDs (0: the default)
     c.svd_size = 1024
     c.svd_rank = 64

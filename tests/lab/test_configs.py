@@ -53,3 +53,27 @@ def test_reproduction_runs_quick_and_evaluates_every_claim(figure_id, tmp_path):
     for verdict in verdicts:
         assert isinstance(verdict.value, (int, float)) and math.isfinite(verdict.value), verdict
         assert verdict.claim.quote.strip()
+
+
+def test_lowrank_bench_rejects_timed_steps_that_reach_a_refresh(tmp_path, capsys, monkeypatch):
+    from jaxopt_lab.lab import cli
+    monkeypatch.chdir(ROOT)
+    code = cli.main(["run", "configs/bench/lowrank.py", "--set", "timed_steps=40",
+                     "--workdir", str(tmp_path / "runs")])
+    err = capsys.readouterr().err
+    assert code == 2 and "'timed_steps' = 40" in err and "update_proj_gap = 200" in err
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.slow
+def test_lowrank_bench_reports_flop_ratios_and_threaded_step_times(tmp_path):
+    path = ROOT / "configs" / "bench" / "lowrank.py"
+    cfg = config_lib.load_config(path)
+    config_lib.apply_overrides(cfg, config_lib.load_config_module(path).QUICK.items())
+    result = start_run(cfg, tmp_path)
+    summary = json.loads((result.run_dir / "summary.json").read_text())
+    # a projected step adds two r x m x n matmuls per matrix to Adam's three b x m x n
+    assert summary["flops_ratio_to_adam_adam"] == 1.0
+    assert summary["flops_ratio_to_adam_galore"] > 1.0
+    assert summary["matmul_gflops"] > 0
+    assert summary["plain_ms_galore"] > 0 and summary["refresh_ms_galore"] > 0
