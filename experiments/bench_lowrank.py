@@ -214,7 +214,7 @@ def _training_steps(executable, params, state, steps):
 def _step_times(cfg, ctx, entries, params, loss_fn) -> dict:
     """Compile every timed step (compile time apart); time plain and refresh steps round-robin."""
     summary = {}
-    compiled, compile_s = {}, {}
+    compiled, compile_s, running = {}, {}, {}
     for label, entry in entries.items():
         if cfg.timed and label not in cfg.timed and label != cfg.reference:
             continue
@@ -225,16 +225,15 @@ def _step_times(cfg, ctx, entries, params, loss_fn) -> dict:
         executable = step.lower(params, state0).compile()  # compile time, apart
         compile_s[label] = time.perf_counter() - start
         summary[f"flops_{label}"] = _flops(executable)
-        params1, state1 = executable(params, state0)  # count 1: between refreshes
-        compiled[label] = [executable, state0, params1, state1]
+        compiled[label] = (executable, state0)
+        running[label] = executable(params, state0)  # (params, state) at count 1: between refreshes
     plain = {k: [] for k in compiled}
     faults = {k: [] for k in compiled}
     refresh = {k: [] for k in compiled}
     for _ in range(cfg.repeats):  # round-robin: each round times every optimizer once
-        for label, entry in compiled.items():
-            executable, state0, params_t, state_t = entry
-            times, step_faults, entry[2], entry[3] = _training_steps(executable, params_t, state_t,
-                                                                     cfg.timed_steps)
+        for label, (executable, state0) in compiled.items():
+            times, step_faults, *running[label] = _training_steps(executable, *running[label],
+                                                                  cfg.timed_steps)
             plain[label].extend(times)
             faults[label].append(step_faults)
             refresh[label].append(bench.time_call(executable, params, state0, repeats=1,
