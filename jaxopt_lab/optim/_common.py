@@ -207,10 +207,21 @@ def _accumulation_dtype(dtype: Any) -> Any:
 
 
 def bias_correction(decay: Any, count: jax.Array, dtype: Any = jnp.float32) -> jax.Array:
-    """``1 - decay**count`` computed in ``dtype`` (at least float32): ``count`` is the step number
-    starting at 1, ``dtype`` the parameters' (float64 under x64 gives ``1 - 0.999`` exactly)."""
+    """``1 - decay**count`` in ``dtype`` (at least float32), accurate to rounding of the result.
+
+    ``count`` is the step number (0 gives 0); ``dtype`` the parameters' (float64 under x64). Written
+    as ``-expm1(count * log(decay))`` with ``log(decay)`` taken in double precision for a Python
+    ``decay``: ``1 - 0.999`` is not rounded through float32's 0.99900001 (as ``1 - decay**count`` in
+    float32 would be), and for an array ``decay`` (``optax.inject_hyperparams``) ``log1p(decay - 1)``
+    is exact to rounding, so the correction agrees with the ``(1 - decay)`` of the moment it corrects.
+    """
     dtype = _accumulation_dtype(dtype)
-    return 1 - jnp.asarray(decay).astype(dtype) ** jnp.asarray(count).astype(dtype)
+    count = jnp.asarray(count).astype(dtype)
+    if isinstance(decay, numbers.Real) and not isinstance(decay, bool):
+        log_decay = math.log(decay) if decay > 0 else -math.inf
+    else:
+        log_decay = jnp.log1p(jnp.asarray(decay).astype(dtype) - 1)
+    return jnp.where(count == 0, 0, -jnp.expm1(count * log_decay)).astype(dtype)
 
 
 def debias(moments: Any, decay: Any, count: jax.Array) -> Any:

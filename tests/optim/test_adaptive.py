@@ -1,8 +1,9 @@
-"""Tests of jaxopt_lab.optim.adaptive: hand-computed first and second updates (numpy, float64) for every
+"""Tests of the adaptive family (jaxopt_lab.optim.adaptive and its modules): hand-computed first and second updates (numpy, float64) for every
 optimizer, reductions to optax's own optimizers (adam, sgd, lion, polyak_sgd), invariants the papers state
 (Lion's box, SANIA's scale invariance, AdamP's orthogonal update) and bad input."""
 
 import doctest
+import importlib
 
 import jax
 import jax.numpy as jnp
@@ -76,8 +77,13 @@ def adam_np(grads, b1=0.9, b2=0.999, eps=1e-8):
 
 @pytest.mark.slow
 def test_doctests():
-    result = doctest.testmod(adaptive, optionflags=doctest.ELLIPSIS)
-    assert result.attempted > 30 and result.failed == 0
+    attempted = 0
+    for name in (*adaptive.MODULES, "_common"):
+        module = importlib.import_module(f"jaxopt_lab.optim.{name}")
+        result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+        assert result.failed == 0, name
+        attempted += result.attempted
+    assert attempted > 30
 
 
 # ------------------------------------------------------------------------------------------------
