@@ -235,10 +235,21 @@ def moment(updates: Any, moments: Any, decay: Any, order: int = 1) -> Any:
     return optax.tree.cast_like(optax.tree.update_moment(updates, moments, decay, order), moments)
 
 
-def adam_direction(mu: Any, nu: Any, b1: Any, b2: Any, count: jax.Array, eps: Any) -> Any:
-    """``m_hat / (sqrt(v_hat) + eps)`` with ``m_hat = m / (1 - b1^t)``, ``v_hat = v / (1 - b2^t)``."""
-    return jax.tree.map(lambda m, v: m / (jnp.sqrt(v) + eps),
-                        debias(mu, b1, count), debias(nu, b2, count))
+def adam_direction(mu: Any, nu: Any, b1: Any, b2: Any, count: jax.Array, eps: Any,
+                   eps_before_correction: bool = False) -> Any:
+    """``m_hat / (sqrt(v_hat) + eps)`` with ``m_hat = m / (1 - b1^t)``, ``v_hat = v / (1 - b2^t)``.
+
+    ``eps_before_correction=True`` is the form of PyTorch's Adam-derived reference codes,
+    ``sqrt(1 - b2^t) / (1 - b1^t) * m / (sqrt(v) + eps)``, i.e. ``eps`` scaled by ``1/sqrt(1 - b2^t)``.
+    """
+    def leaf(m, v):
+        bc1 = bias_correction(b1, count, m.dtype).astype(m.dtype)
+        bc2 = bias_correction(b2, count, v.dtype).astype(v.dtype)
+        if eps_before_correction:
+            return jnp.sqrt(bc2) / bc1 * m / (jnp.sqrt(v) + eps)
+        return (m / bc1) / (jnp.sqrt(v / bc2) + eps)
+
+    return jax.tree.map(leaf, mu, nu)
 
 
 def global_sum(tree: Any) -> jax.Array:

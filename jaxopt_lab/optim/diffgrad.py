@@ -12,8 +12,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from ._common import (alias, bias_correction, check_beta, check_float_params, check_nonnegative,
-                      debias, moment)
+from ._common import (adam_direction, alias, check_beta, check_float_params, check_nonnegative,
+                      moment)
 from .registry import register
 
 __all__ = ["scale_by_diffgrad", "diffgrad"]
@@ -58,15 +58,7 @@ def scale_by_diffgrad(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8,
         count = optax.safe_increment(state.count)
         mu = moment(updates, state.mu, b1, 1)
         nu = moment(updates, state.nu, b2, 2)
-        if eps_before_correction:
-            def adam(m, v):
-                scale = (jnp.sqrt(bias_correction(b2, count, m.dtype))
-                         / bias_correction(b1, count, m.dtype)).astype(m.dtype)
-                return scale * m / (jnp.sqrt(v) + eps)
-            direction = jax.tree.map(adam, mu, nu)
-        else:
-            direction = jax.tree.map(lambda m, v: m / (jnp.sqrt(v) + eps), debias(mu, b1, count),
-                                     debias(nu, b2, count))
+        direction = adam_direction(mu, nu, b1, b2, count, eps, eps_before_correction)
         out = jax.tree.map(lambda g, gp, u: jax.nn.sigmoid(jnp.abs(gp - g)) * u,
                            updates, state.previous_grad, direction)
         previous = optax.tree.cast_like(updates, state.previous_grad)

@@ -23,15 +23,17 @@ class ScaleByGramsState(NamedTuple):
     nu: optax.Updates
 
 
-def scale_by_grams(b1: float = 0.9, b2: float = 0.999,
-                   eps: float = 1e-8) -> optax.GradientTransformationExtraArgs:
+def scale_by_grams(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8,
+                   eps_before_correction: bool = False) -> optax.GradientTransformationExtraArgs:
     r"""Grams' direction: the gradient's sign with Adam's magnitude (Algorithm 1 of the paper; the
     authors' ``grams-pytorch`` computes the same)::
 
         m <- b1 m + (1-b1) g;   v <- b2 v + (1-b2) g^2
         u = sign(g) * |m_hat / (sqrt(v_hat) + eps)|,   m_hat = m/(1-b1^t),  v_hat = v/(1-b2^t)
 
-    (AdamW-style decoupled weight decay is added by the alias). The update direction comes from the
+    (AdamW-style decoupled weight decay is added by the alias). ``eps_before_correction=True`` is the
+    authors' code (Gunale0926/Grams ``grams/src/grams.py``), which adds ``eps`` to ``sqrt(v)`` before
+    the bias correction (and defaults to ``eps=1e-6``); the default follows the paper's Algorithm 1. The update direction comes from the
     current gradient; momentum only sets the magnitude. ``sign(0) = 0``: a coordinate whose gradient is
     exactly zero does not move.
 
@@ -58,7 +60,7 @@ def scale_by_grams(b1: float = 0.9, b2: float = 0.999,
         mu = moment(updates, state.mu, b1, 1)
         nu = moment(updates, state.nu, b2, 2)
         out = jax.tree.map(lambda g, u: jnp.sign(g) * jnp.abs(u), updates,
-                           adam_direction(mu, nu, b1, b2, count, eps))
+                           adam_direction(mu, nu, b1, b2, count, eps, eps_before_correction))
         return optax.tree.cast_like(out, updates), ScaleByGramsState(count, mu, nu)
 
     return optax.GradientTransformationExtraArgs(init, update)
@@ -67,7 +69,8 @@ def scale_by_grams(b1: float = 0.9, b2: float = 0.999,
 @register("grams", family="adaptive",
           paper="Grams: Gradient Descent with Adaptive Momentum Scaling, arXiv:2412.17107")
 def grams(learning_rate: optax.ScalarOrSchedule = 1e-3, b1: float = 0.9, b2: float = 0.999,
-          eps: float = 1e-8, weight_decay: float = 0.0) -> optax.GradientTransformationExtraArgs:
+          eps: float = 1e-8, weight_decay: float = 0.0,
+          eps_before_correction: bool = False) -> optax.GradientTransformationExtraArgs:
     r"""Grams: ``chain(scale_by_grams, add_decayed_weights(weight_decay), scale_by_learning_rate)``.
 
     Defaults of the official grams-pytorch README (``lr=1e-3, weight_decay=0``).
@@ -78,4 +81,4 @@ def grams(learning_rate: optax.ScalarOrSchedule = 1e-3, b1: float = 0.9, b2: flo
     >>> [round(float(x), 4) for x in u]
     [-0.1, 0.1]
     """
-    return alias(scale_by_grams(b1, b2, eps), learning_rate, weight_decay)
+    return alias(scale_by_grams(b1, b2, eps, eps_before_correction), learning_rate, weight_decay)
