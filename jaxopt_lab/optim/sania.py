@@ -33,7 +33,8 @@ def scale_by_sania(preconditioner: str = "adam", step_rule: str = "quadratic", b
     r"""SANIA's direction: a Polyak-type step in the metric of a diagonal preconditioner.
 
     "SANIA: Polyak-type Optimization Framework Leads to Scale Invariant Stochastic Algorithms"
-    (Abdukhakimov et al., 2023), arXiv:2312.17369, with ``f = max(value - f_min, 0)`` the loss at ``params`` (extra argument ``value``)::
+    (Abdukhakimov et al., 2023), arXiv:2312.17369, with ``f = max(value - f_min, 0)`` the loss at
+    ``params`` (extra argument ``value``)::
 
         B_t = sum_s g_s^2          ("adagrad": AdaGrad-SQR, no square root: scale invariant)
             | v_t / (1 - b2^t),  v_t = b2 v + (1-b2) g^2      ("adam": Adam-SQR)
@@ -49,7 +50,8 @@ def scale_by_sania(preconditioner: str = "adam", step_rule: str = "quadratic", b
     AdaGrad-SQR metric the summed ``B_t`` grows like ``t``, the capped quadratic step (``alpha <= 1``)
     then shrinks like ``1/t`` and stalls on deterministic problems (measured: 0.4x the initial loss
     after 400 steps on the shared suite's parabola), while the linear rule compensates through
-    ``f/q``; both variants are scale invariant.
+    ``f/q``; both variants are scale invariant. The method is step-size free: the alias's
+    ``learning_rate = 1`` takes the step to the model's root; a smaller one only shortens it.
 
     >>> import jax.numpy as jnp
     >>> tx = scale_by_sania("identity", "linear")

@@ -723,3 +723,57 @@ def test_bias_corrections_use_the_parameters_dtype_under_x64():
             xi = 1 / (1 + np.exp(-np.abs(np.asarray(g)))) if name == "diffgrad" else 1.0
             expected = -xi * np.asarray(g) / (np.abs(np.asarray(g)) + 1e-8)
             np.testing.assert_allclose(np.asarray(u), expected, rtol=1e-13)
+
+
+# ------------------------------------------------------------------------------------------------
+# Convergence on the badly scaled quadratic 0.5 sum_i d_i (w_i - c_i)^2, d = (1, 10, 100): what is a
+# property of SANIA and Gravity and what is not.
+
+_D = jnp.array([1.0, 10.0, 100.0])
+_C = jnp.array([1.0, -2.0, 0.5])
+
+
+def _scaled_quadratic(w):
+    return 0.5 * jnp.sum(_D * (w - _C) ** 2)
+
+
+def _final_loss(tx, w0, steps=3000):
+    def body(carry, _):
+        w, state = carry
+        value, g = jax.value_and_grad(_scaled_quadratic)(w)
+        u, state = tx.update(g, state, w, value=value)
+        return (w + u, state), None
+
+    (w, _), _ = jax.jit(lambda w: jax.lax.scan(body, (w, tx.init(w)), None, length=steps))(w0)
+    return float(_scaled_quadratic(w)) / float(_scaled_quadratic(w0))
+
+
+def test_sania_converges_on_the_scaled_quadratic_at_its_step_size_free_setting():
+    """SANIA is step-size free: learning_rate = 1 takes the step to the root of the model. The default
+    (Adam-SQR, quadratic rule) and the plain Polyak step both solve the problem; shrinking the step
+    (learning_rate < 1) is outside the method. AdaGrad-SQR with the quadratic rule caps alpha at 1, the
+    model's minimiser g / B_t with B_t = sum_s g_s^2 growing like t: it stalls (a property of that
+    combination, which is why it is not the default)."""
+    w0 = jnp.zeros(3)
+    assert _final_loss(optim.get("sania"), w0) < 1e-10
+    assert _final_loss(optim.get("sania", preconditioner="identity", step_rule="linear"), w0) < 1e-10
+    assert _final_loss(optim.get("sania", preconditioner="adagrad", step_rule="linear"), w0) < 1e-10
+    assert _final_loss(optim.get("sania", preconditioner="adagrad"), w0) > 0.1
+
+
+def test_gravity_stalls_where_gradients_are_large_and_converges_where_they_are_small():
+    """The authors' map zeta = g / (1 + (g M)^2), M = max|g| ("Gravity Optimizer Math", Eqs. 18-20):
+    every entry is bounded by 1 / (2M) and the steepest one is M / (1 + M^4) ~ M^-3. From w = 0
+    (g = (-1, 20, -50), M = 50) Gravity barely moves in 3000 steps; started where |g| M < 1 it is
+    momentum SGD and converges. A property of the rule, not a bug."""
+    g = jax.grad(_scaled_quadratic)(jnp.zeros(3))
+    tx = adaptive.scale_by_gravity(velocity_std=0.0)
+    u, _ = tx.update(g, tx.init(jnp.zeros(3)))
+    big = float(jnp.max(jnp.abs(g)))
+    zeta = np.asarray(u) / (1 - 1.9 / 3)  # first step: (1 - beta_hat_1) zeta
+    assert np.all(np.abs(zeta) <= 1 / (2 * big) + 1e-9)
+    assert_close(np.abs(zeta[2]), big / (1 + big ** 4))
+    for lr in (1e-3, 1e-2, 1e-1):
+        assert _final_loss(optim.get("gravity", learning_rate=lr), jnp.zeros(3)) > 0.5
+    near = _C + jnp.array([0.05, 0.005, 0.0005])  # g = 0.05 everywhere: |g| M = 0.0025
+    assert _final_loss(optim.get("gravity", learning_rate=0.1), near) < 1e-6
