@@ -346,7 +346,7 @@ def test_lion_kappa_l2_and_l2_squared_two_steps_by_hand():
 
 
 def test_lion_box_is_invariant_and_is_entered():
-    """PAPERS.md A3.6 [derived]: x <- (1 - lr lam) x - lr sign(c); the box ||x||_inf <= 1/lam is invariant
+    """Lion-kappa (arXiv:2310.05898), derived: x <- (1 - lr lam) x - lr sign(c); the box ||x||_inf <= 1/lam is invariant
     once entered, and outside it the excess shrinks by at least (1 - lr lam) per step."""
     lam, lr = 2.0, 0.01
     tx = adaptive.lion_kappa(lr, weight_decay=lam)
@@ -414,7 +414,7 @@ def test_sania_identity_linear_is_optax_polyak_sgd():
 @pytest.mark.parametrize("preconditioner", ["adagrad", "adam"])
 def test_sania_is_scale_invariant_and_adam_is_not(preconditioner):
     """Logistic regression with features rescaled by a diagonal D: SANIA's iterates transform exactly
-    (y_t = D^{-1} x_t), Adam's do not (PAPERS.md A3.8)."""
+    (y_t = D^{-1} x_t), Adam's do not (SANIA, arXiv:2312.17369)."""
     rng = np.random.default_rng(5)
     a = rng.normal(size=(40, 4))
     labels = np.sign(a @ rng.normal(size=4) + 0.1 * rng.normal(size=40))
