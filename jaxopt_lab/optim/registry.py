@@ -7,6 +7,8 @@ are wrapped here (wrapped, never re-implemented).
 
 Every optimizer returned by ``get`` accepts and ignores extra arguments it does not use, so one
 training step ``tx.update(grads, state, params, value=loss, grad_fn=grad_fn)`` drives all of them.
+A gradient with a NaN or inf entry gives an update with a non-finite entry (never a silent finite
+step), so ``optax.apply_if_finite`` or a loop's finiteness check can refuse the step.
 """
 
 from __future__ import annotations

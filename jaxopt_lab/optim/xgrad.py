@@ -87,14 +87,15 @@ def scale_by_xgrad(learning_rate: optax.ScalarOrSchedule, base: str = "adam", b1
             raise ValueError("xgrad needs the extra argument grad_fn (params -> grads on the current "
                              "batch) to take the gradient at the predicted weights")
         need_params("xgrad", params)
-        predicted = jax.tree.map(
-            lambda w, d: w - (steps_ahead * learning_rate_at(learning_rate, state.count, w.dtype)
-                              ) * d.astype(w.dtype),
-                                 params, frozen_direction(state.base))
-        grads = grad_fn(predicted)
+
+        def predict(w, d):
+            lr = learning_rate_at(learning_rate, state.count, w.dtype)
+            return w - jnp.asarray(steps_ahead * lr).astype(w.dtype) * d.astype(w.dtype)
+
+        grads = grad_fn(jax.tree.map(predict, params, frozen_direction(state.base)))
         out, base_state = inner.update(grads, state.base, params)
-        return optax.tree.cast_like(out, updates), ScaleByXGradState(optax.safe_increment(state.count),
-                                                           base_state)
+        return optax.tree.cast_like(out, updates), ScaleByXGradState(
+            optax.safe_increment(state.count), base_state)
 
     return optax.GradientTransformationExtraArgs(init, update)
 
