@@ -1,6 +1,6 @@
 """Hopfield capacity: retrieval success vs number of stored patterns N (classical, dense, exponential, MCHN).
 
-Protocol of PAPERS.md D5 at a fixed dimension d: N random +-1 patterns; queries are stored patterns with
+Protocol at a fixed dimension d: N random +-1 patterns; queries are stored patterns with
 a fraction ``corruption`` of coordinates flipped; success = overlap >= 0.99 with the original. Memories:
 
 * classical Hopfield (Hebbian, asynchronous, = dense memory with F = x^2; Hopfield 1982),
