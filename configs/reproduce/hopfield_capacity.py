@@ -29,15 +29,15 @@ CLAIMS = [
     Claim("knee_moves_with_n", "arXiv:1606.01164: capacity grows like d^{n-1} for polynomial F, so the "
           "failure knee moves right with n (capacity n=2 < n=3 < n=4)",
           key="min_capacity_ratio_consecutive_powers", op=">", bound=1.0),
-    Claim("exponential_far_larger", "capacity grows exponentially in d for F = exp (Demircigil et al. 2017), far "
-          "larger than the classical one (read as >= 10x the classical retrieval capacity)",
+    Claim("exponential_far_larger", "capacity grows exponentially in d for F = exp (Demircigil et al. "
+          "2017), far larger than the classical one (read as >= 10x the classical retrieval capacity)",
           key="exponential_over_classical_capacity", op=">=", bound=10.0),
     Claim("mchn_far_past_d", "arXiv:2008.02217: exponential capacity for well-separated patterns, so the "
           "continuous network stays near 1 far past N = d for large beta (success at N = 16 d, "
           "beta = 16/sqrt(d))", key="mchn_large_beta_success_at_n_max", op=">=", bound=0.99),
     Claim("one_step_retrieval", "arXiv:2008.02217: 'retrieval in one update with exponentially small error' "
-          "(one-step success at N = 16 d, beta = 16/sqrt(d))", key="mchn_large_beta_one_step_success_at_n_max",
-          op=">=", bound=0.99),
+          "(one-step success at N = 16 d, beta = 16/sqrt(d))",
+          key="mchn_large_beta_one_step_success_at_n_max", op=">=", bound=0.99),
     Claim("small_beta_averages", "arXiv:2008.02217: at small beta the fixed point is a global average, so "
           "retrieval fails (beta = 0.25/sqrt(d), N = d)",
           key="mchn_small_beta_success_at_n_eq_d", op="<", bound=0.5),

@@ -36,8 +36,8 @@ CLAIMS = [
           "is learned, eigenvalue i+1 is still below 10% of its target",
           key="next_eigenvalue_at_learning_time_max", op="<", bound=0.1),
     Claim("plateaus_grow_as_alpha_shrinks",
-          "the staircase's plateaus lengthen as alpha shrinks (our expectation): mean plateau at the smallest alpha is "
-          "longer than at the largest",
+          "the staircase's plateaus lengthen as alpha shrinks (our expectation): mean plateau at the "
+          "smallest alpha is longer than at the largest",
           key="plateau_mean_smallest_alpha", op=">", bound="plateau_mean_largest_alpha"),
     Claim("plateau_shift_matches_linearised_prediction",
           "learn time ~ log(1/alpha)/(eta sigma_i) from the linearized dynamics (our derivation): the shift"

@@ -11,8 +11,8 @@ from jaxopt_lab.lab import Claim
 TITLE = ("Global convergence of the sub-gradient method for robust matrix recovery "
          "(Ma, Fattahi; arXiv 2202.08788)")
 DESCRIPTION = (
-    "Dense symmetric Gaussian sensing of a rank-2 PSD M* (n=20, m=20nr=800, smaller than n=30, m=1200 for the "
-    "2-core budget), a fraction of measurements shifted by +-10 ||y||_inf. SubGM on (1/m) sum |<A_i, UU^T> - "
+    "Dense symmetric Gaussian sensing of a rank-2 PSD M* (n=20, m=20nr=800, smaller than n=30, "
+    "m=1200 for the 2-core budget), a fraction of measurements shifted by +-10 ||y||_inf. SubGM on (1/m) sum |<A_i, UU^T> - "
     "y_i| with eta_t = 0.5 * 0.99^t (no normalisation), 1500 steps, float32; l2 GD with step 0.1 from the "
     "same init. (a) widths r' in {2, 4, 20} at alpha in {1e-3, 1} with 20% outliers; (b) success (final "
     "relative error < 1e-2) vs outlier fraction in {0, .1, .2, .3, .4} at r'=4, alpha=1e-3; 3 seeds. "
@@ -45,8 +45,8 @@ CLAIMS = [
           "values' [abstract]: SubGM succeeds in at least 90% of seeds at every outlier fraction tested",
           key="l1_success_min_over_corrupted", op=">=", bound=0.9),
     Claim("l2_fails_under_outliers",
-          "the contrast the paper draws with l2 losses (l1-SubGM recovers, l2-GD is biased by outliers): l2 GD "
-          "succeeds in no seed at any non-zero outlier fraction",
+          "the contrast the paper draws with l2 losses (l1-SubGM recovers, l2-GD is biased by "
+          "outliers): l2 GD succeeds in no seed at any non-zero outlier fraction",
           key="l2_success_max_over_corrupted", op="<=", bound=0.0),
 ]
 

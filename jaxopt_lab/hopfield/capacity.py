@@ -11,8 +11,8 @@ with ``F(x) = x^n`` (``n = 2`` is the classical Hopfield network with Hebbian co
 increases. Coordinates are visited in a fresh random order each sweep (``lax.scan`` over a permutation);
 the sweeps run on the shared driver until a sweep changes nothing.
 
-Numerics (``x^n`` overflows float32 at large ``n``): polynomial ``F`` is evaluated on overlaps divided by ``d`` (a positive
-rescaling of every ``F`` term, which leaves the sign of the difference unchanged and keeps ``x^n`` in
+Numerics (``x^n`` overflows float32 at large ``n``): polynomial ``F`` is evaluated on overlaps divided
+by ``d`` (a positive rescaling of every ``F`` term, which leaves the sign of the difference unchanged and keeps ``x^n`` in
 range); for ``exp`` the sign of ``sum exp(a_mu) - sum exp(b_mu)`` is the sign of
 ``lse(a) - lse(b)``, so no exponential is ever formed. Ties keep the current value.
 

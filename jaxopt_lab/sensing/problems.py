@@ -512,8 +512,8 @@ def _build_completion(key, probability, condition_number, noise_std, outlier_fra
 # Initialisations.
 
 def small_init(key: jax.Array, shape: tuple, alpha, width=None) -> jax.Array:
-    """``alpha * N(0, 1) / sqrt(n)``: the small random initialisation of
-    "How Over-Parameterization Slows Down Gradient Descent in Matrix Sensing" (arXiv:2310.01769) (shape ``(n, k)``).
+    """``alpha * N(0, 1) / sqrt(n)``: the small random initialisation (shape ``(n, k)``) of
+    "How Over-Parameterization Slows Down Gradient Descent in Matrix Sensing" (arXiv:2310.01769).
 
     ``alpha`` may be traced (to vmap over init scales); concrete values must be > 0. ``width`` (<= k,
     may be traced) zeroes the columns from ``width`` on: every solver here keeps zero columns at zero

@@ -383,7 +383,8 @@ def scaled_gradient_descent(problem: SensingProblem, X0, *, step_size, damping, 
     Overparameterized Low-Rank Matrix Sensing", Xu, Shen, Ma, Tong, Chi; arXiv 2302.01186, with lambda
     of the order of sigma_r(M*)). ``adaptive=True``: ``lambda_t = damping * ||A(X X^T) - y||``, i.e.
     proportional to ``sqrt(f(X_t))`` (PrecGD, Zhang, Fattahi, Zhang, "Preconditioned Gradient Descent for
-    Over-Parameterized Nonconvex Matrix Factorization", NeurIPS 2021; read from the paper body, not its abstract).
+    Over-Parameterized Nonconvex Matrix Factorization", NeurIPS 2021;
+    read from the paper body, not its abstract).
     The condition number of M* enters the iteration count only logarithmically.
     """
     _validate(problem, num_steps, threshold, symmetric=True, X0=X0)
