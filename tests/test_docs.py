@@ -11,8 +11,8 @@ import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
-# Spelled in pieces so that this file does not match its own patterns: the build spec's file names (and
-# "PAPERS" alone, as in "PAPERS A1.3"), the shared folder, and issue numbers.
+# The build spec's file names (or its name alone, followed by a section), the shared folder, issue
+# numbers; each spelled in two pieces so that this file does not match itself.
 _OUTSIDE = re.compile("|".join([
     r"\bPAPERS" + r"\b",
     r"DESIGN" + r"\.md",
