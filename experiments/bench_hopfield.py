@@ -11,7 +11,7 @@ stored patterns, dimension d:
   ``steps_taken x one_step`` (``steps_taken`` = the largest per-query ``n_iters``: the batched loop runs
   until its slowest query stops, converged queries keep their state).
 
-Targets (issue 8): ``one_step`` throughput at least 0.5x ``bare``; ``iterate`` no more than
+Targets: ``one_step`` throughput at least 0.5x ``bare``; ``iterate`` no more than
 ``steps_taken x one_step``. Also checked: a second call with new queries reuses the compiled executable
 (no recompilation), and the compiled solve runs under ``jax.transfer_guard("disallow")`` (no host round
 trips inside the loop).

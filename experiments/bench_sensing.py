@@ -4,7 +4,7 @@ Two measurements, each side by side in this process, compile and run times apart
 
 1. ``sweep``: seeds x widths x init scales of symmetric GD (one pure trial: draw the init, run
    ``num_steps`` steps on a shared problem, return the error trace) as one ``lab.sweep`` call
-   (``jit(vmap)``) vs the same jitted trial called once per trial in a Python loop. Target (issue 7):
+   (``jit(vmap)``) vs the same jitted trial called once per trial in a Python loop. Target:
    >= 10x. Both sides run the same solver, whose step is built for sweeps: with ``n^2 <= m`` the dense
    operator's Gram matrix makes ``A*(A(X X^T) - y)`` one ``[trials, n^2] x [n^2, n^2]`` GEMM per step, and
    the tiny per-trial products are unrolled elementwise sums (``sensing/solvers.py``). That also makes a
@@ -19,7 +19,7 @@ Two measurements, each side by side in this process, compile and run times apart
    O(m n k)) vs the dense Gaussian operator (O(m n^2)), at the same m = ``rank_one.dense_m`` (small
    enough for the dense ``[m, n, n]`` array to fit in memory). The dense cost is linear in m, so the
    step the dense operator *would need* at the rank-one run's m = ``rank_one.m`` is extrapolated from
-   the measured one (reported separately, and said so). Target (issue 7): >= 20x.
+   the measured one (reported separately, and said so). Target: >= 20x.
 """
 
 from __future__ import annotations

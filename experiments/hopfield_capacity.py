@@ -1,6 +1,6 @@
 """Hopfield capacity: retrieval success vs number of stored patterns N (classical, dense, exponential, MCHN).
 
-Protocol of PAPERS.md D5 at a fixed dimension d: N random +-1 patterns; queries are stored patterns with
+Protocol at a fixed dimension d: N random +-1 patterns; queries are stored patterns with
 a fraction ``corruption`` of coordinates flipped; success = overlap >= 0.99 with the original. Memories:
 
 * classical Hopfield (Hebbian, asynchronous, = dense memory with F = x^2; Hopfield 1982),
@@ -126,19 +126,34 @@ def run(cfg, ctx):
     summary["min_capacity_ratio_consecutive_powers"] = min(b / max(a, 1) for a, b in zip(chain, chain[1:]))
     ctx.summary(**summary, capacity={k: v for k, v in capacity.items()})
 
-    fig = plots.lines({name: (g, r["success"]) for name, (g, r) in results.items() if "stability" not in name},
-                      xlabel="stored patterns N", ylabel=f"retrieval success (c = {cfg.corruption:g})",
-                      title=f"capacity at d = {d}", logx=True)
+    fig = plots.lines({_label(name): (g, r["success"]) for name, (g, r) in results.items()
+                       if "stability" not in name},
+                      xlabel="stored patterns N",
+                      ylabel=f"fraction retrieved ({cfg.corruption:.0%} of bits flipped)",
+                      title=f"associative-memory capacity, d = {d}", logx=True)
     ax = fig.axes[0]
     for line in ax.get_lines():  # one-step curves dashed: the colour cycle repeats after ten lines
-        if "one step" in line.get_label():
+        if "one update" in line.get_label():
             line.set_linestyle("--")
-    ax.axvline(0.138 * d, color="k", ls=":", lw=1)
-    ax.text(0.138 * d, 0.5, " 0.138 d", fontsize=7)
-    ax.legend(fontsize=6)
+    ax.axvline(0.138 * d, color="k", ls=":", lw=1, label="0.138 d (classical limit)")
+    # many curves: the legend goes beside the axes, not over the data
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), title="memory (dashed: one update)",
+              title_fontsize=8)
+    fig.set_size_inches(9.0, 4.0)
+    fig.set_layout_engine("constrained")
     ctx.figure("capacity", fig)
     fig = plots.lines({"mean fixed-point overlap": (grid, stab["overlap"])}, xlabel="stored patterns N",
                       ylabel="overlap (start at the pattern)", title=f"classical stability, d = {d}")
-    fig.axes[0].axvline(0.138 * d, color="k", ls=":", lw=1)
-    fig.axes[0].axhline(cfg.classical.stability_overlap, color="r", ls=":", lw=1)
+    fig.axes[0].axvline(0.138 * d, color="k", ls=":", lw=1, label="0.138 d (classical limit)")
+    fig.axes[0].axhline(cfg.classical.stability_overlap, color="r", ls=":", lw=1,
+                        label=f"overlap {cfg.classical.stability_overlap:g} (retrieval state at 0.138 d)")
+    fig.axes[0].legend(fontsize=8, loc="lower left")
+    fig.set_layout_engine("constrained")
     ctx.figure("classical_stability", fig)
+
+
+def _label(name: str) -> str:
+    """A curve's legend label: the summary key written for a reader (beta as a symbol, sqrt as a root)."""
+    return (name.replace("beta=", "\N{GREEK SMALL LETTER BETA} = ").replace("/sqrt(d)", "/\N{SQUARE ROOT}d")
+            .replace(", one step", ", one update").replace("F=x^", "F = x^").replace("F=exp", "F = exp")
+            .replace("(n=2)", "(F = x^2)"))

@@ -1,6 +1,6 @@
 """jaxopt-lab run configs/bench/sensing.py
 
-Issue 7 performance targets, measured side by side in one process: (1) 32 (seed, k, alpha) symmetric GD
+Performance targets, measured side by side in one process: (1) 32 (seed, k, alpha) symmetric GD
 trials as one vmapped lab.sweep vs a Python loop over the same jitted trial (target >= 10x); (2) one GD
 step with the rank-one operator at n=2000, k=10 vs the dense Gaussian operator at the same m, with m small
 enough for the dense [m, n, n] array to fit in memory (target >= 20x), plus the dense step extrapolated

@@ -1,7 +1,7 @@
 """jaxopt-lab run configs/bench/sweep_speedup.py
 
 16 seeds of the quickstart model trained via one vmapped ``lab.sweep`` vs 16 sequential runs of the same
-pure function, in one process. Target (issue 2): the sweep at least 6x faster on 2 CPU cores.
+pure function, in one process. Target: the sweep at least 6x faster on 2 CPU cores.
 """
 
 import ml_collections

@@ -11,11 +11,11 @@ from jaxopt_lab.lab import Claim
 
 TITLE = "How over-parameterization slows down GD in matrix sensing (Xiong, Ding, Du; arXiv 2310.01769)"
 DESCRIPTION = (
-    "PAPERS.md C2. Dense Gaussian sensing of a rank-2 PSD M* (n=20, m=10nr=400, kappa=1), 6000 GD steps "
+    "Dense Gaussian sensing of a rank-2 PSD M* (n=20, m=10nr=400, kappa=1), 6000 GD steps "
     "in float64 (jax.enable_x64 for this run), 3 seeds per curve via lab.sweep. Symmetric X X^T with "
     "k in {2, 3, 4} from init scale 0.1; asymmetric F G^T (k=4, i.i.d. Gaussian A_i) on the same M* for "
     "alpha in {0.3, 0.1, 0.03}, 1e5 steps; and the same with the one-step modification applied when the "
-    "error first drops below 1e-2. Substitution: n=20 instead of PAPERS' suggested n=50, m=1500 (2-core CPU "
+    "error first drops below 1e-2. Substitution: n=20 instead of n=50, m=1500 (2-core CPU "
     "budget); T=6000 for the symmetric runs, and T=1e5 (not 1e4) for the asymmetric ones: their "
     "exp(-Omega(alpha^2 T)) rate only sets in after ~1/(eta alpha^2) steps, when the over-parameterized "
     "directions have shrunk to the order-alpha^2 imbalance (sublinear before), which is ~5e4 steps at "
@@ -23,7 +23,7 @@ DESCRIPTION = (
     "transient for alpha <= 0.1, and measured a log-log slope of 0.99.) The asymptotic rate is fitted over "
     "the last quarter of the steps before the error reaches the 1e-12 floor. "
     "Comparisons with the symmetric runs read the asymmetric trace at the same T=6000. "
-    "The one-step modification is our reading (PAPERS.md: '[paper, verify]'): "
+    "The one-step modification is our reading (the abstract does not give the step): "
     "(F, G) <- (F (F^T F)^{-1/2} c, G (F^T F)^{1/2} / c), which keeps F G^T and makes the imbalance "
     "order one. Rates are fitted on per-step errors above the 1e-12 floor; the power-law exponent is "
     "that of the squared error ||XX^T - M*||_F^2 over the last 90% of the steps.")
@@ -39,7 +39,7 @@ CLAIMS = [
           key="sym_over_final_error_min", op=">", bound=1e-6),
     Claim("overparam_power_law_within_bound",
           "'Omega (1/T^2) lower bound ... (k >r)' [abstract]: the squared error's fitted power-law "
-          "exponent is no steeper than 2 (PAPERS.md C2: 'slope no steeper than -2')",
+          "exponent is no steeper than 2 (log-log slope no steeper than -2)",
           key="sym_over_sq_error_exponent_max", op="<=", bound=2.0),
     Claim("asymmetric_beats_symmetric",
           "'one can apply the asymmetric parameterization to the symmetric setting to speed up from "
@@ -51,8 +51,8 @@ CLAIMS = [
           "across alpha by more than a factor 2",
           key="asym_speed_max_over_min", op=">", bound=2.0),
     Claim("asymmetric_rate_alpha_squared",
-          "'exp(-Omega(alpha^2 T)) rate where alpha is the initialization scale' [abstract]; PAPERS.md C2: "
-          "'fitted rate vs alpha has log-log slope ~ 2' (tolerance: within 1 of 2)",
+          "'exp(-Omega(alpha^2 T)) rate where alpha is the initialization scale' [abstract]: "
+          "the fitted rate vs alpha has log-log slope ~ 2 (tolerance: within 1 of 2)",
           key="asym_speed_vs_alpha_loglog_slope", op="~", bound=2.0, atol=1.0),
     Claim("modified_alpha_independent",
           "'a novel method that only modifies one step of GD and obtains a convergence rate independent of "
@@ -79,7 +79,7 @@ def get_config() -> ml_collections.ConfigDict:
     cfg.problem = ml_collections.ConfigDict()
     cfg.problem.n = 20
     cfg.problem.rank = 2
-    cfg.problem.m = 400          # 10 n r (PAPERS.md: m >= 5 n r)
+    cfg.problem.m = 400          # 10 n r (m >= 5 n r for a small RIP constant)
     cfg.problem.condition_number = 1.0
     cfg.sym = ml_collections.ConfigDict()
     cfg.sym.ks = (2, 3, 4)       # r, r + 1, 2r

@@ -11,8 +11,8 @@ from jaxopt_lab.lab import Claim
 TITLE = ("Global convergence of the sub-gradient method for robust matrix recovery "
          "(Ma, Fattahi; arXiv 2202.08788)")
 DESCRIPTION = (
-    "PAPERS.md C3. Dense symmetric Gaussian sensing of a rank-2 PSD M* (n=20, m=20nr=800; PAPERS suggests "
-    "n=30, m=1200), a fraction of measurements shifted by +-10 ||y||_inf. SubGM on (1/m) sum |<A_i, UU^T> - "
+    "Dense symmetric Gaussian sensing of a rank-2 PSD M* (n=20, m=20nr=800, smaller than n=30, "
+    "m=1200 for the 2-core budget), a fraction of measurements shifted by +-10 ||y||_inf. SubGM on (1/m) sum |<A_i, UU^T> - "
     "y_i| with eta_t = 0.5 * 0.99^t (no normalisation), 1500 steps, float32; l2 GD with step 0.1 from the "
     "same init. (a) widths r' in {2, 4, 20} at alpha in {1e-3, 1} with 20% outliers; (b) success (final "
     "relative error < 1e-2) vs outlier fraction in {0, .1, .2, .3, .4} at r'=4, alpha=1e-3; 3 seeds. "
@@ -23,7 +23,7 @@ DESCRIPTION = (
     "alpha=1e-7; slower decays (eta_0 in {0.2, 0.5}, q in {0.995, 0.998}, 3000 steps) lower it only to 1.4e-3. The extra directions of U "
     "grow from alpha^2 to ~1e-3 (3rd/4th eigenvalues of UU^T): the sign pattern's deviation from "
     "sign-RIP, of order sqrt(n/m) and not shrinking with the residual, drives them. The paper's exact "
-    "recovery is for m and alpha beyond given thresholds [paper, verify]; at PAPERS' suggested "
+    "recovery is for m and alpha beyond given thresholds (paper body); at "
     "m=20nr, alpha=1e-3 we do not see it.")
 
 CLAIMS = [
@@ -45,8 +45,8 @@ CLAIMS = [
           "values' [abstract]: SubGM succeeds in at least 90% of seeds at every outlier fraction tested",
           key="l1_success_min_over_corrupted", op=">=", bound=0.9),
     Claim("l2_fails_under_outliers",
-          "PAPERS.md C3 (b): 'l1-SubGM still recovers, l2-GD is biased': l2 GD succeeds in no seed at any "
-          "non-zero outlier fraction",
+          "the l2 contrast (our expectation, not the paper's words: l1-SubGM recovers, l2-GD is "
+          "biased by the outliers): l2 GD succeeds in no seed at any non-zero outlier fraction",
           key="l2_success_max_over_corrupted", op="<=", bound=0.0),
 ]
 
@@ -64,7 +64,7 @@ def get_config() -> ml_collections.ConfigDict:
     cfg.problem = ml_collections.ConfigDict()
     cfg.problem.n = 20
     cfg.problem.rank = 2
-    cfg.problem.m = 800              # 20 n r (PAPERS.md C3 suggests n=30, m=1200)
+    cfg.problem.m = 800              # 20 n r
     cfg.outlier_fraction = 0.2
     cfg.outlier_scale = 10.0         # |s_i| = 10 ||y||_inf, as in Titan-Tong/ScaledGD MS_l1.m
     cfg.widths = (2, 4, 20)          # r' = r, 2r, n

@@ -11,7 +11,7 @@ from jaxopt_lab.lab import Claim
 TITLE = ("The power of preconditioning in overparameterized low-rank matrix sensing "
          "(Xu, Shen, Ma, Tong, Chi; arXiv 2302.01186)")
 DESCRIPTION = (
-    "PAPERS.md C4. Symmetric dense Gaussian sensing of a rank-2 PSD M* (n=10, m=50nr=1000; PAPERS suggests "
+    "Symmetric dense Gaussian sensing of a rank-2 PSD M* (n=10, m=50nr=1000; rather than "
     "n=50, r=3, k=6, m=2000 -- smaller n for the 2-core budget, and m large enough for a small RIP "
     "constant, which the preconditioner divides by lambda) with geometric spectrum 1..1/kappa, kappa in "
     "{1, 10, 100, 1000}; width k=4 from X_0 = 1e-6 N(0,1)/sqrt(n); 2000 steps in float64 "
@@ -27,7 +27,7 @@ DESCRIPTION = (
     "is amplified by 1/lambda = 10 kappa in the over-parameterized directions, which then decay only "
     "sublinearly, as lambda / (4 eta t) (measured 4.2e-5 sigma_r after 2000 steps at kappa=100 and 1000, "
     "the same at m=50000 and for alpha from 1e-6 to 1e-15). The paper's guarantee assumes a sample size "
-    "growing with kappa [paper, verify]; at kappa >= 100 that is out of reach here. PrecGD's "
+    "growing with kappa (paper body); at kappa >= 100 that is out of reach here. PrecGD's "
     "lambda_t ~ ||A(XX^T) - y|| is large while the residual is, so it never amplifies that error.")
 
 CLAIMS = [
@@ -56,7 +56,7 @@ CLAIMS = [
           key="gd_reached_fraction", op="<", bound="precgd_reached_fraction"),
     Claim("precgd_reaches_target_every_kappa",
           "PrecGD (adaptive lambda_t ~ sqrt(f)) shares the kappa-independent linear rate "
-          "(PAPERS.md C4, [paper, verify]): 1e-10 reached at every kappa and seed",
+          "(Zhang, Fattahi, Zhang, NeurIPS 2021; paper body): 1e-10 reached at every kappa and seed",
           key="precgd_reached_fraction", op=">=", bound=1.0),
     Claim("precgd_log_kappa",
           "'a small number of iterations that scales only logarithmically with respect to the condition "

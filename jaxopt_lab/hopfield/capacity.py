@@ -1,4 +1,4 @@
-"""Binary associative memories and the capacity / retrieval protocol (PAPERS.md D3, D5).
+"""Binary associative memories and the capacity / retrieval protocol.
 
 Dense associative memory ("Dense Associative Memory for Pattern Recognition", Krotov & Hopfield 2016,
 arXiv:1606.01164): states ``sigma in {-1, 1}^d``, energy ``E = -sum_mu F(xi_mu^T sigma)`` and the
@@ -11,12 +11,12 @@ with ``F(x) = x^n`` (``n = 2`` is the classical Hopfield network with Hebbian co
 increases. Coordinates are visited in a fresh random order each sweep (``lax.scan`` over a permutation);
 the sweeps run on the shared driver until a sweep changes nothing.
 
-Numerics (PAPERS.md D3 pitfall): polynomial ``F`` is evaluated on overlaps divided by ``d`` (a positive
-rescaling of every ``F`` term, which leaves the sign of the difference unchanged and keeps ``x^n`` in
+Numerics (``x^n`` overflows float32 at large ``n``): polynomial ``F`` is evaluated on overlaps divided
+by ``d`` (a positive rescaling of every ``F`` term, which leaves the sign of the difference unchanged and keeps ``x^n`` in
 range); for ``exp`` the sign of ``sum exp(a_mu) - sum exp(b_mu)`` is the sign of
 ``lse(a) - lse(b)``, so no exponential is ever formed. Ties keep the current value.
 
-The protocol (D5): ``N`` random patterns in ``{-1, 1}^d``; queries are stored patterns with a fraction
+The protocol: ``N`` random patterns in ``{-1, 1}^d``; queries are stored patterns with a fraction
 ``c`` of coordinates flipped (:func:`corrupt`); success means the retrieved state's overlap with the
 original is at least 0.99 (:func:`overlap`). A ``mask`` over the stored patterns lets one compiled
 function sweep the memory size ``N`` (:func:`binary_capacity_curve`).

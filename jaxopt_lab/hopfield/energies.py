@@ -1,4 +1,4 @@
-"""Hopfield energies as pure functions (PAPERS.md D1-D3).
+"""Hopfield energies as pure functions (papers in ``docs/hopfield.md``).
 
 Notation: stored patterns are the rows of ``patterns`` (``N x d``; the papers write X = [x_1..x_N] as
 ``d x N``), a state is ``xi`` (``d``, or any leading batch shape ``... x d``), ``beta > 0`` an inverse
@@ -222,7 +222,7 @@ def layered_energy(x0: Float[Array, "... d"], memories: Sequence[Float[Array, "n
 
     so ``sum_l E_l(x_l) <= E_global(x_0) <= sum_l E_l(x_{l-1})``: every layer lowers its own energy and
     the global energy is sandwiched between the layer energies at the layers' outputs and inputs.
-    [paper, verify]: the held abstract gives the construction in words only; this is our reading.
+    The abstract gives the construction in words only; this is our reading.
     """
     _, _, surrogates = layered_forward(x0, memories, beta)
     return sum(surrogates[1:], surrogates[0])

@@ -1,4 +1,4 @@
-"""Hopfield layers in flax nnx, in the spirit of ``hflayers`` (ml-jku/hopfield-layers; PAPERS.md D4).
+"""Hopfield layers in flax nnx, in the spirit of ``hflayers`` (github.com/ml-jku/hopfield-layers).
 
 "Hopfield Networks is All You Need" (Ramsauer et al. 2020, arXiv:2008.02217). Per head, with projected
 state (query) patterns ``Q = R W_Q``, stored (key) patterns ``K = Y W_K`` and pattern projections
@@ -18,7 +18,8 @@ Three layers, as in hflayers:
 * :class:`HopfieldPooling`: the state patterns are trainable queries (pools a set into
   ``num_queries`` vectors, e.g. multiple-instance learning).
 
-Differences from hflayers' defaults, on purpose (PAPERS.md D4 pitfall, hflayers issue #12): no input
+Differences from hflayers' defaults, on purpose (with them on, plain retrieval fails;
+github.com/ml-jku/hopfield-layers/issues/12): no input
 normalisation unless ``normalize=True``, no dropout, and ``mask`` is True where attention *is* allowed
 (JAX's convention; PyTorch's ``key_padding_mask`` is the opposite).
 """

@@ -1,9 +1,9 @@
-"""Metrics for matrix sensing runs: errors, spectra, imbalance, fitted convergence rates (PAPERS.md C1).
+"""Metrics for matrix sensing runs: errors, spectra, imbalance, fitted convergence rates.
 
 All functions are pure ``jax.numpy`` so they run inside a vmapped sweep trial. The rate fits take a
 per-step error trace ``e_t`` (``t = 1..T``) and a window ``[start, stop)`` and fit by least squares,
 keeping only steps whose error is finite and lies strictly between ``floor`` (the floating-point floor;
-PAPERS.md C2 suggests stopping near 1e-13 in float64) and ``ceiling`` (to skip an initial phase):
+about 1e-13 in float64) and ``ceiling`` (to skip an initial phase):
 
 * :func:`linear_rate`: ``log e_t ~ a + t log rho``; returns ``rho`` (per-step contraction, < 1 is linear
   convergence).
@@ -28,7 +28,8 @@ def relative_error(estimate: Float[Array, "n1 n2"], truth: Float[Array, "n1 n2"]
 
 
 def imbalance(F: Float[Array, "n1 k"], G: Float[Array, "n2 k"]) -> jax.Array:
-    """``||F^T F - G^T G||_F``: nearly conserved by small-step GD on ``F G^T`` (PAPERS.md C1, C2)."""
+    """``||F^T F - G^T G||_F``: nearly conserved by small-step GD on ``F G^T`` (the conserved quantity of
+    "How Over-Parameterization Slows Down Gradient Descent in Matrix Sensing" (arXiv:2310.01769))."""
     return jnp.linalg.norm(F.T @ F - G.T @ G)
 
 

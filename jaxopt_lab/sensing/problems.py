@@ -1,4 +1,4 @@
-"""Matrix sensing problems: ground truths, measurement operators (pytrees), noise (PAPERS.md C1).
+"""Matrix sensing problems: ground truths, measurement operators (pytrees), noise.
 
 A problem is pure data: a measurement operator ``A``, the measurements ``y = A(M*) + noise`` and the
 ground truth ``M*`` (kept only to measure the error of the iterates). Every operator is normalised to be
@@ -7,7 +7,7 @@ near-isotropic, ``||A(X)||^2 ~= ||X||_F^2``, so the losses read
     f(X)    = 1/2 ||A(X X^T) - y||^2          (symmetric model, X in R^{n x k})
     f(F, G) = 1/2 ||A(F G^T) - y||^2          (asymmetric model)
 
-which is PAPERS.md's ``(1/2m) sum_i (<A_i, X X^T> - y_i)^2`` with ``A(X)_i = <A_i, X> / sqrt(m)``.
+which is the usual ``(1/2m) sum_i (<A_i, X X^T> - y_i)^2`` with ``A(X)_i = <A_i, X> / sqrt(m)``.
 
 Operators (all pytrees; each gives the map, its adjoint and the two products a factored gradient needs):
 
@@ -396,7 +396,7 @@ def make_problem(key: jax.Array, n: int, rank: int, m: int, *, operator: str = "
                  noise_std=0.0, outlier_fraction=0.0, outlier_scale=10.0,
                  symmetric_operator: Optional[bool] = None, operator_key: Optional[jax.Array] = None,
                  dtype=None) -> SensingProblem:
-    """A random sensing problem (PAPERS.md C1).
+    """A random sensing problem.
 
     Args:
       key: PRNG key (ground truth, operator and noise are drawn from split keys).
@@ -512,7 +512,8 @@ def _build_completion(key, probability, condition_number, noise_std, outlier_fra
 # Initialisations.
 
 def small_init(key: jax.Array, shape: tuple, alpha, width=None) -> jax.Array:
-    """``alpha * N(0, 1) / sqrt(n)``: the small random initialisation of PAPERS.md C2 (shape ``(n, k)``).
+    """``alpha * N(0, 1) / sqrt(n)``: the small random initialisation (shape ``(n, k)``) of
+    "How Over-Parameterization Slows Down Gradient Descent in Matrix Sensing" (arXiv:2310.01769).
 
     ``alpha`` may be traced (to vmap over init scales); concrete values must be > 0. ``width`` (<= k,
     may be traced) zeroes the columns from ``width`` on: every solver here keeps zero columns at zero

@@ -1,4 +1,4 @@
-"""Factorization solvers for matrix sensing and completion (PAPERS.md C2-C6).
+"""Factorization solvers for matrix sensing and completion (papers in ``docs/sensing.md``).
 
 Every solver is a pure, jitted function ``solver(problem, init..., *, hyperparameters, num_steps)`` that
 runs ``num_steps`` steps in one ``lax.scan`` and records, after each step, the relative error
@@ -115,7 +115,7 @@ def rebalance(F, G, eps: float = 1e-30):
 
     This is our reading of the method of "How Over-Parameterization Slows Down Gradient Descent in Matrix
     Sensing: The Curses of Symmetry and Initialization" (Xiong, Ding, Du; arXiv 2310.01769), which
-    "only modifies one step of GD": PAPERS.md C2 did not have the exact step (marked [paper, verify]);
+    "only modifies one step of GD": the abstract does not give the exact step, so this is our reading;
     this transformation ``(F Q, G Q^{-T})`` creates an order-one imbalance ``F^T F - G^T G`` at no change
     of the product, which is the mechanism the paper's analysis credits.
     """
@@ -383,7 +383,8 @@ def scaled_gradient_descent(problem: SensingProblem, X0, *, step_size, damping, 
     Overparameterized Low-Rank Matrix Sensing", Xu, Shen, Ma, Tong, Chi; arXiv 2302.01186, with lambda
     of the order of sigma_r(M*)). ``adaptive=True``: ``lambda_t = damping * ||A(X X^T) - y||``, i.e.
     proportional to ``sqrt(f(X_t))`` (PrecGD, Zhang, Fattahi, Zhang, "Preconditioned Gradient Descent for
-    Over-Parameterized Nonconvex Matrix Factorization", NeurIPS 2021; [paper, verify] in PAPERS.md).
+    Over-Parameterized Nonconvex Matrix Factorization", NeurIPS 2021;
+    read from the paper body, not its abstract).
     The condition number of M* enters the iteration count only logarithmically.
     """
     _validate(problem, num_steps, threshold, symmetric=True, X0=X0)
@@ -435,7 +436,7 @@ def alternating_minimization(problem: SensingProblem, k: int, *, num_sweeps: int
     (warm-started at the previous row), each costing one product with ``V^T W_i V`` in O(n k) -- the
     approximate update whose errors the robust framework of "Low Rank Matrix Completion via Robust
     Alternating Minimization in Nearly Linear Time" (Gu, Song, Yin, Zhang; arXiv 2302.11068) tolerates.
-    (The paper's fast solver is sketching-based; CG is our substitute, as PAPERS.md C6 suggests.)
+    (The paper's fast solver is sketching-based; CG is our substitute.)
     The ridge keeps rows with fewer than k observed entries solvable. ``errors`` is per sweep.
     """
     if not isinstance(problem.operator, CompletionOperator):

@@ -29,7 +29,7 @@ def test_symmetric_gradient_vs_autodiff_and_numpy(sym):
     X = S.small_init(KEY, (N, 3), 1.0)
     auto = jax.grad(lambda X: _loss(sym, X, X))(X)
     np.testing.assert_allclose(S.symmetric_gradient(sym, X), auto, rtol=1e-4, atol=1e-5)
-    # closed form (2/m) sum_i r_i A_i X with y_i = <A_i, M*> (PAPERS.md C1, unnormalised), in numpy
+    # closed form (2/m) sum_i r_i A_i X with y_i = <A_i, M*> (unnormalised), in numpy
     A = np.asarray(sym.operator.matrices, np.float64)
     Xn = np.asarray(X, np.float64)
     r = np.einsum("mij,ij->m", A, Xn @ Xn.T - np.asarray(sym.ground_truth, np.float64))
