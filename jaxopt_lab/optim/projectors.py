@@ -128,8 +128,8 @@ def _top_left_singular(gc, rank, transposed=False):
     return u[:, :rank]
 
 
-def _random_orthonormal(key, d, rank):
-    q, _ = jnp.linalg.qr(jax.random.normal(key, (d, rank), jnp.float32))
+def _random_orthonormal(key, d, rank, dtype=jnp.float32):
+    q, _ = jnp.linalg.qr(jax.random.normal(key, (d, rank), dtype))
     return q
 
 
@@ -165,12 +165,13 @@ class Projector:
         lr = self.online_lr if self.online_lr is not None else 1.0 / update_proj_gap
         return optax.adamw(lr)
 
-    def init(self, d: int, update_proj_gap: int):
+    def init(self, d: int, update_proj_gap: int, dtype=jnp.float32):
         """Initial state for a side of size ``d``: the first r coordinate axes (a valid orthonormal
-        basis, so a step before any refresh is well defined)."""
+        basis, so a step before any refresh is well defined), in ``dtype`` (the computation's:
+        float32, or float64 for float64 leaves)."""
         if self.kind == "dct":
             return DCTState(jnp.arange(self.rank, dtype=jnp.int32))
-        basis = jnp.eye(d, self.rank, dtype=jnp.float32)
+        basis = jnp.eye(d, self.rank, dtype=dtype)
         if self.kind == "online_pca":
             return OnlinePCAState(basis, self._online_opt(update_proj_gap).init(basis))
         return BasisState(basis)
@@ -190,7 +191,7 @@ class Projector:
             return BasisState(randomized_range(gc, self.rank, key, oversample=self.oversample,
                                                power_iterations=self.power_iterations))
         if self.kind == "random":
-            return BasisState(_random_orthonormal(key, d, self.rank))
+            return BasisState(_random_orthonormal(key, d, self.rank, gc.dtype))
         if self.kind == "dct":
             score = jnp.sum(jnp.abs(jax.scipy.fft.dct(gc, type=2, axis=0, norm="ortho")), axis=1)
             return DCTState(jax.lax.top_k(score, self.rank)[1].astype(jnp.int32))
