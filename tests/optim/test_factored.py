@@ -66,7 +66,8 @@ def _numpy_subset_norm(grads, basis, b1=0.9, b2=0.999, eps=1e-6):
         m = b1 * m + (1 - b1) * low
         v = b2 * v + (1 - b2) * np.sum(gc * gc, axis=0)
         numerator = basis @ m + (gc - basis @ low)
-        out.append((np.sqrt(1 - b2 ** t) * numerator / (np.sqrt(v) + eps)).T)
+        step = np.sqrt(1 - b2 ** t) / (1 - b1 ** t)  # timmytonga/sn-sm GenericOptim.py L127-130
+        out.append((step * numerator / (np.sqrt(v) + eps)).T)
     return out
 
 
