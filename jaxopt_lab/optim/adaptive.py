@@ -25,6 +25,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from ._common import (alias, bias_correction, check_beta, check_choice, check_nonnegative,
+                      check_positive, concrete_number, global_sum, learning_rate_at, need_params)
 from .registry import register
 
 __all__ = [
@@ -40,81 +42,16 @@ __all__ = [
 ]
 
 # ------------------------------------------------------------------------------------------------
-# Checks of concrete hyperparameters and small numerical helpers.
+# Small numerical helpers on top of the shared ones.
 
 
-def _concrete(value: Any) -> Optional[float]:
-    """``value`` as a float when it is a concrete number; ``None`` for tracers and non-numbers."""
-    if isinstance(value, jax.core.Tracer) or isinstance(value, bool) or callable(value):
-        return None
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return None
-
-
-def _check_beta(name: str, value: Any) -> None:
-    v = _concrete(value)
-    if v is not None and not 0.0 <= v < 1.0:
-        raise ValueError(f"{name} must be in [0, 1), got {name}={value!r}")
-
-
-def _check_nonnegative(name: str, value: Any) -> None:
-    v = _concrete(value)
-    if v is not None and not (v >= 0.0 and math.isfinite(v)):
-        raise ValueError(f"{name} must be a finite number >= 0, got {name}={value!r}")
-
-
-def _check_positive(name: str, value: Any) -> None:
-    v = _concrete(value)
-    if v is not None and not (v > 0.0 and math.isfinite(v)):
-        raise ValueError(f"{name} must be a finite number > 0, got {name}={value!r}")
-
-
-def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}; got {name}={value!r}")
-
-
-def _with_lr(direction: optax.GradientTransformation, learning_rate: optax.ScalarOrSchedule,
-             weight_decay: Any = 0.0, mask: Any = None) -> optax.GradientTransformationExtraArgs:
-    """The alias: ``chain(direction, add_decayed_weights(weight_decay), scale_by_learning_rate)``."""
-    _check_nonnegative("learning_rate", learning_rate)
-    _check_nonnegative("weight_decay", weight_decay)
-    if isinstance(weight_decay, (int, float)) and weight_decay == 0:
-        # like optax.adam: no decay, so ``update`` works without params. (A decay given as an array,
-        # as optax.inject_hyperparams does, always keeps the term, so the state has one structure.)
-        return optax.chain(direction, optax.scale_by_learning_rate(learning_rate))
-    return optax.chain(direction, optax.add_decayed_weights(weight_decay, mask),
-                       optax.scale_by_learning_rate(learning_rate))
-
-
-def _cast_like(tree: Any, like: Any) -> Any:
-    """Cast each leaf of ``tree`` to the dtype of the matching leaf of ``like`` (dtype preservation)."""
-    return jax.tree.map(lambda x, y: jnp.asarray(x).astype(jnp.asarray(y).dtype), tree, like)
-
-
-def _bias_correction(decay: Any, count: jax.Array) -> jax.Array:
-    """``1 - decay**count`` (``count`` is the step number, starting at 1)."""
-    return 1.0 - jnp.asarray(decay, jnp.float32) ** count.astype(jnp.float32)
+def _bias_correction(decay: Any, count: jax.Array, dtype: Any = jnp.float32) -> jax.Array:
+    return bias_correction(decay, count, dtype)
 
 
 def _adam_direction(mu: jax.Array, nu: jax.Array, bc1: jax.Array, bc2: jax.Array, eps: Any):
     """``m_hat / (sqrt(v_hat) + eps)`` with ``m_hat = m / bc1``, ``v_hat = v / bc2``."""
     return (mu / bc1.astype(mu.dtype)) / (jnp.sqrt(nu / bc2.astype(nu.dtype)) + eps)
-
-
-def _need_params(name: str, params: Any) -> None:
-    if params is None:
-        raise ValueError(f"{name} needs params: call tx.update(grads, state, params)")
-
-
-def _global_sum(tree: Any) -> jax.Array:
-    return sum((jnp.sum(x.astype(jnp.float32)) for x in jax.tree.leaves(tree)), jnp.float32(0.0))
-
-
-def _lr_at(learning_rate: optax.ScalarOrSchedule, count: jax.Array) -> jax.Array:
-    return learning_rate(count) if callable(learning_rate) else jnp.asarray(learning_rate)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -169,9 +106,9 @@ def _remove_radial(param: jax.Array, grad: jax.Array, direction: jax.Array, delt
 
 
 def _check_projection_args(delta, wd_ratio, eps):
-    _check_nonnegative("delta", delta)
-    _check_nonnegative("wd_ratio", wd_ratio)
-    _check_nonnegative("eps", eps)
+    check_nonnegative("delta", delta)
+    check_nonnegative("wd_ratio", wd_ratio)
+    check_nonnegative("eps", eps)
 
 
 def scale_by_adamp(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8, delta: float = 0.1,
@@ -200,9 +137,9 @@ def scale_by_adamp(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8, delta:
     0.0
     """
     for name, b in (("b1", b1), ("b2", b2)):
-        _check_beta(name, b)
+        check_beta(name, b)
     _check_projection_args(delta, wd_ratio, eps)
-    _check_nonnegative("weight_decay", weight_decay)
+    check_nonnegative("weight_decay", weight_decay)
 
     def init(params):
         zeros = jax.tree.map(jnp.zeros_like, params)
@@ -210,7 +147,7 @@ def scale_by_adamp(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8, delta:
 
     def update(updates, state, params=None, **extra):
         del extra
-        _need_params("adamp", params)
+        need_params("adamp", params)
         count = optax.safe_increment(state.count)
         mu = jax.tree.map(lambda m, g: b1 * m + (1 - b1) * g, state.mu, updates)
         nu = jax.tree.map(lambda v, g: b2 * v + (1 - b2) * g * g, state.nu, updates)
@@ -224,7 +161,7 @@ def scale_by_adamp(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8, delta:
             return u + weight_decay * ratio * w
 
         out = jax.tree.map(leaf, updates, mu, nu, params)
-        return _cast_like(out, updates), ScaleByAdamPState(count, mu, nu)
+        return optax.tree.cast_like(out, updates), ScaleByAdamPState(count, mu, nu)
 
     return optax.GradientTransformationExtraArgs(init, update)
 
@@ -250,7 +187,7 @@ def adamp(learning_rate: optax.ScalarOrSchedule = 1e-3, b1: float = 0.9, b2: flo
     >>> [round(float(x), 4) for x in u["b"]]
     [-0.1, 0.1]
     """
-    _check_nonnegative("learning_rate", learning_rate)
+    check_nonnegative("learning_rate", learning_rate)
     axis = -1 if channel_axis is None else channel_axis
     return optax.chain(scale_by_adamp(b1, b2, eps, delta, wd_ratio, nesterov, weight_decay, axis),
                        optax.scale_by_learning_rate(learning_rate))
@@ -277,17 +214,17 @@ def scale_by_sgdp(momentum: float = 0.9, dampening: float = 0.0, nesterov: bool 
     >>> u.tolist()
     [1.5, 1.5]
     """
-    _check_beta("momentum", momentum)
-    _check_nonnegative("dampening", dampening)
+    check_beta("momentum", momentum)
+    check_nonnegative("dampening", dampening)
     _check_projection_args(delta, wd_ratio, eps)
-    _check_nonnegative("weight_decay", weight_decay)
+    check_nonnegative("weight_decay", weight_decay)
 
     def init(params):
         return ScaleBySGDPState(jnp.zeros([], jnp.int32), jax.tree.map(jnp.zeros_like, params))
 
     def update(updates, state, params=None, **extra):
         del extra
-        _need_params("sgdp", params)
+        need_params("sgdp", params)
         buf = jax.tree.map(lambda b, g: momentum * b + (1 - dampening) * g, state.momentum, updates)
 
         def leaf(g, b, w):
@@ -297,7 +234,7 @@ def scale_by_sgdp(momentum: float = 0.9, dampening: float = 0.0, nesterov: bool 
             return u + weight_decay * ratio / (1 - momentum) * w
 
         out = jax.tree.map(leaf, updates, buf, params)
-        return _cast_like(out, updates), ScaleBySGDPState(optax.safe_increment(state.count), buf)
+        return optax.tree.cast_like(out, updates), ScaleBySGDPState(optax.safe_increment(state.count), buf)
 
     return optax.GradientTransformationExtraArgs(init, update)
 
@@ -320,7 +257,7 @@ def sgdp(learning_rate: optax.ScalarOrSchedule = 0.1, momentum: float = 0.9, dam
     >>> [round(float(x), 4) for x in u]
     [-0.1, 0.2]
     """
-    _check_nonnegative("learning_rate", learning_rate)
+    check_nonnegative("learning_rate", learning_rate)
     axis = -1 if channel_axis is None else channel_axis  # None: static under inject_hyperparams
     return optax.chain(scale_by_sgdp(momentum, dampening, nesterov, eps, delta, wd_ratio,
                                      weight_decay, axis),
@@ -359,9 +296,9 @@ def scale_by_grams(b1: float = 0.9, b2: float = 0.999,
     >>> [bool(x < 0) for x in u], float(u[1])
     ([True, False], 0.0)
     """
-    _check_beta("b1", b1)
-    _check_beta("b2", b2)
-    _check_nonnegative("eps", eps)
+    check_beta("b1", b1)
+    check_beta("b2", b2)
+    check_nonnegative("eps", eps)
 
     def init(params):
         zeros = jax.tree.map(jnp.zeros_like, params)
@@ -376,7 +313,7 @@ def scale_by_grams(b1: float = 0.9, b2: float = 0.999,
         out = jax.tree.map(
             lambda g, m, v: jnp.sign(g) * jnp.abs(_adam_direction(m, v, bc1, bc2, eps)),
             updates, mu, nu)
-        return _cast_like(out, updates), ScaleByGramsState(count, mu, nu)
+        return optax.tree.cast_like(out, updates), ScaleByGramsState(count, mu, nu)
 
     return optax.GradientTransformationExtraArgs(init, update)
 
@@ -395,7 +332,7 @@ def grams(learning_rate: optax.ScalarOrSchedule = 1e-3, b1: float = 0.9, b2: flo
     >>> [round(float(x), 4) for x in u]
     [-0.1, 0.1]
     """
-    return _with_lr(scale_by_grams(b1, b2, eps), learning_rate, weight_decay)
+    return alias(scale_by_grams(b1, b2, eps), learning_rate, weight_decay)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -442,10 +379,10 @@ def scale_by_mars(b1: float = 0.95, b2: float = 0.99, eps: float = 1e-8, gamma: 
     [1.0, 1.0, 1.0, 1.0]
     """
     for name, b in (("b1", b1), ("b2", b2), ("b1_1d", b1_1d), ("b2_1d", b2_1d)):
-        _check_beta(name, b)
-    _check_nonnegative("eps", eps)
-    _check_nonnegative("gamma", gamma)
-    _check_nonnegative("lr_1d_factor", lr_1d_factor)
+        check_beta(name, b)
+    check_nonnegative("eps", eps)
+    check_nonnegative("gamma", gamma)
+    check_nonnegative("lr_1d_factor", lr_1d_factor)
 
     def init(params):
         zeros = jax.tree.map(jnp.zeros_like, params)
@@ -458,7 +395,7 @@ def scale_by_mars(b1: float = 0.95, b2: float = 0.99, eps: float = 1e-8, gamma: 
             if grad_fn is None:
                 raise ValueError("mars with exact=True needs the extra argument grad_fn (params -> "
                                  "grads on the current batch): tx.update(g, s, params, grad_fn=...)")
-            _need_params("mars (exact=True)", params)
+            need_params("mars (exact=True)", params)
             g_prev = grad_fn(state.previous)
         else:
             g_prev = state.previous
@@ -486,7 +423,7 @@ def scale_by_mars(b1: float = 0.95, b2: float = 0.99, eps: float = 1e-8, gamma: 
 
         out = jax.tree.map(direction, mu, nu, updates)
         previous = jax.tree.map(jnp.asarray, params) if exact else updates
-        return _cast_like(out, updates), ScaleByMarsState(count, mu, nu, previous)
+        return optax.tree.cast_like(out, updates), ScaleByMarsState(count, mu, nu, previous)
 
     return optax.GradientTransformationExtraArgs(init, update)
 
@@ -514,15 +451,15 @@ def mars(learning_rate: optax.ScalarOrSchedule = 3e-3, b1: float = 0.95, b2: flo
     """
     if weight_decay_1d is None:
         weight_decay_1d = weight_decay
-    _check_nonnegative("learning_rate", learning_rate)
-    _check_nonnegative("weight_decay", weight_decay)
-    _check_nonnegative("weight_decay_1d", weight_decay_1d)
-    _check_nonnegative("lr_1d_factor", lr_1d_factor)
+    check_nonnegative("learning_rate", learning_rate)
+    check_nonnegative("weight_decay", weight_decay)
+    check_nonnegative("weight_decay_1d", weight_decay_1d)
+    check_nonnegative("lr_1d_factor", lr_1d_factor)
     mars_mask = lambda p: jax.tree.map(lambda x: _uses_mars(x, optimize_1d), p)  # noqa: E731
     other_mask = lambda p: jax.tree.map(lambda x: not _uses_mars(x, optimize_1d), p)  # noqa: E731
     chain = [scale_by_mars(b1, b2, eps, gamma, exact, optimize_1d, b1_1d, b2_1d, lr_1d_factor)]
     for decay, mask in ((weight_decay, mars_mask), (weight_decay_1d * lr_1d_factor, other_mask)):
-        if not (isinstance(decay, (int, float)) and decay == 0):  # see _with_lr
+        if not (isinstance(decay, (int, float)) and decay == 0):  # see alias
             chain.append(optax.add_decayed_weights(decay, mask))
     return optax.chain(*chain, optax.scale_by_learning_rate(learning_rate))
 
@@ -567,13 +504,13 @@ def scale_by_fadam(b1: float = 0.9, b2: float = 0.999, clip: float = 1.0, p: flo
     >>> [round(float(x), 4) for x in u]  # (1-b1) * sign(g): F = g^2, |g_nat| = 1
     [0.1, -0.1]
     """
-    _check_beta("b1", b1)
-    _check_beta("b2", b2)
-    _check_positive("clip", clip)
-    _check_positive("p", p)
-    _check_nonnegative("eps", eps)
-    _check_nonnegative("eps2", eps2)
-    _check_nonnegative("weight_decay", weight_decay)
+    check_beta("b1", b1)
+    check_beta("b2", b2)
+    check_positive("clip", clip)
+    check_positive("p", p)
+    check_nonnegative("eps", eps)
+    check_nonnegative("eps2", eps2)
+    check_nonnegative("weight_decay", weight_decay)
 
     def init(params):
         return ScaleByFAdamState(jnp.zeros([], jnp.int32), jax.tree.map(jnp.zeros_like, params),
@@ -581,7 +518,7 @@ def scale_by_fadam(b1: float = 0.9, b2: float = 0.999, clip: float = 1.0, p: flo
 
     def update(updates, state, params=None, **extra):
         del extra
-        _need_params("fadam", params)
+        need_params("fadam", params)
         count = optax.safe_increment(state.count)
         t = count.astype(jnp.float32)
         b2_t = b2 * (1 - b2 ** (t - 1)) / (1 - b2 ** t)
@@ -602,7 +539,7 @@ def scale_by_fadam(b1: float = 0.9, b2: float = 0.999, clip: float = 1.0, p: flo
         is_triple = lambda x: isinstance(x, tuple)  # noqa: E731
         out, mu, fim = (jax.tree.map(lambda x, i=i: x[i], triples, is_leaf=is_triple)
                         for i in range(3))
-        return _cast_like(out, updates), ScaleByFAdamState(count, mu, fim)
+        return optax.tree.cast_like(out, updates), ScaleByFAdamState(count, mu, fim)
 
     return optax.GradientTransformationExtraArgs(init, update)
 
@@ -623,7 +560,7 @@ def fadam(learning_rate: optax.ScalarOrSchedule = 1e-3, b1: float = 0.9, b2: flo
     >>> round(float(u[0]), 4)
     -0.1
     """
-    _check_nonnegative("learning_rate", learning_rate)
+    check_nonnegative("learning_rate", learning_rate)
     return optax.chain(scale_by_fadam(b1, b2, clip, p, eps, eps2, weight_decay),
                        optax.scale_by_learning_rate(learning_rate))
 
@@ -659,9 +596,9 @@ def scale_by_diffgrad(b1: float = 0.9, b2: float = 0.999,
     >>> [round(float(x), 4) for x in u]  # xi = sigmoid(100) ~ 1 times Adam's sign(g)
     [0.0, 1.0]
     """
-    _check_beta("b1", b1)
-    _check_beta("b2", b2)
-    _check_nonnegative("eps", eps)
+    check_beta("b1", b1)
+    check_beta("b2", b2)
+    check_nonnegative("eps", eps)
 
     def init(params):
         zeros = jax.tree.map(jnp.zeros_like, params)
@@ -676,7 +613,7 @@ def scale_by_diffgrad(b1: float = 0.9, b2: float = 0.999,
         out = jax.tree.map(
             lambda g, gp, m, v: jax.nn.sigmoid(jnp.abs(gp - g)) * _adam_direction(m, v, bc1, bc2, eps),
             updates, state.previous_grad, mu, nu)
-        return _cast_like(out, updates), ScaleByDiffGradState(count, mu, nu, updates)
+        return optax.tree.cast_like(out, updates), ScaleByDiffGradState(count, mu, nu, updates)
 
     return optax.GradientTransformationExtraArgs(init, update)
 
@@ -695,7 +632,7 @@ def diffgrad(learning_rate: optax.ScalarOrSchedule = 1e-3, b1: float = 0.9, b2: 
     >>> round(float(u[0]), 4)
     -0.1
     """
-    return _with_lr(scale_by_diffgrad(b1, b2, eps), learning_rate, weight_decay)
+    return alias(scale_by_diffgrad(b1, b2, eps), learning_rate, weight_decay)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -712,7 +649,7 @@ def _kappa_l1(c):
 
 
 def _kappa_l2(c):
-    norm = jnp.sqrt(_global_sum(jax.tree.map(jnp.square, c)))
+    norm = jnp.sqrt(global_sum(jax.tree.map(jnp.square, c)))
     safe = jnp.where(norm > 0, norm, 1.0)
     return jax.tree.map(lambda x: jnp.where(norm > 0, x / safe.astype(x.dtype), 0.0), c)
 
@@ -750,12 +687,12 @@ def scale_by_lion_kappa(b1: float = 0.9, b2: float = 0.99,
     >>> [round(float(x), 4) for x in u]
     [0.6, 0.8]
     """
-    _check_beta("b1", b1)
-    _check_beta("b2", b2)
+    check_beta("b1", b1)
+    check_beta("b2", b2)
     if callable(kappa):
         kappa_grad = kappa
     else:
-        _check_choice("kappa", kappa, tuple(_KAPPAS))
+        check_choice("kappa", kappa, tuple(_KAPPAS))
         kappa_grad = _KAPPAS[kappa]
 
     def init(params):
@@ -766,7 +703,7 @@ def scale_by_lion_kappa(b1: float = 0.9, b2: float = 0.99,
         c = jax.tree.map(lambda m, g: b1 * m + (1 - b1) * g, state.mu, updates)
         mu = jax.tree.map(lambda m, g: b2 * m + (1 - b2) * g, state.mu, updates)
         out = kappa_grad(c)
-        return _cast_like(out, updates), ScaleByLionKappaState(optax.safe_increment(state.count), mu)
+        return optax.tree.cast_like(out, updates), ScaleByLionKappaState(optax.safe_increment(state.count), mu)
 
     return optax.GradientTransformationExtraArgs(init, update)
 
@@ -788,7 +725,7 @@ def lion_kappa(learning_rate: optax.ScalarOrSchedule = 1e-4, b1: float = 0.9, b2
     >>> [round(float(x), 4) for x in u]
     [-0.1, 0.1]
     """
-    return _with_lr(scale_by_lion_kappa(b1, b2, kappa), learning_rate, weight_decay)
+    return alias(scale_by_lion_kappa(b1, b2, kappa), learning_rate, weight_decay)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -834,10 +771,10 @@ def scale_by_sania(preconditioner: str = "adam", step_rule: str = "quadratic", b
     >>> float(u[0])  # f/|g|^2 * g = 1/4 * 2
     0.5
     """
-    _check_choice("preconditioner", preconditioner, _PRECONDITIONERS)
-    _check_choice("step_rule", step_rule, _STEP_RULES)
-    _check_beta("b2", b2)
-    _check_nonnegative("eps", eps)
+    check_choice("preconditioner", preconditioner, _PRECONDITIONERS)
+    check_choice("step_rule", step_rule, _STEP_RULES)
+    check_beta("b2", b2)
+    check_nonnegative("eps", eps)
 
     def init(params):
         return ScaleBySaniaState(jnp.zeros([], jnp.int32), jax.tree.map(jnp.zeros_like, params))
@@ -864,7 +801,7 @@ def scale_by_sania(preconditioner: str = "adam", step_rule: str = "quadratic", b
             acc = state.accumulator
             diag = jax.tree.map(jnp.ones_like, updates)
         s = jax.tree.map(lambda g, b: g / (b + eps), updates, diag)
-        q = _global_sum(jax.tree.map(jnp.multiply, updates, s))
+        q = global_sum(jax.tree.map(jnp.multiply, updates, s))
         q = jnp.maximum(q, jnp.finfo(jnp.float32).tiny)
         f = jnp.maximum(jnp.asarray(value, jnp.float32) - f_min, 0.0)
         if step_rule == "quadratic":
@@ -875,7 +812,7 @@ def scale_by_sania(preconditioner: str = "adam", step_rule: str = "quadratic", b
         else:
             alpha = f / q
         out = jax.tree.map(lambda x: alpha.astype(x.dtype) * x, s)
-        return _cast_like(out, updates), ScaleBySaniaState(count, acc)
+        return optax.tree.cast_like(out, updates), ScaleBySaniaState(count, acc)
 
     return optax.GradientTransformationExtraArgs(init, update)
 
@@ -897,7 +834,7 @@ def sania(learning_rate: optax.ScalarOrSchedule = 1.0, preconditioner: str = "ad
     >>> [round(float(x), 4) for x in u]  # v_hat = g^2: s = 1/g, q = 2, 2f/q = 5 > 1: alpha = 1
     [-0.5, 0.25]
     """
-    return _with_lr(scale_by_sania(preconditioner, step_rule, b2, eps, f_min), learning_rate,
+    return alias(scale_by_sania(preconditioner, step_rule, b2, eps, f_min), learning_rate,
                     weight_decay)
 
 
@@ -931,8 +868,8 @@ def scale_by_gravity(beta: float = 0.9, velocity_std: float = 0.1,
     >>> [round(float(x), 4) for x in u]  # (1 - beta_hat_1) zeta, beta_hat_1 = 1.9/3, zeta = [1/2, 0.4]
     [0.1833, 0.1467]
     """
-    _check_beta("beta", beta)
-    _check_nonnegative("velocity_std", velocity_std)
+    check_beta("beta", beta)
+    check_nonnegative("velocity_std", velocity_std)
 
     def init(params):
         leaves, treedef = jax.tree.flatten(params)
@@ -954,7 +891,7 @@ def scale_by_gravity(beta: float = 0.9, velocity_std: float = 0.1,
             return b * v + (1.0 - b) * zeta
 
         velocity = jax.tree.map(leaf, updates, state.velocity)
-        return _cast_like(velocity, updates), ScaleByGravityState(count, velocity)
+        return optax.tree.cast_like(velocity, updates), ScaleByGravityState(count, velocity)
 
     return optax.GradientTransformationExtraArgs(init, update)
 
@@ -975,14 +912,14 @@ def gravity(learning_rate: optax.ScalarOrSchedule = 0.1, alpha: float = 0.01, be
     >>> round(float(u[0]), 4)  # -lr (1 - beta_hat_1) * 1/2
     -0.0183
     """
-    _check_nonnegative("alpha", alpha)
-    _check_nonnegative("learning_rate", learning_rate)
+    check_nonnegative("alpha", alpha)
+    check_nonnegative("learning_rate", learning_rate)
     lr0 = learning_rate(0) if callable(learning_rate) else learning_rate
-    lr0_value = _concrete(lr0)
+    lr0_value = concrete_number(lr0)
     if lr0_value is not None and lr0_value == 0.0:
         raise ValueError("gravity needs learning_rate > 0 (its initial velocity has standard deviation "
                          f"alpha / learning_rate), got learning_rate={learning_rate!r}")
-    return _with_lr(scale_by_gravity(beta, alpha / lr0, seed), learning_rate, weight_decay)
+    return alias(scale_by_gravity(beta, alpha / lr0, seed), learning_rate, weight_decay)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -1026,12 +963,12 @@ def scale_by_xgrad(learning_rate: optax.ScalarOrSchedule, base: str = "adam", b1
     >>> round(float(u[0]), 6)                                        # 1.2 + 0.5 * 2
     2.2
     """
-    _check_choice("base", base, _XGRAD_BASES)
+    check_choice("base", base, _XGRAD_BASES)
     for name, b in (("b1", b1), ("b2", b2), ("momentum", momentum)):
-        _check_beta(name, b)
-    _check_nonnegative("eps", eps)
-    _check_nonnegative("learning_rate", learning_rate)
-    _check_nonnegative("steps_ahead", steps_ahead)
+        check_beta(name, b)
+    check_nonnegative("eps", eps)
+    check_nonnegative("learning_rate", learning_rate)
+    check_nonnegative("steps_ahead", steps_ahead)
     inner = optax.scale_by_adam(b1, b2, eps) if base == "adam" else optax.trace(momentum)
 
     def frozen_direction(base_state):
@@ -1052,13 +989,13 @@ def scale_by_xgrad(learning_rate: optax.ScalarOrSchedule, base: str = "adam", b1
         if grad_fn is None:
             raise ValueError("xgrad needs the extra argument grad_fn (params -> grads on the current "
                              "batch) to take the gradient at the predicted weights")
-        _need_params("xgrad", params)
-        lr = _lr_at(learning_rate, state.count)
+        need_params("xgrad", params)
+        lr = learning_rate_at(learning_rate, state.count)
         predicted = jax.tree.map(lambda w, d: w - (steps_ahead * lr).astype(w.dtype) * d.astype(w.dtype),
                                  params, frozen_direction(state.base))
         grads = grad_fn(predicted)
         out, base_state = inner.update(grads, state.base, params)
-        return _cast_like(out, updates), ScaleByXGradState(optax.safe_increment(state.count),
+        return optax.tree.cast_like(out, updates), ScaleByXGradState(optax.safe_increment(state.count),
                                                            base_state)
 
     return optax.GradientTransformationExtraArgs(init, update)
@@ -1080,5 +1017,5 @@ def xgrad(learning_rate: optax.ScalarOrSchedule = 1e-3, base: str = "adam", b1: 
     >>> round(float(u[0]), 4)  # first step: no prediction yet, Adam's -lr sign(g)
     -0.1
     """
-    return _with_lr(scale_by_xgrad(learning_rate, base, b1, b2, eps, momentum, steps_ahead),
+    return alias(scale_by_xgrad(learning_rate, base, b1, b2, eps, momentum, steps_ahead),
                     learning_rate, weight_decay)
