@@ -35,7 +35,6 @@ min_dim`` when given -- then a ``rank`` above a projected leaf's short side is a
 from __future__ import annotations
 
 import dataclasses
-import numbers
 import warnings
 from typing import Any, Callable, NamedTuple, Optional, Union
 
@@ -49,6 +48,8 @@ from .memory import __all__ as _memory_all
 from .projectors import *  # noqa: F401,F403
 from .projectors import ORTHONORMAL_PROJECTORS, PROJECTORS, Projector
 from .projectors import __all__ as _projectors_all
+from ._common import (alias, check_beta, check_choice, check_float_params, check_int,
+                      check_nonnegative, check_positive, check_range)
 from .registry import register
 
 __all__ = [
@@ -82,52 +83,18 @@ _GRADNORM = ("Gradient Weight-normalized Low-rank Projection for Efficient LLM T
 # numeric argument into an array, traced inside a jitted update). Arguments that fix shapes (rank,
 # buffer lengths) therefore default to None = "the paper's default" and must stay Python ints.
 
-def static_int(name: str, value, default=None, *, low: int = 1):
-    """``value`` (``default`` when None) as a Python int ``>= low``; ValueError otherwise."""
-    if value is None:
-        value = default
-        if value is None:
-            return None
-    if isinstance(value, jax.core.Tracer):
-        raise ValueError(f"{name} fixes array shapes and must be a static Python int, got a traced "
-                         f"value (with optax.inject_hyperparams pass static_args=({name!r},))")
-    if isinstance(value, (jax.Array, np.ndarray)):
-        if value.ndim != 0 or not np.issubdtype(value.dtype, np.integer):
-            raise ValueError(f"{name} must be an int, got {value!r}")
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise ValueError(f"{name} must be an int, got {value!r}")
-    if value < low:
-        raise ValueError(f"{name} must be >= {low}, got {value}")
-    return int(value)
-
-
-def check_range(name: str, value, low=None, high=None, *, open_low=False, open_high=False):
-    """Range check of a concrete number; traced values and schedules pass unchecked."""
-    if value is None or callable(value) or isinstance(value, jax.core.Tracer):
-        return
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        return
-    bad_low = low is not None and (v <= low if open_low else v < low)
-    bad_high = high is not None and (v >= high if open_high else v > high)
-    if bad_low or bad_high or v != v:
-        lo, hi = "(" if open_low else "[", ")" if open_high else "]"
-        raise ValueError(f"{name} must be in {lo}{'-inf' if low is None else low}, "
-                         f"{'inf' if high is None else high}{hi}, got {value}")
-
-
-def check_choice(name: str, value, choices):
-    if value not in choices:
-        raise ValueError(f"{name}={value!r} is unknown; allowed: {', '.join(map(repr, choices))}")
+def _static_int(name: str, value, default=None, *, low: int = 1):
+    """``value`` (``default`` when None) checked as a static Python int ``>= low``; None stays
+    None (the method's own default applies)."""
+    value = default if value is None else value
+    return None if value is None else check_int(name, value, low)
 
 
 def _gap(update_proj_gap):
     """update_proj_gap may be traced (it only enters ``count % gap``); check it when concrete."""
     if isinstance(update_proj_gap, jax.core.Tracer):
         return update_proj_gap
-    return static_int("update_proj_gap", update_proj_gap, 200)
+    return _static_int("update_proj_gap", update_proj_gap, 200)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -291,7 +258,7 @@ def no_residual() -> ResidualRule:
 
 def sign_residual(residual_scale: float = 1.0) -> ResidualRule:
     """FRUGAL's state-free sign descent outside the subspace: Δ = α P N + ρ sign(G − P R)."""
-    check_range("residual_scale", residual_scale, 0.0)
+    check_nonnegative("residual_scale", residual_scale)
 
     def apply(x):
         rest = x.g - _up(x.basis, x.r, x.plan)
@@ -303,7 +270,7 @@ def sign_residual(residual_scale: float = 1.0) -> ResidualRule:
 def sgd_residual(residual_scale: float = 1.0) -> ResidualRule:
     """Plain SGD outside the subspace: Δ = α P N + ρ (G − P R), computed as P (α N − ρ R) + ρ G
     (one back-projection)."""
-    check_range("residual_scale", residual_scale, 0.0)
+    check_nonnegative("residual_scale", residual_scale)
 
     def apply(x):
         low = x.scale * x.n - residual_scale * x.r
@@ -487,9 +454,9 @@ def scale_by_moment_ratio(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-6
     transformers AdamW that the GaLore and Fira reference optimizers build on). Combined with
     :func:`adam_bias_correction` as a step size it is that AdamW exactly (ε outside the
     correction, unlike ``optax.scale_by_adam``). State: ``optax.ScaleByAdamState``."""
-    check_range("b1", b1, 0.0, 1.0, open_high=True)
-    check_range("b2", b2, 0.0, 1.0, open_high=True)
-    check_range("eps", eps, 0.0)
+    check_beta("b1", b1)
+    check_beta("b2", b2)
+    check_nonnegative("eps", eps)
 
     def init_fn(params):
         return optax.ScaleByAdamState(jnp.zeros([], jnp.int32), optax.tree.zeros_like(params),
@@ -544,14 +511,6 @@ class ProjectedState(NamedTuple):
 def _compute_dtype(x):
     """float32, or the leaf's dtype when wider (float64 params under jax_enable_x64)."""
     return jnp.promote_types(jnp.result_type(x), jnp.float32)
-
-
-def _check_real(leaves, paths, method):
-    for x, where in zip(leaves, paths):
-        if jnp.issubdtype(jnp.result_type(x), jnp.complexfloating):
-            raise TypeError(f"{method} does not support complex parameters (its projectors and "
-                            f"norms are real); got {jnp.result_type(x)} at {where}: optimise "
-                            f"the real and imaginary parts as separate real leaves")
 
 
 def _warn_unprojected(leaves, selected, paths, rank, min_dim, density):
@@ -649,7 +608,7 @@ def scale_by_projected(
     (4, 2)
     """
     if density is None:
-        rank = static_int("rank", rank)
+        rank = _static_int("rank", rank)
         if rank is None:
             raise ValueError("rank must be given (a positive int) unless density is")
     else:
@@ -671,13 +630,13 @@ def scale_by_projected(
     elif not isinstance(on_refresh, RefreshRule):
         raise ValueError(f"on_refresh must be a RefreshRule or one of {ON_REFRESH}, got "
                          f"{on_refresh!r}")
-    history = static_int("history", history, None)
-    min_dim = static_int("min_dim", min_dim, None)
-    oversample = static_int("oversample", oversample, 8, low=0)
-    power_iterations = static_int("power_iterations", power_iterations, 2, low=0)
-    check_range("scale", scale, 0.0)
-    check_range("damping", damping, 0.0, open_low=True)
-    check_range("online_lr", online_lr, 0.0, open_low=True)
+    history = _static_int("history", history, None)
+    min_dim = _static_int("min_dim", min_dim, None)
+    oversample = _static_int("oversample", oversample, 8, low=0)
+    power_iterations = _static_int("power_iterations", power_iterations, 2, low=0)
+    check_nonnegative("scale", scale)
+    check_positive("damping", damping)
+    check_positive("online_lr", online_lr)
     inner = optax.scale_by_adam() if inner is None else inner
     if not hasattr(inner, "init") or not hasattr(inner, "update"):
         raise ValueError(f"inner must be an optax GradientTransformation, got {inner!r}")
@@ -700,7 +659,7 @@ def scale_by_projected(
     def init_fn(params):
         leaves, treedef = jax.tree.flatten(params)
         paths = _paths(params)
-        _check_real(leaves, paths, name)
+        check_float_params(name, params)
         if density is None:
             _warn_unprojected(leaves, _resolve_mask(mask, params, treedef), paths, rank, min_dim,
                               density)
@@ -804,24 +763,10 @@ def _woodbury_natural_gradient(buffer, r, damping):
 # ------------------------------------------------------------------------------------------------
 # Aliases: the named methods as configurations.
 
-def decayed_weights(weight_decay, mask=None) -> optax.GradientTransformation:
-    """Decoupled weight decay; the identity for a literal 0 (so ``update`` needs no ``params``)."""
-    check_range("weight_decay", weight_decay, 0.0)
-    if isinstance(weight_decay, (int, float)) and weight_decay == 0:
-        return optax.identity()
-    return optax.add_decayed_weights(weight_decay, mask)
-
-
-def _with_lr(direction, learning_rate, weight_decay, weight_decay_mask):
-    check_range("learning_rate", learning_rate, 0.0)
-    return optax.chain(direction, decayed_weights(weight_decay, weight_decay_mask),
-                       optax.scale_by_learning_rate(learning_rate))
-
-
 def _adam(b1, b2, eps):
-    check_range("b1", b1, 0.0, 1.0, open_high=True)
-    check_range("b2", b2, 0.0, 1.0, open_high=True)
-    check_range("eps", eps, 0.0)
+    check_beta("b1", b1)
+    check_beta("b2", b2)
+    check_nonnegative("eps", eps)
     return optax.scale_by_adam(b1=b1, b2=b2, eps=eps)
 
 
@@ -840,7 +785,7 @@ def scale_by_galore(rank: Optional[int] = None, update_proj_gap: int = 200, scal
         inner = scale_by_moment_ratio(b1, b2, eps)
         kwargs.setdefault("correction", adam_bias_correction(b1, b2))
     kwargs.setdefault("name", "galore")
-    return scale_by_projected(static_int("rank", rank, 128), update_proj_gap, scale, inner=inner,
+    return scale_by_projected(_static_int("rank", rank, 128), update_proj_gap, scale, inner=inner,
                               **kwargs)
 
 
@@ -867,7 +812,7 @@ def galore(learning_rate: optax.ScalarOrSchedule = 1e-3, rank: Optional[int] = N
     >>> tx = galore(1e-2, rank=4)
     >>> state = tx.init({"w": jnp.ones((16, 8))})
     """
-    return _with_lr(scale_by_galore(rank, update_proj_gap, scale, b1=b1, b2=b2, eps=eps,
+    return alias(scale_by_galore(rank, update_proj_gap, scale, b1=b1, b2=b2, eps=eps,
                                     inner=inner, side=side, projector=projector, min_dim=min_dim,
                                     mask=mask, seed=seed),
                     learning_rate, weight_decay, weight_decay_mask)
@@ -895,7 +840,7 @@ def fira(learning_rate: optax.ScalarOrSchedule = 1e-3, rank: Optional[int] = Non
     component outside the subspace, as the paper's equations read) instead of the official
     G − α P R; both agree when α = 1. State: GaLore's + one scalar per matrix.
     """
-    return _with_lr(scale_by_galore(rank, update_proj_gap, scale, b1=b1, b2=b2, eps=eps,
+    return alias(scale_by_galore(rank, update_proj_gap, scale, b1=b1, b2=b2, eps=eps,
                                     residual=fira_residual(gamma, complement=complement),
                                     side=side, projector=projector, min_dim=min_dim, mask=mask,
                                     seed=seed, name="fira"),
@@ -921,7 +866,7 @@ def online_subspace_descent(learning_rate: optax.ScalarOrSchedule = 1e-3,
     and the GaLore-style outer step with Adam on Pᵀ G. State 4(2rM + 3rN) bytes per matrix (P and
     its two AdamW moments on the short side).
     """
-    return _with_lr(scale_by_galore(rank, update_proj_gap, scale, b1=b1, b2=b2, eps=eps,
+    return alias(scale_by_galore(rank, update_proj_gap, scale, b1=b1, b2=b2, eps=eps,
                                     projector="online_pca", online_lr=projector_lr, side=side,
                                     min_dim=min_dim, mask=mask),
                     learning_rate, weight_decay, weight_decay_mask)
@@ -942,8 +887,8 @@ def natural_galore(learning_rate: optax.ScalarOrSchedule = 1e-3, rank: Optional[
 
     before Adam. The buffer (4·s·r·M bytes per matrix) is cleared when the subspace refreshes.
     """
-    return _with_lr(scale_by_galore(rank, update_proj_gap, scale, b1=b1, b2=b2, eps=eps,
-                                    history=static_int("history", history, 10), damping=damping,
+    return alias(scale_by_galore(rank, update_proj_gap, scale, b1=b1, b2=b2, eps=eps,
+                                    history=_static_int("history", history, 10), damping=damping,
                                     side=side, min_dim=min_dim, mask=mask),
                     learning_rate, weight_decay, weight_decay_mask)
 
@@ -961,7 +906,7 @@ def dct_galore(learning_rate: optax.ScalarOrSchedule = 1e-3, rank: Optional[int]
     with that side; not optimizer state), so only the int32 indices are stored: 8rM + 4r bytes
     per matrix.
     """
-    return _with_lr(scale_by_galore(rank, update_proj_gap, scale, b1=b1, b2=b2, eps=eps,
+    return alias(scale_by_galore(rank, update_proj_gap, scale, b1=b1, b2=b2, eps=eps,
                                     projector="dct", side=side, min_dim=min_dim, mask=mask),
                     learning_rate, weight_decay, weight_decay_mask)
 
@@ -995,7 +940,7 @@ def frugal(learning_rate: optax.ScalarOrSchedule = 1e-3, density: Optional[float
         residual={"sign_sgd": "sign", "sgd": "sgd", "no": "none"}[inactive_update_rule],
         residual_scale=inactive_lr_scale, on_refresh="reset" if reset_statistics else "keep",
         density=density, min_dim=min_dim, mask=mask, seed=seed)
-    return _with_lr(direction, learning_rate, weight_decay, weight_decay_mask)
+    return alias(direction, learning_rate, weight_decay, weight_decay_mask)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -1075,7 +1020,7 @@ def gradnorm_lorp(learning_rate: optax.ScalarOrSchedule = 1e-3, rank: Optional[i
                                      side=side, min_dim=min_dim, mask=mask,
                                      name="gradnorm_lorp"),
                      optax.scale_by_learning_rate(lr))
-    check_range("learning_rate", learning_rate, 0.0)
+    check_nonnegative("learning_rate", learning_rate)
 
     def is_factors(x):
         return isinstance(x, WeightNormFactors)
@@ -1086,7 +1031,7 @@ def gradnorm_lorp(learning_rate: optax.ScalarOrSchedule = 1e-3, rank: Optional[i
             if jnp.ndim(w) == 2 else w, params)
 
     def init_fn(params):
-        _check_real(jax.tree.leaves(params), _paths(params), "gradnorm_lorp")
+        check_float_params("gradnorm_lorp", params)
         _check_no_zero_rows(params)
         template = split_tree(params)
         factors = jax.tree.map(lambda f: f if is_factors(f) else _empty(), template,

@@ -13,7 +13,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from .lowrank import check_range, decayed_weights, scale_by_galore, static_int
+from ._common import alias
+from .lowrank import _static_int, scale_by_galore
 from .registry import register
 
 __all__ = ["Quantized", "quantize_state", "adam_8bit", "q_galore"]
@@ -67,8 +68,8 @@ def quantize_state(inner: optax.GradientTransformation, block_size: Optional[int
     ``quantize_projector`` (Q-GaLore's low-bit projection, here int8). Bytes: 2·(⌈s/B⌉B + 4⌈s/B⌉)
     for Adam's two moments of s entries.
     """
-    block_size = static_int("block_size", block_size, 256)
-    min_size = static_int("min_size", min_size, 4096)
+    block_size = _static_int("block_size", block_size, 256)
+    min_size = _static_int("min_size", min_size, 4096)
     inner = optax.with_extra_args_support(inner)
 
     def plan(template):
@@ -116,11 +117,8 @@ def adam_8bit(learning_rate: optax.ScalarOrSchedule = 1e-3, b1: float = 0.9, b2:
               eps: float = 1e-8, weight_decay: float = 0.0, weight_decay_mask: Any = None,
               block_size: Optional[int] = None, min_size: Optional[int] = None):
     """Adam(W) with blockwise-int8 moments (:func:`quantize_state` over ``optax.scale_by_adam``)."""
-    check_range("learning_rate", learning_rate, 0.0)
-    return optax.chain(quantize_state(optax.scale_by_adam(b1=b1, b2=b2, eps=eps), block_size,
-                                      min_size),
-                       decayed_weights(weight_decay, weight_decay_mask),
-                       optax.scale_by_learning_rate(learning_rate))
+    return alias(quantize_state(optax.scale_by_adam(b1=b1, b2=b2, eps=eps), block_size, min_size),
+                 learning_rate, weight_decay, weight_decay_mask)
 
 
 @register("q_galore", family="factored", paper=_QGALORE)
@@ -134,10 +132,7 @@ def q_galore(learning_rate: optax.ScalarOrSchedule = 1e-3, rank: Optional[int] =
     ``quantize_projector``, its projector (int8 here; the paper uses int4) -- are stored blockwise
     int8 by :func:`quantize_state`. Not included: Q-GaLore's layer-adaptive refresh gap and int8
     weights with stochastic rounding."""
-    check_range("learning_rate", learning_rate, 0.0)
     inner = scale_by_galore(rank, update_proj_gap, scale, b1=b1, b2=b2, eps=eps, side=side,
-                            projector=projector, min_dim=min_dim, mask=mask)
-    return optax.chain(quantize_state(inner, block_size, min_size,
-                                      quantize_projector=quantize_projector),
-                       decayed_weights(weight_decay, weight_decay_mask),
-                       optax.scale_by_learning_rate(learning_rate))
+                            projector=projector, min_dim=min_dim, mask=mask, name="q_galore")
+    return alias(quantize_state(inner, block_size, min_size, quantize_projector=quantize_projector),
+                 learning_rate, weight_decay, weight_decay_mask)

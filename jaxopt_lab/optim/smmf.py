@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from .lowrank import check_range, decayed_weights
+from ._common import alias, check_beta, check_nonnegative, check_range
 from .memory import most_square
 from .registry import register
 
@@ -58,8 +58,8 @@ def scale_by_smmf(beta: float = 0.9, eps: float = 1e-8, decay_rate: float = -0.5
     (no bias correction), then M and V are re-compressed to rank-1 factors and the sign of M to
     one bit per entry. γ = ``growth_rate``, c = ``decay_rate`` (-0.5; -0.8 for Transformers).
     """
-    check_range("beta", beta, 0.0, 1.0, open_high=True)
-    check_range("eps", eps, 0.0)
+    check_beta("beta", beta)
+    check_nonnegative("eps", eps)
     check_range("decay_rate", decay_rate, high=0.0)
     check_range("growth_rate", growth_rate, 0.0, 1.0)
 
@@ -108,7 +108,5 @@ def smmf(learning_rate: optax.ScalarOrSchedule = 1e-3, beta: float = 0.9, eps: f
          weight_decay_mask: Any = None):
     """SMMF (Park & Choi et al., arXiv:2412.08894): see :func:`scale_by_smmf`. State per tensor
     8(m̂ + n̂) + ⌈m̂n̂/8⌉ bytes (the reference stores the sign as bool, 8x more)."""
-    check_range("learning_rate", learning_rate, 0.0)
-    return optax.chain(scale_by_smmf(beta, eps, decay_rate, growth_rate),
-                       decayed_weights(weight_decay, weight_decay_mask),
-                       optax.scale_by_learning_rate(learning_rate))
+    return alias(scale_by_smmf(beta, eps, decay_rate, growth_rate), learning_rate, weight_decay,
+                 weight_decay_mask)

@@ -10,8 +10,9 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from .lowrank import (_check_real, _compute_dtype, _paths, adam_bias_correction, check_choice,
-                      check_range, decayed_weights, static_int)
+from ._common import (alias, check_beta, check_choice, check_float_params, check_int,
+                      check_nonnegative)
+from .lowrank import _compute_dtype, _static_int, adam_bias_correction
 from .memory import most_square
 from .projectors import PROJECTORS, Projector
 from .registry import register
@@ -61,15 +62,15 @@ def scale_by_subset_norm(rank: Optional[int] = None, update_proj_gap: int = 200,
     bias_correction1``), computed in the leaf's dtype. ``rank=None`` gives SN with full momentum
     everywhere. Complex leaves are a TypeError at ``init``.
     """
-    rank = static_int("rank", rank, None)
-    min_dim = static_int("min_dim", min_dim, None)
+    rank = _static_int("rank", rank, None)
+    min_dim = _static_int("min_dim", min_dim, None)
     check_choice("projector", projector, PROJECTORS)
     check_choice("reduce", reduce, ("sum", "mean"))
-    check_range("b1", b1, 0.0, 1.0, open_high=True)
-    check_range("b2", b2, 0.0, 1.0, open_high=True)
-    check_range("eps", eps, 0.0)
-    if not isinstance(update_proj_gap, jax.core.Tracer):
-        static_int("update_proj_gap", update_proj_gap)
+    check_beta("b1", b1)
+    check_beta("b2", b2)
+    check_nonnegative("eps", eps)
+    if not isinstance(update_proj_gap, jax.core.Tracer):  # it only enters count % gap
+        check_int("update_proj_gap", update_proj_gap)
 
     def canonical(g, transpose):
         g = g.astype(_compute_dtype(g))
@@ -90,7 +91,7 @@ def scale_by_subset_norm(rank: Optional[int] = None, update_proj_gap: int = 200,
 
     def init_fn(params):
         leaves, treedef = jax.tree.flatten(params)
-        _check_real(leaves, _paths(params), "subset_norm")
+        check_float_params("subset_norm", params)
         triples = [leaf_init(p) for p in leaves]
         return SubsetNormState(jnp.zeros([], jnp.int32), jax.random.PRNGKey(seed),
                                *(treedef.unflatten([t[i] for t in triples]) for i in range(3)))
@@ -152,9 +153,7 @@ def subset_norm(learning_rate: optax.ScalarOrSchedule = 1e-3, rank: Optional[int
                 min_dim: Optional[int] = None, seed: int = 0):
     """SN + SM (Nguyen et al., arXiv:2411.07120), see :func:`scale_by_subset_norm`; ``rank``
     defaults to 128 (None); decoupled weight decay. State per projected matrix 4(M + rM + rN)."""
-    check_range("learning_rate", learning_rate, 0.0)
-    return optax.chain(
-        scale_by_subset_norm(static_int("rank", rank, 128), update_proj_gap, b1, b2, eps,
+    return alias(
+        scale_by_subset_norm(_static_int("rank", rank, 128), update_proj_gap, b1, b2, eps,
                              projector=projector, reduce=reduce, min_dim=min_dim, seed=seed),
-        decayed_weights(weight_decay, weight_decay_mask),
-        optax.scale_by_learning_rate(learning_rate))
+        learning_rate, weight_decay, weight_decay_mask)

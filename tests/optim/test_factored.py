@@ -13,7 +13,7 @@ from jaxopt_lab.optim.memory import most_square
 
 
 def _numpy_smmf(grads, beta=0.9, eps=1e-8, decay_rate=-0.5, growth_rate=0.999):
-    """SMMF (PAPERS A2.9) in numpy, on an already square-matricized gradient sequence."""
+    """SMMF (arXiv:2412.08894, its update rule) in numpy, on an already square-matricized gradient sequence."""
     m_row = m_col = v_row = v_col = None
     sign = None
     out = []
@@ -50,12 +50,12 @@ def test_smmf_matches_numpy_over_three_steps():
 
 def test_most_square():
     assert most_square(24) == (4, 6)
-    assert most_square(4096 * 11008) == (5504, 8192)  # the PAPERS A2.11 example
+    assert most_square(4096 * 11008) == (5504, 8192)  # the SMMF paper's example (arXiv:2412.08894)
     assert most_square(7) == (1, 7)
 
 
 def _numpy_subset_norm(grads, basis, b1=0.9, b2=0.999, eps=1e-6):
-    """SN + SM (PAPERS A2.10) for a tall matrix whose short side (columns) is projected by the
+    """SN + SM (arXiv:2411.07120) for a tall matrix whose short side (columns) is projected by the
     fixed ``basis``; v per long-side index (row) sums over the short side."""
     m = np.zeros((basis.shape[1], grads[0].shape[0]))
     v = np.zeros(grads[0].shape[0])

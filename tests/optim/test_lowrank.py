@@ -47,7 +47,7 @@ def test_memory_min_side_matches_optax_contrib_galore():
 @pytest.mark.parametrize("side", ["reference", "memory_min"])
 @pytest.mark.parametrize("shape", [(12, 6), (6, 12)])
 def test_refresh_step_with_sgd_inner_is_truncated_svd(side, shape):
-    """PAPERS A2.1: at a refresh both conventions back-project to U_r U_rᵀ G = G V_r V_rᵀ."""
+    """GaLore (arXiv:2403.03507): at a refresh both conventions back-project to U_r U_rᵀ G = G V_r V_rᵀ."""
     g = jax.random.normal(jax.random.PRNGKey(0), shape)
     tx = lowrank.scale_by_projected(rank=3, update_proj_gap=5, inner=optax.identity(), side=side)
     u = _first_update(tx, {"w": g})["w"]

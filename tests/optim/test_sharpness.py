@@ -138,7 +138,7 @@ def test_asam_perturbation_closed_form_and_identity_scaling_is_sam():
 
 @pytest.mark.slow
 def test_asam_is_invariant_to_layer_rescaling():
-    """PAPERS A1.3(a): rescaling a bias-free ReLU pair (W1 c, W2 / c) leaves ASAM's (eta = 0)
+    """ASAM (arXiv:2102.11600), scale invariance: rescaling a bias-free ReLU pair (W1 c, W2 / c) leaves ASAM's (eta = 0)
     perturbed loss unchanged; SAM's changes."""
     key1, key2, key3 = jax.random.split(jax.random.PRNGKey(0), 3)
     x = jax.random.normal(key1, (16, 4))
