@@ -792,7 +792,7 @@ def scale_by_m_sam(rho: optax.ScalarOrSchedule = 0.05, num_chunks: int = 1, *,
         return scale_by_perturbation(_sam_perturb(rho, eps), name="scale_by_m_sam")
 
     def init_fn(params):
-        del params
+        _check_inexact("scale_by_m_sam", params)
         return SharpnessState(jnp.zeros([], jnp.int32), ())
 
     def update_fn(updates, state, params=None, *, chunk_grad_fn=None, **extra):
