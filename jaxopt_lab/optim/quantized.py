@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from ._common import alias
+from ._common import alias, check_float_params
 from .lowrank import _static_int, scale_by_galore
 from .registry import register
 
@@ -100,6 +100,7 @@ def quantize_state(inner: optax.GradientTransformation, block_size: Optional[int
                                   for x, t, c in zip(leaves, like, kinds)])
 
     def init_fn(params):
+        check_float_params("quantize_state", params)  # the int8 codes are of real numbers
         state = inner.init(params)
         return encode(state, state)
 

@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from ._common import alias, check_beta, check_nonnegative, check_range
+from ._common import alias, check_beta, check_float_params, check_nonnegative, check_range
 from .memory import most_square
 from .registry import register
 
@@ -70,6 +70,7 @@ def scale_by_smmf(beta: float = 0.9, eps: float = 1e-8, decay_rate: float = -0.5
                         zeros(mh), zeros(nh))
 
     def init_fn(params):
+        check_float_params("smmf", params)  # signs and squares of real numbers
         return SMMFState(jnp.zeros([], jnp.int32), jax.tree.map(leaf_init, params))
 
     def update_fn(updates, state, params=None, **extra):

@@ -349,6 +349,38 @@ def test_gradnorm_lorp_reduces_loss_and_rebuilds_weights():
     np.testing.assert_allclose(lowrank.weight_norm_merge(v, g), p["w"], rtol=1e-4, atol=1e-5)
 
 
+def test_gradnorm_lorp_zero_rows_and_tuple_containers():
+    """A zero row cannot move under W = g V/‖V‖ (g = 0, V/‖V‖ undefined): concrete params with one
+    are refused at init, naming the leaf; under jit the math stays finite (no NaN). Tuple
+    containers of matrices are parameters like any other."""
+    with pytest.raises(ValueError, match=r"gradnorm_lorp: the matrix \['w'\] .* 1 zero row"):
+        optim.gradnorm_lorp(1e-2, rank=2).init({"w": jnp.zeros((6, 4)).at[1:].set(1.0)})
+    tx = optim.gradnorm_lorp(1e-2, rank=2, min_dim=1)
+    w = jnp.zeros((6, 4)).at[1:].set(1.0)
+    state = jax.jit(tx.init)({"w": w})
+    u, _ = tx.update({"w": jnp.ones((6, 4))}, state, {"w": w})
+    assert np.all(np.isfinite(np.asarray(u["w"])))
+    np.testing.assert_array_equal(u["w"][0], 0.0)  # the zero row stays put
+    pair = (jax.random.normal(jax.random.PRNGKey(0), (6, 4)),
+            jax.random.normal(jax.random.PRNGKey(1), (6, 4)))
+    as_list = [pair[0], pair[1]]
+    u_tuple, _ = tx.update(pair, tx.init(pair), pair)
+    u_list, _ = tx.update(as_list, tx.init(as_list), as_list)
+    assert isinstance(u_tuple, tuple)
+    for a, b in zip(u_tuple, u_list):
+        np.testing.assert_allclose(a, b, rtol=1e-6)
+        assert np.all(np.isfinite(np.asarray(a)))
+
+
+@pytest.mark.parametrize("name", ["galore", "fira", "online_subspace_descent", "natural_galore",
+                                  "dct_galore", "frugal", "gradnorm_lorp", "subset_norm",
+                                  "q_galore", "smmf", "adam_8bit"])
+def test_complex_parameters_are_refused_at_init(name):
+    tx = optim.get(name, learning_rate=1e-2)
+    with pytest.raises(TypeError, match=r"params\['z'\] has dtype complex64"):
+        tx.init({"w": jnp.ones((4, 4)), "z": jnp.ones((4, 4), jnp.complex64)})
+
+
 def test_works_inside_optax_partition_with_masked_leaves():
     params = {"w": jnp.ones((12, 6)), "b": jnp.ones(6)}
     tx = optax.partition({"low": optim.galore(1e-2, rank=2), "plain": optax.sgd(1e-2)},
