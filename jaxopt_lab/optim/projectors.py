@@ -162,8 +162,10 @@ class Projector:
 
     # -- state ---------------------------------------------------------------------------------
     def _online_opt(self, update_proj_gap):
+        # kyleliang919/Online-Subspace-Descent (galore_torch/galore_projector.py L79, L117):
+        # torch.optim.AdamW(lr=1/T) with torch's defaults, weight decay 0.01 (optax's is 1e-4).
         lr = self.online_lr if self.online_lr is not None else 1.0 / update_proj_gap
-        return optax.adamw(lr)
+        return optax.adamw(lr, b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.01)
 
     def init(self, d: int, update_proj_gap: int, dtype=jnp.float32):
         """Initial state for a side of size ``d``: the first r coordinate axes (a valid orthonormal

@@ -47,7 +47,9 @@ def _rank1(a):
 
 def scale_by_smmf(beta: float = 0.9, eps: float = 1e-8, decay_rate: float = -0.5,
                   growth_rate: float = 0.999) -> optax.GradientTransformationExtraArgs:
-    r"""SMMF's direction. Every tensor is reshaped to its most-square m̂ × n̂ matrix; per step t:
+    r"""SMMF's direction. Every tensor is reshaped (row-major) to its most-square m̂ × n̂
+    matrix, m̂ >= n̂ (n̂ the largest divisor of its size <= √size, as the official code,
+    KwangryeolPark/Official.SMMF); per step t:
 
     .. math::
         \beta_{m,t} = \beta\,\gamma^{t-1},\quad \beta_{v,t} = 1 - t^{c},\quad
@@ -64,8 +66,10 @@ def scale_by_smmf(beta: float = 0.9, eps: float = 1e-8, decay_rate: float = -0.5
     check_range("growth_rate", growth_rate, 0.0, 1.0)
 
     def leaf_init(p):
-        mh, nh = most_square(max(p.size, 1))
-        zeros = lambda n: jnp.zeros((n,), jnp.float32)
+        # the reference's _get_effective_shape: (numel // i, i), i the largest divisor <= √numel
+        nh, mh = most_square(max(p.size, 1))
+        dtype = jnp.promote_types(p.dtype, jnp.float32)  # float64 leaves keep float64 factors
+        zeros = lambda n: jnp.zeros((n,), dtype)  # noqa: E731
         return SMMFLeaf(zeros(mh), zeros(nh), jnp.zeros((math.ceil(mh * nh / 8),), jnp.uint8),
                         zeros(mh), zeros(nh))
 
@@ -75,15 +79,15 @@ def scale_by_smmf(beta: float = 0.9, eps: float = 1e-8, decay_rate: float = -0.5
 
     def update_fn(updates, state, params=None, **extra):
         del params, extra
-        t = (state.count + 1).astype(jnp.float32)
-        beta_m = beta * growth_rate ** (t - 1.0)
-        beta_v = 1.0 - t ** decay_rate
-
         def leaf(g, s):
             mh, nh = s.m_row.shape[0], s.v_col.shape[0]
-            gm = g.astype(jnp.float32).reshape(mh, nh)
+            dtype = s.m_row.dtype
+            t = (state.count + 1).astype(dtype)
+            beta_m = jnp.asarray(beta, dtype) * jnp.asarray(growth_rate, dtype) ** (t - 1.0)
+            beta_v = 1.0 - t ** jnp.asarray(decay_rate, dtype)
+            gm = g.astype(dtype).reshape(mh, nh)
             sign = jnp.unpackbits(s.m_sign, count=mh * nh).reshape(mh, nh)
-            m_prev = jnp.where(sign > 0, 1.0, -1.0) * jnp.outer(s.m_row, s.m_col)
+            m_prev = jnp.where(sign > 0, 1.0, -1.0).astype(dtype) * jnp.outer(s.m_row, s.m_col)
             v_prev = jnp.outer(s.v_row, s.v_col)
             m = beta_m * m_prev + (1.0 - beta_m) * gm
             v = beta_v * v_prev + (1.0 - beta_v) * gm * gm

@@ -39,8 +39,8 @@ def test_smmf_matches_numpy_over_three_steps():
     rng = np.random.default_rng(0)
     grads = [rng.normal(size=(6, 4)).astype(np.float32) for _ in range(3)]
     tx = factored.scale_by_smmf()
-    state = tx.init({"w": jnp.zeros((6, 4))})  # 24 entries -> most-square 4 x 6
-    expected = _numpy_smmf([g.reshape(4, 6).astype(np.float64) for g in grads])
+    state = tx.init({"w": jnp.zeros((6, 4))})  # 24 entries -> most-square 6 x 4 (rows: larger)
+    expected = _numpy_smmf([g.reshape(6, 4).astype(np.float64) for g in grads])
     for g, e in zip(grads, expected):
         u, state = tx.update({"w": jnp.asarray(g)}, state)
         np.testing.assert_allclose(u["w"], e.reshape(6, 4), rtol=2e-4, atol=1e-5)

@@ -203,3 +203,59 @@ def test_subset_norm_subspace_momentum_matches_the_official_code():
                                      _snsm_step(lr, rank))
     assert worst < TOL, worst
 
+
+
+# ---------------------------------------------------------------------------------------------
+# SMMF: KwangryeolPark/Official.SMMF
+
+
+def _smmf_step(lr, beta=0.9, eps=1e-8, decay_rate=-0.5, growth_rate=0.999):
+    """SMMF.step (SMMF/SMMF.py L50-70; vector_reshape=True, weight decay 0) with
+    _factorized_adam (L73-127), _get_effective_shape (L168-180), _decompression / _compression
+    (L183-199) and the rank-1 _nnmf (L206-220) that normalises the shorter side's sums."""
+
+    def effective_shape(numel):
+        if int(numel ** 0.5) ** 2 == numel:
+            return (int(numel ** 0.5),) * 2
+        for i in reversed(range(1, int(numel ** 0.5) + 1)):
+            if numel % i == 0:
+                return (numel // i, i)
+        return (numel, 1)
+
+    def nnmf(matrix):
+        row, col = matrix.sum(1), matrix.sum(0)
+        if matrix.shape[0] < matrix.shape[1]:
+            row = row / row.sum() if row.sum() != 0 else row
+        else:
+            col = col / col.sum() if col.sum() != 0 else col
+        return row, col
+
+    def step(params, grads, state):
+        out = {}
+        for k, w in params.items():
+            s = state.get(k)
+            if s is None:
+                shape = effective_shape(w.size)
+                s = state[k] = {"step": 1, "shape": shape, "m": (np.zeros(shape[0]), np.zeros(shape[1])),
+                                "sign": np.zeros(shape, bool),
+                                "v": (np.zeros(shape[0]), np.zeros(shape[1]))}
+            g = grads[k].reshape(s["shape"])
+            m = np.outer(*s["m"])
+            m = np.where(s["sign"], m, -m)
+            v = np.outer(*s["v"])
+            beta_m = beta * growth_rate ** (s["step"] - 1.0)
+            m = beta_m * m + (1 - beta_m) * g
+            beta_v = 1.0 - s["step"] ** decay_rate
+            v = beta_v * v + (1 - beta_v) * g ** 2
+            s["sign"], s["m"], s["v"] = m > 0, nnmf(np.abs(m)), nnmf(v)
+            s["step"] += 1.0
+            out[k] = w - lr * (m / (np.sqrt(v) + eps)).reshape(w.shape)
+        return out
+
+    return step
+
+
+def test_smmf_matches_the_official_code():
+    """Both matrices: 60 entries -> effective 10 x 6 (not square, rows the larger side)."""
+    worst = _max_relative_difference(optim.smmf(0.01), _smmf_step(0.01))
+    assert worst < TOL, worst
