@@ -10,10 +10,19 @@ see :mod:`jaxopt_lab.optim.projectors`), refreshed every ``update_proj_gap`` ste
     \Delta = \alpha\, P N + \mathrm{residual}(G_c - P R)
 
 ``inner`` is any optax transform (default Adam) running on the tree of low-rank coordinates (and on
-the unprojected leaves -- biases, norms, small or masked matrices -- as they are). Residual rules:
-``none`` (GaLore), ``fira`` (norm-scaled residual with a growth limiter), ``sign`` (FRUGAL),
-``sgd``. On a subspace change the inner moments are kept (GaLore), re-initialised (``reset``,
-FRUGAL) or rotated into the new basis (``rotate``: m ← T m, v ← (T∘T) v with T = P_newᵀ P_old).
+the unprojected leaves -- biases, norms, small or masked matrices -- as they are). Two small rules
+complete a method, as ``perturb``/``combine`` complete a sharpness method: the residual rule
+(:class:`ResidualRule`: :func:`no_residual` for GaLore, :func:`fira_residual` -- norm-scaled
+residual with a growth limiter --, :func:`sign_residual` for FRUGAL, :func:`sgd_residual`) and the
+refresh rule (:class:`RefreshRule`): on a subspace change the inner moments are kept
+(:func:`keep_moments`, GaLore), re-initialised (:func:`reset_moments`, FRUGAL) or rotated into the
+new basis (:func:`rotate_moments`: m ← T m, v ← (T∘T) v with T = P_newᵀ P_old).
+
+The GaLore family's default inner direction is the reference code's AdamW (jiaweizzhao/GaLore,
+xichen-fy/Fira): N = m/(√v + ε) without bias correction, the correction √(1 − β₂ᵗ)/(1 − β₁ᵗ)
+applied as a step size to the whole direction (:func:`scale_by_moment_ratio`,
+:func:`adam_bias_correction`); reference tests check GaLore and Fira step for step against float64
+transcriptions of the official code.
 
 Side convention (``side``). The GaLore reference projects the **shorter** side (m ≥ n: P = V_r,
 R = G P, moments m × r) -- ``side='reference'``, the default; optax.contrib.galore projects the
@@ -27,9 +36,11 @@ columns are (the formulas below are written for the canonical Gc, d × k). With
 ``side='memory_min'``, ``scale=1`` and ``inner=optax.scale_by_adam()`` :func:`galore` equals
 ``optax.contrib.galore`` (tested); optax clamps ``rank`` to the short side where we raise.
 
-Which leaves are projected: 2-D leaves selected by ``mask`` (default all) whose short side is
-``> rank`` (default ``min_dim=None``: projecting onto the full short side saves nothing) or ``>=
-min_dim`` when given -- then a ``rank`` above a projected leaf's short side is a ``ValueError``.
+Which leaves are projected (the rank rule): 2-D leaves selected by ``mask`` (default all) whose
+short side is ``> rank`` (default ``min_dim=None``: projecting onto the full short side saves
+nothing; the others run unprojected through ``inner`` and ``init`` warns once, naming them) or
+``>= min_dim`` when given -- then a ``rank`` above a projected leaf's short side is a
+``ValueError``. Float64 leaves are computed in float64; complex leaves are a ``TypeError``.
 """
 
 from __future__ import annotations
@@ -802,11 +813,17 @@ def galore(learning_rate: optax.ScalarOrSchedule = 1e-3, rank: Optional[int] = N
     Every T = ``update_proj_gap`` steps P ← top-r singular vectors of G (short side by default);
     between refreshes
 
-    .. math:: W \leftarrow W - \eta\,\big(\alpha\,P\,\mathrm{Adam}(P^\top G) + \lambda W\big)
+    .. math::
+        W \leftarrow W - \eta\,\Big(\frac{\sqrt{1-\beta_2^t}}{1-\beta_1^t}\,
+        \alpha\,P\,\frac{m}{\sqrt v + \epsilon} + \lambda W\Big)
 
-    Moments are not re-projected on refresh (as the reference). ``rank`` defaults to 128 (None);
-    leaves with short side <= rank are trained by plain Adam. ``side='memory_min'`` gives
-    optax.contrib.galore's convention (see the module docstring).
+    with m, v Adam's moments of Pᵀ G (the reference AdamW: ε outside the bias correction; the
+    reference applies the weight decay after the step, to the updated W, ours to W -- a
+    difference of order η²λ). Moments are not re-projected on refresh (as the reference).
+    ``rank`` defaults to 128 (None); leaves with short side <= rank are trained by that AdamW
+    unprojected (``init`` warns). ``side='memory_min'`` gives optax.contrib.galore's convention
+    (see the module docstring); ``inner`` replaces the AdamW direction (no bias correction
+    added then).
 
     >>> import jax.numpy as jnp
     >>> tx = galore(1e-2, rank=4)

@@ -41,6 +41,8 @@ import numpy as np
 import optax
 from jaxtyping import Array, Float, Int
 
+from ._common import check_choice
+
 __all__ = ["PROJECTORS", "ORTHONORMAL_PROJECTORS", "Projector", "BasisState", "DCTState", "OnlinePCAState", "dct_rows",
            "randomized_range"]
 
@@ -157,8 +159,7 @@ class Projector:
     transposed: bool = False
 
     def __post_init__(self):
-        if self.kind not in PROJECTORS:
-            raise ValueError(f"projector={self.kind!r} is unknown; allowed: {', '.join(PROJECTORS)}")
+        check_choice("projector", self.kind, PROJECTORS)
 
     # -- state ---------------------------------------------------------------------------------
     def _online_opt(self, update_proj_gap):

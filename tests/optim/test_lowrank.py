@@ -446,3 +446,11 @@ def test_projected_training_solves_matrix_factorization(name, kwargs):
     (final, _), _ = jax.jit(lambda p: jax.lax.scan(body, (p, tx.init(p)), None, length=1000))(
         params)
     assert float(loss(final)) < 1e-3 * float(loss(params))
+
+
+def test_docstring_examples():
+    import doctest
+
+    for module in (lowrank, projectors, optim.memory):
+        result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+        assert result.failed == 0, module.__name__

@@ -541,3 +541,10 @@ def test_sam_with_flax_nnx_functional_and_nnx_optimizer_agree():
     for name in ("kernel", "bias"):
         np.testing.assert_allclose(functional[name], expected[name], rtol=1e-5, atol=1e-7)
         np.testing.assert_allclose(through_optimizer[name], expected[name], rtol=1e-5, atol=1e-7)
+
+
+def test_docstring_examples():
+    import doctest
+
+    result = doctest.testmod(sh, optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 10 and result.failed == 0
