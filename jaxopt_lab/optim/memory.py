@@ -1,7 +1,7 @@
 """Optimizer-state memory: measured (:func:`state_bytes`) and closed form (:func:`formula_bytes`).
 
-The closed forms are the papers' state-size formulas (fp32 bytes per m × n matrix, M = max(m, n), N = min(m, n),
-rank r), applied per leaf, plus what every optimizer also keeps: unprojected leaves (Adam: 8 bytes
+The closed forms are the papers' state-size formulas (fp32 bytes per m × n matrix,
+M = max(m, n), N = min(m, n), rank r), applied per leaf, plus what every optimizer also keeps: unprojected leaves (Adam: 8 bytes
 per entry) and the fixed overhead (int32 step counts, one PRNG key). They are written from the
 papers' formulas, not from our state layout, so a test comparing the two catches a moment on the
 wrong side or a forgotten buffer.

@@ -78,6 +78,7 @@ def _hf_adamw_first_step(g, lr, b1=0.9, b2=0.999, eps=1e-6):
     return -lr * np.sqrt(1 - b2) / (1 - b1) * m / (np.sqrt(v) + eps)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["galore", "fira", "online_subspace_descent", "dct_galore"])
 def test_rank_not_below_a_short_side_leaves_the_leaf_unprojected_with_a_warning(name):
     """The rank rule: a matrix whose short side is <= rank is trained unprojected by the
@@ -349,6 +350,7 @@ def test_gradnorm_lorp_reduces_loss_and_rebuilds_weights():
     np.testing.assert_allclose(lowrank.weight_norm_merge(v, g), p["w"], rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_gradnorm_lorp_zero_rows_and_tuple_containers():
     """A zero row cannot move under W = g V/‖V‖ (g = 0, V/‖V‖ undefined): concrete params with one
     are refused at init, naming the leaf; under jit the math stays finite (no NaN). Tuple

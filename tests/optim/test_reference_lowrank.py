@@ -140,6 +140,7 @@ def _galore_family_step(lr, rank, gap, scale, b1=0.9, b2=0.999, eps=1e-6, fira=F
     return step
 
 
+@pytest.mark.slow
 def test_galore_matches_the_official_code():
     lr, rank, gap, scale = 0.05, 2, 10, 0.25
     worst = _max_relative_difference(optim.galore(lr, rank, gap, scale),

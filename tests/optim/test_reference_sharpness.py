@@ -182,6 +182,7 @@ def _rosenbrock(w):
     return (1.0 - w[0]) ** 2 + 100.0 * (w[1] - w[0] ** 2) ** 2
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("x0", [0.3, 0.5, 0.7, 0.9, 0.99])
 def test_gam_pushes_away_from_the_rosenbrock_minimizer_along_its_valley(x0):
     """Why GAM (defaults) ends near loss 0.25-1 on Rosenbrock where SAM gets closer: a property of

@@ -488,6 +488,7 @@ def test_complex_parameters_follow_the_real_pair_geometry(name):
 # flax nnx: the functional way and nnx.Optimizer
 
 
+@pytest.mark.slow
 def test_sam_with_flax_nnx_functional_and_nnx_optimizer_agree():
     """SAM on a flax nnx model, written the two ways users write it: functionally (nnx.split, then
     optax on the Param state) and through ``nnx.Optimizer`` (whose update hands the transform plain
