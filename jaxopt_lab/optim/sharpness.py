@@ -41,14 +41,14 @@ Learning: Efficient Finite-Difference Computation and Implicit Bias", arXiv:2210
 
 from __future__ import annotations
 
-import math
 from typing import Any, Callable, NamedTuple, Optional, Union
 
 import jax
 import jax.numpy as jnp
 import optax
 
-from ._common import alias, check_int, check_range, concrete_number
+from ._common import (alias, check_int, check_nonnegative, check_positive, check_range,
+                      concrete_number)
 from .curvature import TopEigenOutput, hessian_vector_product, top_hessian_eigenvalue
 from .registry import get as _get_optimizer
 from .registry import info as _optimizer_info
@@ -78,16 +78,6 @@ _SAM_PAPER = ("Sharpness-Aware Minimization for Efficiently Improving Generaliza
 
 # ------------------------------------------------------------------------------------------------
 # validation and small numerics
-
-
-def _check_range(method: str, name: str, value, *, low: float = 0.0, open_low: bool = False,
-                 high: float = math.inf, allow_schedule: bool = False) -> None:
-    """The shared range check (schedules and traced values pass unchecked); ``allow_schedule=False``
-    also refuses a callable."""
-    del method  # the shared message names the argument and the allowed interval
-    if callable(value) and not allow_schedule:
-        raise ValueError(f"{name} must be a number, got a callable {value!r}")
-    check_range(name, value, low, high, open_low=open_low)
 
 
 def _evaluate(value: optax.ScalarOrSchedule, count: jax.Array) -> jax.Array:
@@ -300,7 +290,7 @@ def _alias(direction: optax.GradientTransformation, learning_rate: optax.ScalarO
     """``chain(direction, base or identity, scale_by_learning_rate(lr))``; a registry name as
     ``base`` is that whole optimizer (it applies ``learning_rate`` itself)."""
     if isinstance(base, str):
-        check_range("learning_rate", learning_rate, 0.0)
+        check_nonnegative("learning_rate", learning_rate)
         _optimizer_info(base)  # ValueError with close matches if unknown
         return optax.chain(direction, _get_optimizer(base, learning_rate=learning_rate))
     if base is None:
@@ -346,8 +336,8 @@ def scale_by_sam(rho: optax.ScalarOrSchedule = 0.05, *, eps: float = 1e-12,
     >>> round(float(updates[0]), 6)  # -0.1 * 2 * (1 + 0.05)
     -0.21
     """
-    _check_range("scale_by_sam", "rho", rho, allow_schedule=True)
-    _check_range("scale_by_sam", "eps", eps)
+    check_nonnegative("rho", rho)
+    check_nonnegative("eps", eps)
     return scale_by_perturbation(_sam_perturb(rho, eps, normalize), name="scale_by_sam")
 
 
@@ -396,9 +386,9 @@ def scale_by_asam(rho: optax.ScalarOrSchedule = 0.5, *, eta: float = 0.01, mask:
 
     >>> tx = scale_by_asam(0.5, eta=0.0)
     """
-    _check_range("scale_by_asam", "rho", rho, allow_schedule=True)
-    _check_range("scale_by_asam", "eta", eta)
-    _check_range("scale_by_asam", "eps", eps)
+    check_nonnegative("rho", rho)
+    check_nonnegative("eta", eta)
+    check_nonnegative("eps", eps)
     return scale_by_perturbation(_asam_perturb(rho, eta, mask, eps), name="scale_by_asam")
 
 
@@ -429,8 +419,8 @@ def gsam_rho_schedule(learning_rate: optax.ScalarOrSchedule, rho_max: float, rho
     >>> round(float(rho(5)), 6)
     0.05
     """
-    _check_range("gsam_rho_schedule", "rho_max", rho_max)
-    _check_range("gsam_rho_schedule", "rho_min", rho_min)
+    check_nonnegative("rho_max", rho_max)
+    check_nonnegative("rho_min", rho_min)
     constant = (not callable(learning_rate) or (concrete_number(rho_max) is not None
                 and concrete_number(rho_min) is not None and rho_max == rho_min))
     if constant:
@@ -483,9 +473,9 @@ def scale_by_gsam(rho: optax.ScalarOrSchedule = 0.05, alpha: float = 0.6, *,
     constant ``rho`` is SAM. ``adaptive`` perturbs by ``|w| rho g / ||g||``. Zhuang et al.,
     "Surrogate Gap Minimization Improves Sharpness-Aware Training", arXiv:2203.08065.
     """
-    _check_range("scale_by_gsam", "rho", rho, allow_schedule=True)
-    _check_range("scale_by_gsam", "alpha", alpha)
-    _check_range("scale_by_gsam", "eps", eps)
+    check_nonnegative("rho", rho)
+    check_nonnegative("alpha", alpha)
+    check_nonnegative("eps", eps)
     return scale_by_perturbation(_gsam_perturb(rho, adaptive, eps), _gsam_combine(alpha),
                                  name="scale_by_gsam")
 
@@ -498,8 +488,8 @@ def gsam(learning_rate: optax.ScalarOrSchedule, rho: float = 0.05, alpha: float 
          eps: float = 1e-12) -> optax.GradientTransformationExtraArgs:
     """GSAM with any base; ``rho`` is ``rho_max`` and the radius follows the learning-rate schedule
     down to ``rho_min`` (default ``rho``: constant), see :func:`gsam_rho_schedule`."""
-    _check_range("gsam", "rho", rho)
-    _check_range("gsam", "rho_min", rho_min if rho_min is not None else 0.0)
+    check_nonnegative("rho", rho)
+    check_nonnegative("rho_min", rho_min if rho_min is not None else 0.0)
     radius = gsam_rho_schedule(learning_rate, rho, rho if rho_min is None else rho_min,
                                lr_max, lr_min)
     return _alias(scale_by_gsam(radius, alpha, adaptive=adaptive, eps=eps), learning_rate, base,
@@ -558,9 +548,9 @@ def scale_by_gam(rho: optax.ScalarOrSchedule = 0.02, norm_rho: optax.ScalarOrSch
     arXiv:2303.03108.
     """
     for name, value in (("rho", rho), ("norm_rho", norm_rho)):
-        _check_range("scale_by_gam", name, value, allow_schedule=True)
-    _check_range("scale_by_gam", "gamma", gamma)
-    _check_range("scale_by_gam", "eps", eps)
+        check_nonnegative(name, value)
+    check_nonnegative("gamma", gamma)
+    check_nonnegative("eps", eps)
     return scale_by_perturbation(
         _sam_perturb(rho, eps), _gam_combine(rho, norm_rho, beta1, beta2, beta3, gamma, eps),
         name="scale_by_gam")
@@ -605,8 +595,8 @@ def scale_by_fisher_sam(rho: optax.ScalarOrSchedule = 0.1, *, eta: float = 1.0
     Kim et al., "Fisher SAM: Information Geometry and Sharpness Aware Minimisation",
     arXiv:2206.04920 (defaults gamma=0.1 -> ``rho``, eta=1.0). ``eta = 0`` is SAM.
     """
-    _check_range("scale_by_fisher_sam", "rho", rho, allow_schedule=True)
-    _check_range("scale_by_fisher_sam", "eta", eta)
+    check_nonnegative("rho", rho)
+    check_nonnegative("eta", eta)
     return scale_by_perturbation(_fisher_sam_perturb(rho, eta), name="scale_by_fisher_sam")
 
 
@@ -652,13 +642,13 @@ def scale_by_fsam_fisher_mask(rho: optax.ScalarOrSchedule = 0.05, *, sparsity: f
     Zhong et al., "Improving Sharpness-Aware Minimization with Fisher Mask for Better Generalization
     on Language Models", arXiv:2210.05497. ``sparsity = 0`` is SAM.
     """
-    _check_range("scale_by_fsam_fisher_mask", "rho", rho, allow_schedule=True)
-    _check_range("scale_by_fsam_fisher_mask", "sparsity", sparsity, high=1.0)
+    check_nonnegative("rho", rho)
+    check_range("sparsity", sparsity, 0.0, 1.0)
     if concrete_number(sparsity) is not None and sparsity >= 1.0:
         raise ValueError(f"scale_by_fsam_fisher_mask: sparsity must be in [0, 1), got {sparsity!r}")
     if concrete_number(mask_interval) is not None:  # may be traced (inject_hyperparams): count % interval
         check_int("mask_interval", mask_interval)
-    _check_range("scale_by_fsam_fisher_mask", "fisher_decay", fisher_decay, high=1.0)
+    check_range("fisher_decay", fisher_decay, 0.0, 1.0)
 
     def init_aux(params):
         # the Fisher estimate |g|^2 is real, also for complex leaves
@@ -729,8 +719,8 @@ def scale_by_sam_on(rho: optax.ScalarOrSchedule = 0.05, *, mask: Mask = None,
     and the direction is the plain gradient. Mueller et al., "Normalization Layers Are All That
     Sharpness-Aware Minimization Needs", arXiv:2306.04226 (their ASAM runs use rho = 10).
     """
-    _check_range("scale_by_sam_on", "rho", rho, allow_schedule=True)
-    _check_range("scale_by_sam_on", "eta", eta)
+    check_nonnegative("rho", rho)
+    check_nonnegative("eta", eta)
     inner = _asam_perturb(rho, eta, None if adaptive else (lambda p: jax.tree.map(lambda _: False, p)),
                           eps)
 
@@ -786,7 +776,7 @@ def scale_by_m_sam(rho: optax.ScalarOrSchedule = 0.05, num_chunks: int = 1, *,
     used). ``num_chunks = 1`` is SAM on the whole batch and needs only ``grad_fn``. Foret et al.,
     arXiv:2010.01412, Section 4 (m = batch size / num_chunks).
     """
-    _check_range("scale_by_m_sam", "rho", rho, allow_schedule=True)
+    check_nonnegative("rho", rho)
     check_int("num_chunks", num_chunks)
     if num_chunks == 1:
         return scale_by_perturbation(_sam_perturb(rho, eps), name="scale_by_m_sam")
@@ -869,8 +859,8 @@ def scale_by_fd_gr(gamma: float = 0.05, rho: optax.ScalarOrSchedule = 0.05, *,
     Regularization in Deep Learning: Efficient Finite-Difference Computation and Implicit Bias",
     arXiv:2210.02720.
     """
-    _check_range("scale_by_fd_gr", "gamma", gamma)
-    _check_range("scale_by_fd_gr", "rho", rho, open_low=True, allow_schedule=True)
+    check_nonnegative("gamma", gamma)
+    check_positive("rho", rho)
     return scale_by_perturbation(_fd_gr_perturb(rho, normalize, eps),
                                  _fd_gr_combine(rho, gamma, normalize), name="scale_by_fd_gr")
 
