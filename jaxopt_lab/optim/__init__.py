@@ -1,8 +1,9 @@
-"""Optimizers as optax ``GradientTransformationExtraArgs`` (DESIGN.md, contract 1).
+"""Optimizers as optax ``GradientTransformationExtraArgs``.
 
-Each family module defines ``scale_by_<name>`` (the direction) and ``<name>`` (the alias with
+Each method module defines ``scale_by_<name>`` (the direction) and ``<name>`` (the alias with
 learning rate), registers the alias, and lists its public names in ``__all__``; they are re-exported
-here. ``get``/``names``/``info`` give one namespace over ours and optax's own.
+here. ``get``/``names``/``info`` give one namespace over ours and optax's own. The shared pieces
+(hyperparameter checks, the alias builder, moments) are in ``_common``.
 """
 
 from .registry import OptimizerInfo, families, get, info, names, register

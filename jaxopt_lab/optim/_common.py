@@ -207,10 +207,21 @@ def _accumulation_dtype(dtype: Any) -> Any:
 
 
 def bias_correction(decay: Any, count: jax.Array, dtype: Any = jnp.float32) -> jax.Array:
-    """``1 - decay**count`` computed in ``dtype`` (at least float32): ``count`` is the step number
-    starting at 1, ``dtype`` the parameters' (float64 under x64 gives ``1 - 0.999`` exactly)."""
+    """``1 - decay**count`` in ``dtype`` (at least float32), accurate to rounding of the result.
+
+    ``count`` is the step number (0 gives 0); ``dtype`` the parameters' (float64 under x64). Written
+    as ``-expm1(count * log(decay))`` with ``log(decay)`` taken in double precision for a Python
+    ``decay``: ``1 - 0.999`` is not rounded through float32's 0.99900001 (as ``1 - decay**count`` in
+    float32 would be), and for an array ``decay`` (``optax.inject_hyperparams``) ``log1p(decay - 1)``
+    is exact to rounding, so the correction agrees with the ``(1 - decay)`` of the moment it corrects.
+    """
     dtype = _accumulation_dtype(dtype)
-    return 1 - jnp.asarray(decay).astype(dtype) ** jnp.asarray(count).astype(dtype)
+    count = jnp.asarray(count).astype(dtype)
+    if isinstance(decay, numbers.Real) and not isinstance(decay, bool):
+        log_decay = math.log(decay) if decay > 0 else -math.inf
+    else:
+        log_decay = jnp.log1p(jnp.asarray(decay).astype(dtype) - 1)
+    return jnp.where(count == 0, 0, -jnp.expm1(count * log_decay)).astype(dtype)
 
 
 def debias(moments: Any, decay: Any, count: jax.Array) -> Any:
@@ -224,10 +235,21 @@ def moment(updates: Any, moments: Any, decay: Any, order: int = 1) -> Any:
     return optax.tree.cast_like(optax.tree.update_moment(updates, moments, decay, order), moments)
 
 
-def adam_direction(mu: Any, nu: Any, b1: Any, b2: Any, count: jax.Array, eps: Any) -> Any:
-    """``m_hat / (sqrt(v_hat) + eps)`` with ``m_hat = m / (1 - b1^t)``, ``v_hat = v / (1 - b2^t)``."""
-    return jax.tree.map(lambda m, v: m / (jnp.sqrt(v) + eps),
-                        debias(mu, b1, count), debias(nu, b2, count))
+def adam_direction(mu: Any, nu: Any, b1: Any, b2: Any, count: jax.Array, eps: Any,
+                   eps_before_correction: bool = False) -> Any:
+    """``m_hat / (sqrt(v_hat) + eps)`` with ``m_hat = m / (1 - b1^t)``, ``v_hat = v / (1 - b2^t)``.
+
+    ``eps_before_correction=True`` is the form of PyTorch's Adam-derived reference codes,
+    ``sqrt(1 - b2^t) / (1 - b1^t) * m / (sqrt(v) + eps)``, i.e. ``eps`` scaled by ``1/sqrt(1 - b2^t)``.
+    """
+    def leaf(m, v):
+        bc1 = bias_correction(b1, count, m.dtype).astype(m.dtype)
+        bc2 = bias_correction(b2, count, v.dtype).astype(v.dtype)
+        if eps_before_correction:
+            return jnp.sqrt(bc2) / bc1 * m / (jnp.sqrt(v) + eps)
+        return (m / bc1) / (jnp.sqrt(v / bc2) + eps)
+
+    return jax.tree.map(leaf, mu, nu)
 
 
 def global_sum(tree: Any) -> jax.Array:

@@ -7,6 +7,8 @@ are wrapped here (wrapped, never re-implemented).
 
 Every optimizer returned by ``get`` accepts and ignores extra arguments it does not use, so one
 training step ``tx.update(grads, state, params, value=loss, grad_fn=grad_fn)`` drives all of them.
+A gradient with a NaN or inf entry gives an update with a non-finite entry (never a silent finite
+step), so ``optax.apply_if_finite`` or a loop's finiteness check can refuse the step.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ import jax
 import jax.numpy as jnp
 import optax
 import optax.contrib
+
+from ._common import check_float_params
 
 __all__ = ["OptimizerInfo", "register", "get", "names", "info", "families"]
 
@@ -111,11 +115,16 @@ def get(name: str, **kwargs: Any) -> optax.GradientTransformationExtraArgs:
 
 
 # ----------------------------------------------------------------------------------------------
-# optax's own optimizers from the papers (A3.10 of PAPERS.md): thin wrappers, no re-implementation.
+# Every optimizer optax ships: thin wrappers, no re-implementation. Not registered:
+# ``optax.contrib.dpsgd`` (needs per-example gradients with a leading batch axis, not the contract's
+# batch gradient), ``optax.contrib.galore`` and ``optax.contrib.sam`` (replaced by the lowrank and
+# sharpness families' own ``galore`` and ``sam``).
 
 def _optax(name: str, fn: Callable, paper: str, extra_args: tuple[str, ...] = ()):
+    inner = getattr(fn, "func", fn)  # optax.nadam/nadamw are functools.partial of adam/adamw
+    module = "optax.contrib" if inner.__module__.startswith("optax.contrib") else "optax"
     register(name, family="optax", paper=paper, extra_args=extra_args,
-             source=f"{fn.__module__}.{fn.__name__}")(fn)
+             source=f"{module}.{name if inner is not fn else inner.__name__}")(fn)
 
 
 _optax("sgd", optax.sgd, "Robbins & Monro (1951); momentum: Polyak (1964)")
@@ -155,6 +164,134 @@ _optax("dowg", optax.contrib.dowg,
        "DoWG Unleashed: An Efficient Universal Parameter-Free Gradient Descent Method, arXiv:2305.16284")
 _optax("schedule_free_sgd", optax.contrib.schedule_free_sgd,
        "The Road Less Scheduled, arXiv:2405.15682")
+
+
+_optax("adabelief", optax.adabelief,
+       "AdaBelief Optimizer: Adapting Stepsizes by the Belief in Observed Gradients, arXiv:2010.07468")
+_optax("adadelta", optax.adadelta, "ADADELTA: An Adaptive Learning Rate Method, arXiv:1212.5701")
+_optax("adagrad", optax.adagrad,
+       "Adaptive Subgradient Methods for Online Learning and Stochastic Optimization (Duchi, Hazan, "
+       "Singer, JMLR 2011)")
+_optax("amsgrad", optax.amsgrad, "On the Convergence of Adam and Beyond, arXiv:1904.09237")
+_optax("adan", optax.adan,
+       "Adan: Adaptive Nesterov Momentum Algorithm for Faster Optimizing Deep Models, "
+       "arXiv:2208.06677")
+_optax("fromage", optax.fromage,
+       "On the distance between two neural networks and the stability of learning, arXiv:2002.03432")
+_optax("nadam", optax.nadam, "Incorporating Nesterov Momentum into Adam (Dozat, ICLR 2016 workshop)")
+_optax("nadamw", optax.nadamw,
+       "Incorporating Nesterov Momentum into Adam (Dozat, 2016) with decoupled weight decay, "
+       "arXiv:1711.05101")
+_optax("novograd", optax.novograd,
+       "Stochastic Gradient Methods with Layer-wise Adaptive Moments for Training of Deep Networks, "
+       "arXiv:1905.11286")
+_optax("optimistic_gradient_descent", optax.optimistic_gradient_descent,
+       "Training GANs with Optimism, arXiv:1711.00141")
+_optax("optimistic_adam", optax.optimistic_adam, "Training GANs with Optimism, arXiv:1711.00141")
+_optax("optimistic_adam_v2", optax.optimistic_adam_v2,
+       "Training GANs with Optimism, arXiv:1711.00141")
+_optax("radam", optax.radam,
+       "On the Variance of the Adaptive Learning Rate and Beyond, arXiv:1908.03265")
+_optax("rmsprop", optax.rmsprop,
+       "RMSProp: Tieleman & Hinton, Neural Networks for Machine Learning, lecture 6.5 (2012)")
+_optax("rprop", optax.rprop,
+       "A Direct Adaptive Method for Faster Backpropagation Learning: The RPROP Algorithm "
+       "(Riedmiller & Braun, 1993)")
+_optax("signum", optax.signum,
+       "signSGD: Compressed Optimisation for Non-Convex Problems, arXiv:1802.04434")
+_optax("sm3", optax.sm3, "Memory-Efficient Adaptive Optimization, arXiv:1901.11150")
+_optax("yogi", optax.yogi,
+       "Adaptive Methods for Nonconvex Optimization (Zaheer et al., NeurIPS 2018)")
+_optax("acprop", optax.contrib.acprop,
+       "Momentum Centering and Asynchronous Update for Adaptive Gradient Methods, arXiv:2110.05454")
+_optax("cocob", optax.contrib.cocob,
+       "Training Deep Networks without Learning Rates Through Coin Betting, arXiv:1705.07795")
+_optax("madgrad", optax.contrib.madgrad,
+       "Adaptivity without Compromise: A Momentumized, Adaptive, Dual Averaged Gradient Method for "
+       "Stochastic Optimization, arXiv:2101.11075")
+
+
+@register("adopt", family="optax", source="optax.contrib.adopt",
+          paper="ADOPT: Modified Adam Can Converge with Any beta2 with the Optimal Rate, "
+                "arXiv:2411.02853")
+def adopt(learning_rate: optax.ScalarOrSchedule, b1: float = 0.9, b2: float = 0.9999,
+          eps: float = 1e-6, nesterov: bool = False, use_clipping: bool = True):
+    """optax.contrib.adopt with its default clipping schedule ``step**0.25`` kept fixed: passed as an
+    argument, ``optax.inject_hyperparams`` would take that callable for a hyperparameter schedule."""
+    return optax.contrib.adopt(learning_rate, b1=b1, b2=b2, eps=eps, nesterov=nesterov,
+                               use_clipping=use_clipping)
+
+
+class _RawKeyState(NamedTuple):
+    inner: Any
+
+
+def _raw_keys(tx: optax.GradientTransformation) -> optax.GradientTransformationExtraArgs:
+    """``tx`` with the typed PRNG keys of its state stored as raw key data, which checkpointers
+    (orbax's StandardCheckpointer) can save; they are re-wrapped for each update."""
+
+    def is_key(x):
+        return jnp.issubdtype(x.dtype, jax.dtypes.prng_key)
+
+    def to_raw(state):
+        return jax.tree.map(lambda x: jax.random.key_data(x) if is_key(x) else x, state)
+
+    def init(params):
+        return _RawKeyState(to_raw(tx.init(params)))
+
+    def update(updates, state, params=None, **extra):
+        del extra
+        template = jax.eval_shape(tx.init, updates)
+        typed = jax.tree.map(lambda t, x: jax.random.wrap_key_data(x) if is_key(t) else x,
+                             template, state.inner)
+        updates, inner = tx.update(updates, typed, params)
+        return updates, _RawKeyState(to_raw(inner))
+
+    return optax.GradientTransformationExtraArgs(init, update)
+
+
+@register("noisy_sgd", family="optax", source="optax.noisy_sgd",
+          paper="Adding Gradient Noise Improves Learning for Very Deep Networks, arXiv:1511.06807")
+def noisy_sgd(learning_rate: optax.ScalarOrSchedule, eta: float = 0.01, gamma: float = 0.55,
+              seed: int = 0):
+    """optax.noisy_sgd (noise variance ``eta / (1 + t)^gamma``) keyed by ``seed``, its key kept as
+    raw key data in the state so that checkpoints can hold it."""
+    return _raw_keys(optax.noisy_sgd(learning_rate, eta=eta, gamma=gamma, key=jax.random.key(seed)))
+
+
+@register("sgd_nesterov", family="optax", source="optax.sgd",
+          paper="On the importance of initialization and momentum in deep learning (Sutskever et al., "
+                "ICML 2013); Nesterov (1983)")
+def sgd_nesterov(learning_rate: optax.ScalarOrSchedule, momentum: float = 0.9):
+    """optax.sgd with Nesterov momentum (``nesterov=True``)."""
+    return optax.sgd(learning_rate, momentum=momentum, nesterov=True)
+
+
+@register("lbfgs", family="optax", source="optax.lbfgs",
+          paper="On the limited memory BFGS method for large scale optimization (Liu & Nocedal, "
+                "1989)")
+def lbfgs(learning_rate: optax.ScalarOrSchedule = 1.0, memory_size: int = 10,
+          scale_init_precond: bool = True):
+    """optax.lbfgs with a fixed step ``learning_rate`` along the L-BFGS direction.
+
+    optax's default zoom line search needs the extra argument ``value_fn`` (``params -> loss``),
+    which the registry's training step does not pass; use ``optax.lbfgs`` directly with
+    ``optax.value_and_grad_from_state`` for the line-searched method.
+    """
+    return optax.lbfgs(learning_rate, memory_size=memory_size,
+                       scale_init_precond=scale_init_precond, linesearch=None)
+
+
+@register("mechanize", family="optax", source="optax.contrib.mechanize",
+          paper="Mechanic: A Learning Rate Tuner, arXiv:2306.00144")
+def mechanize(learning_rate: optax.ScalarOrSchedule, base: str = "adam",
+              weight_decay: float = 0.01, eps: float = 1e-8, s_init: float = 1e-6,
+              num_betas: int = 6):
+    """optax.contrib.mechanize around the registry optimizer ``base`` built with ``learning_rate``
+    (Mechanic learns the scale of the base updates)."""
+    return optax.contrib.mechanize(get(base, learning_rate=learning_rate),
+                                   weight_decay=weight_decay, eps=eps, s_init=s_init,
+                                   num_betas=num_betas)
 
 
 @register("polyak_sgd", family="optax", extra_args=("value",), source="optax.polyak_sgd",
@@ -212,11 +349,25 @@ def _hutchinson_from_grad_fn(seed: int) -> optax.GradientTransformationExtraArgs
 def sophia(learning_rate: optax.ScalarOrSchedule, b1: float = 0.965, b2: float = 0.99,
            eps: float = 1e-8, weight_decay: float = 1e-4, gamma: float = 0.01,
            clip_threshold: Optional[float] = 1.0, update_interval: int = 10, seed: int = 0):
-    """optax.contrib.sophia with Hutchinson's estimator driven by the ``grad_fn`` extra argument."""
-    return optax.contrib.sophia(learning_rate, b1=b1, b2=b2, eps=eps, weight_decay=weight_decay,
-                                gamma=gamma, clip_threshold=clip_threshold,
-                                update_interval=update_interval,
-                                hessian_diagonal_fn=_hutchinson_from_grad_fn(seed))
+    """optax.contrib.sophia with Hutchinson's estimator driven by the ``grad_fn`` extra argument.
+
+    Parameters must be real floating-point arrays (``TypeError`` naming the leaf at ``init``); an
+    empty parameter tree gives empty updates."""
+    inner = optax.contrib.sophia(learning_rate, b1=b1, b2=b2, eps=eps, weight_decay=weight_decay,
+                                 gamma=gamma, clip_threshold=clip_threshold,
+                                 update_interval=update_interval,
+                                 hessian_diagonal_fn=_hutchinson_from_grad_fn(seed))
+
+    def init(params):
+        check_float_params("sophia", params)
+        return inner.init(params)
+
+    def update(updates, state, params=None, **extra):
+        if not jax.tree.leaves(updates):  # optax's global clipping reduces over the leaves
+            return updates, state
+        return inner.update(updates, state, params, **extra)
+
+    return optax.GradientTransformationExtraArgs(init, update)
 
 
 class _LookaheadState(NamedTuple):

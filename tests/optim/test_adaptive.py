@@ -1,8 +1,9 @@
-"""Tests of jaxopt_lab.optim.adaptive: hand-computed first and second updates (numpy, float64) for every
+"""Tests of the adaptive family (jaxopt_lab.optim.adaptive and its modules): hand-computed first and second updates (numpy, float64) for every
 optimizer, reductions to optax's own optimizers (adam, sgd, lion, polyak_sgd), invariants the papers state
 (Lion's box, SANIA's scale invariance, AdamP's orthogonal update) and bad input."""
 
 import doctest
+import importlib
 
 import jax
 import jax.numpy as jnp
@@ -76,8 +77,13 @@ def adam_np(grads, b1=0.9, b2=0.999, eps=1e-8):
 
 @pytest.mark.slow
 def test_doctests():
-    result = doctest.testmod(adaptive, optionflags=doctest.ELLIPSIS)
-    assert result.attempted > 30 and result.failed == 0
+    attempted = 0
+    for name in (*adaptive.MODULES, "_common"):
+        module = importlib.import_module(f"jaxopt_lab.optim.{name}")
+        result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+        assert result.failed == 0, name
+        attempted += result.attempted
+    assert attempted > 30
 
 
 # ------------------------------------------------------------------------------------------------
@@ -340,7 +346,7 @@ def test_lion_kappa_l2_and_l2_squared_two_steps_by_hand():
 
 
 def test_lion_box_is_invariant_and_is_entered():
-    """PAPERS.md A3.6 [derived]: x <- (1 - lr lam) x - lr sign(c); the box ||x||_inf <= 1/lam is invariant
+    """Lion-kappa (arXiv:2310.05898), derived: x <- (1 - lr lam) x - lr sign(c); the box ||x||_inf <= 1/lam is invariant
     once entered, and outside it the excess shrinks by at least (1 - lr lam) per step."""
     lam, lr = 2.0, 0.01
     tx = adaptive.lion_kappa(lr, weight_decay=lam)
@@ -408,7 +414,7 @@ def test_sania_identity_linear_is_optax_polyak_sgd():
 @pytest.mark.parametrize("preconditioner", ["adagrad", "adam"])
 def test_sania_is_scale_invariant_and_adam_is_not(preconditioner):
     """Logistic regression with features rescaled by a diagonal D: SANIA's iterates transform exactly
-    (y_t = D^{-1} x_t), Adam's do not (PAPERS.md A3.8)."""
+    (y_t = D^{-1} x_t), Adam's do not (SANIA, arXiv:2312.17369)."""
     rng = np.random.default_rng(5)
     a = rng.normal(size=(40, 4))
     labels = np.sign(a @ rng.normal(size=4) + 0.1 * rng.normal(size=40))
@@ -560,3 +566,214 @@ def test_inject_hyperparams_with_traced_values(name):
     inj, _ = run_steps(injected, params, jax.grad(f), n=2, value_fn=f, pass_grad_fn=True)
     for a, b in zip(plain, inj):
         jax.tree.map(lambda x, y: assert_close(x, y, rtol=1e-5, atol=1e-7), a, b)
+
+
+# ------------------------------------------------------------------------------------------------
+# Robustness: containers, complex and integer leaves, schedules, dtypes, one state structure.
+
+_MATRIX_PARAMS = (jnp.array([[1.0, -0.5], [0.3, 2.0]]), jnp.array([0.2, -1.0, 0.7]),
+                  jnp.array([[0.5, 0.1, -0.4]]))
+
+
+def _updates_for(name, params, steps=3, **kwargs):
+    """Updates of ``steps`` eager steps of ``name`` on f = sum w^4/4 + sum sin(w) (both extra args)."""
+    tx = optim.get(name, learning_rate=0.05, **kwargs)
+    f = lambda p: sum(jnp.sum(w ** 4) / 4 + jnp.sum(jnp.sin(w)) for w in jax.tree.leaves(p))  # noqa
+    state, out = tx.init(params), []
+    for _ in range(steps):
+        updates, state = tx.update(jax.grad(f)(params), state, params, value=f(params),
+                                   grad_fn=jax.grad(f))
+        params = optax.apply_updates(params, updates)
+        out.append(updates)
+    return out
+
+
+@pytest.mark.parametrize("name", ALIASES)
+def test_tuple_params_give_the_same_updates_as_a_list(name):
+    """Tuple containers are ordinary pytree nodes (no ``is_leaf=tuple`` anywhere)."""
+    as_tuple = _updates_for(name, tuple(_MATRIX_PARAMS))
+    as_list = _updates_for(name, list(_MATRIX_PARAMS))
+    for t, l in zip(as_tuple, as_list):
+        assert isinstance(t, tuple)
+        for a, b in zip(t, l):
+            assert np.all(np.isfinite(a))
+            assert_close(a, b, rtol=1e-6, atol=1e-8)
+
+
+def test_mars_and_fadam_on_the_reported_tuples():
+    p = (jnp.ones((2, 2)), -2 * jnp.ones((2, 2)))
+    tx = optim.get("mars", learning_rate=0.1)
+    u, _ = tx.update(p, tx.init(p), p, grad_fn=lambda q: q)  # grads = params
+    u_list, _ = tx.update(list(p), tx.init(list(p)), list(p))
+    for a, b in zip(u, u_list):
+        assert np.all(np.isfinite(a))
+        assert_close(a, b)
+    vectors = (jnp.array([1.0, 2.0]), jnp.array([-3.0, 0.5]), jnp.array([0.1, 4.0]))
+    tx = optim.get("fadam", learning_rate=1.0)
+    u, _ = tx.update(vectors, tx.init(vectors), vectors)
+    u_list, _ = tx.update(list(vectors), tx.init(list(vectors)), list(vectors))
+    for a, b in zip(u, u_list):
+        assert_close(a, b)
+
+
+@pytest.mark.parametrize("name", ALIASES)
+def test_optax_masked_freezes_the_masked_leaves_and_leaves_the_rest_unchanged(name):
+    params = {"a": _MATRIX_PARAMS[0], "b": _MATRIX_PARAMS[1], "c": _MATRIX_PARAMS[2]}
+    mask = {"a": True, "b": False, "c": True}
+    factory = optim.info(name).factory
+    masked = optax.masked(factory(learning_rate=0.05), mask)
+    plain = factory(learning_rate=0.05)
+    grads = jax.tree.map(lambda w: jnp.cos(w) + w, params)
+    f = lambda p: jnp.sum(p["a"] ** 2) + jnp.sum(p["c"] ** 2)  # noqa: E731
+    sub = {"a": params["a"], "c": params["c"]}
+    u_masked, _ = masked.update(grads, masked.init(params), params, value=f(params),
+                                grad_fn=lambda p: jax.tree.map(lambda w: jnp.cos(w) + w, p))
+    u_plain, _ = plain.update({"a": grads["a"], "c": grads["c"]}, plain.init(sub), sub,
+                              value=f(params),
+                              grad_fn=lambda p: jax.tree.map(lambda w: jnp.cos(w) + w, p))
+    assert_close(u_masked["b"], grads["b"])  # masked-out leaves pass through untouched
+    for key in ("a", "c"):
+        assert_close(u_masked[key], u_plain[key], rtol=1e-6)
+
+
+@pytest.mark.parametrize("name", ALIASES)
+def test_complex_and_integer_params_raise_a_type_error_at_init(name):
+    tx = optim.get(name, learning_rate=0.1)
+    with pytest.raises(TypeError, match=r"params\['z'\] has dtype complex64.*split_real_and_imaginary"):
+        tx.init({"w": jnp.ones(2), "z": jnp.ones(2, jnp.complex64)})
+    with pytest.raises(TypeError, match=r"params\['i'\] has dtype int32"):
+        tx.init({"i": jnp.ones(2, jnp.int32)})
+
+
+def test_complex_params_through_split_real_and_imaginary_converge():
+    target = jnp.array([1.0 + 2.0j, -0.5 + 0.25j])
+    loss = lambda z: jnp.sum(jnp.abs(z - target) ** 2)  # noqa: E731
+    tx = optax.contrib.split_real_and_imaginary(optim.get("grams", learning_rate=0.05))
+    z = jnp.zeros(2, jnp.complex64)
+    state = tx.init(z)
+    for _ in range(200):
+        updates, state = tx.update(jnp.conj(jax.grad(loss)(z)), state, z)
+        z = optax.apply_updates(z, updates)
+    assert float(loss(z)) < 1e-2 * float(loss(jnp.zeros(2, jnp.complex64)))
+
+
+@pytest.mark.parametrize("name", ALIASES)
+def test_empty_params_give_empty_updates(name):
+    tx = optim.get(name, learning_rate=0.1)
+    updates, _ = tx.update({}, tx.init({}), {}, value=jnp.asarray(0.0), grad_fn=lambda p: p)
+    assert updates == {}
+
+
+@pytest.mark.parametrize("name", ["diffgrad", "grams", "gravity", "sania", "xgrad", "mars"])
+def test_literal_and_traced_weight_decay_give_one_state_structure(name):
+    factory = optim.info(name).factory
+    params = {"w": _MATRIX_PARAMS[0], "b": _MATRIX_PARAMS[1]}
+    literal = factory(learning_rate=0.1, weight_decay=0).init(params)
+    traced = factory(learning_rate=0.1, weight_decay=jnp.asarray(0.0)).init(params)
+    assert jax.tree.structure(literal) == jax.tree.structure(traced)
+    injected = optax.inject_hyperparams(factory)(learning_rate=0.1, weight_decay=0.0).init(params)
+    assert jax.tree.structure(injected.inner_state) == jax.tree.structure(literal)
+
+
+def test_xgrad_takes_a_schedule():
+    w = jnp.array([2.0, -1.0])
+    grad_fn = lambda w: 2 * w  # noqa: E731
+    for base in ("adam", "sgdm"):
+        constant, _ = run_steps(optim.get("xgrad", learning_rate=0.1, base=base), w, grad_fn, n=3,
+                                pass_grad_fn=True)
+        scheduled, _ = run_steps(optim.get("xgrad", learning_rate=optax.constant_schedule(0.1),
+                                           base=base), w, grad_fn, n=3, pass_grad_fn=True)
+        for a, b in zip(constant, scheduled):
+            assert_close(a, b, rtol=1e-6)
+    decaying = optax.linear_schedule(0.1, 0.0, 2)  # the prediction uses the rate of its step
+    ups, _ = run_steps(optim.get("xgrad", learning_rate=decaying, base="sgdm", momentum=0.5), w,
+                       grad_fn, n=3, pass_grad_fn=True)
+    assert np.all(ups[2] == 0.0)  # lr(2) = 0
+
+
+def test_fadam_clip_caps_the_rms_and_never_amplifies():
+    """The first natural gradient has |g_nat| = 1, rms 1: a cap of 2 leaves it, a cap of 0.5 halves it;
+    the ports' rule max(1, rms) / clip doubles it for clip = 2."""
+    g, p = jnp.array([2.0, -3.0, 0.5]), jnp.zeros(3)
+
+    def first(**kw):
+        tx = adaptive.scale_by_fadam(weight_decay=0.0, **kw)
+        return np.asarray(tx.update(g, tx.init(p), p)[0])
+
+    base = first(clip=1.0)
+    assert_close(base, 0.1 * np.sign(g))
+    assert_close(first(clip=2.0), base)
+    assert_close(first(clip=0.5), 0.5 * base)
+    assert_close(first(clip=2.0, clip_rule="code"), 2 * base)
+    assert_close(first(clip=1.0, clip_rule="code"), base)
+
+
+def test_bias_corrections_use_the_parameters_dtype_under_x64():
+    """Under x64 with float64 params, 1 - 0.999 is 1e-3 to double precision (not float32's
+    0.0009999871): the first Adam-type direction is then exactly sign(g) * |g| / (|g| + eps)."""
+    from jaxopt_lab.optim._common import bias_correction
+
+    with jax.enable_x64(True):
+        assert float(bias_correction(0.999, jnp.int32(1), jnp.float64)) == pytest.approx(1e-3,
+                                                                                         rel=1e-14)
+        g = jnp.array([1e-3, 2.0], jnp.float64)
+        for name in ("grams", "diffgrad", "adamp"):
+            tx = optim.get(name, learning_rate=1.0)
+            u, _ = tx.update(g, tx.init(jnp.zeros(2, jnp.float64)), jnp.zeros(2, jnp.float64))
+            xi = 1 / (1 + np.exp(-np.abs(np.asarray(g)))) if name == "diffgrad" else 1.0
+            expected = -xi * np.asarray(g) / (np.abs(np.asarray(g)) + 1e-8)
+            np.testing.assert_allclose(np.asarray(u), expected, rtol=1e-13)
+
+
+# ------------------------------------------------------------------------------------------------
+# Convergence on the badly scaled quadratic 0.5 sum_i d_i (w_i - c_i)^2, d = (1, 10, 100): what is a
+# property of SANIA and Gravity and what is not.
+
+_D = jnp.array([1.0, 10.0, 100.0])
+_C = jnp.array([1.0, -2.0, 0.5])
+
+
+def _scaled_quadratic(w):
+    return 0.5 * jnp.sum(_D * (w - _C) ** 2)
+
+
+def _final_loss(tx, w0, steps=3000):
+    def body(carry, _):
+        w, state = carry
+        value, g = jax.value_and_grad(_scaled_quadratic)(w)
+        u, state = tx.update(g, state, w, value=value)
+        return (w + u, state), None
+
+    (w, _), _ = jax.jit(lambda w: jax.lax.scan(body, (w, tx.init(w)), None, length=steps))(w0)
+    return float(_scaled_quadratic(w)) / float(_scaled_quadratic(w0))
+
+
+def test_sania_converges_on_the_scaled_quadratic_at_its_step_size_free_setting():
+    """SANIA is step-size free: learning_rate = 1 takes the step to the root of the model. The default
+    (Adam-SQR, quadratic rule) and the plain Polyak step both solve the problem; shrinking the step
+    (learning_rate < 1) is outside the method. AdaGrad-SQR with the quadratic rule caps alpha at 1, the
+    model's minimiser g / B_t with B_t = sum_s g_s^2 growing like t: it stalls (a property of that
+    combination, which is why it is not the default)."""
+    w0 = jnp.zeros(3)
+    assert _final_loss(optim.get("sania"), w0) < 1e-10
+    assert _final_loss(optim.get("sania", preconditioner="identity", step_rule="linear"), w0) < 1e-10
+    assert _final_loss(optim.get("sania", preconditioner="adagrad", step_rule="linear"), w0) < 1e-10
+    assert _final_loss(optim.get("sania", preconditioner="adagrad"), w0) > 0.1
+
+
+def test_gravity_stalls_where_gradients_are_large_and_converges_where_they_are_small():
+    """The authors' map zeta = g / (1 + (g M)^2), M = max|g| ("Gravity Optimizer Math", Eqs. 18-20):
+    every entry is bounded by 1 / (2M) and the steepest one is M / (1 + M^4) ~ M^-3. From w = 0
+    (g = (-1, 20, -50), M = 50) Gravity barely moves in 3000 steps; started where |g| M < 1 it is
+    momentum SGD and converges. A property of the rule, not a bug."""
+    g = jax.grad(_scaled_quadratic)(jnp.zeros(3))
+    tx = adaptive.scale_by_gravity(velocity_std=0.0)
+    u, _ = tx.update(g, tx.init(jnp.zeros(3)))
+    big = float(jnp.max(jnp.abs(g)))
+    zeta = np.asarray(u) / (1 - 1.9 / 3)  # first step: (1 - beta_hat_1) zeta
+    assert np.all(np.abs(zeta) <= 1 / (2 * big) + 1e-9)
+    assert_close(np.abs(zeta[2]), big / (1 + big ** 4))
+    for lr in (1e-3, 1e-2, 1e-1):
+        assert _final_loss(optim.get("gravity", learning_rate=lr), jnp.zeros(3)) > 0.5
+    near = _C + jnp.array([0.05, 0.005, 0.0005])  # g = 0.05 everywhere: |g| M = 0.0025
+    assert _final_loss(optim.get("gravity", learning_rate=0.1), near) < 1e-6

@@ -6,6 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import optax.contrib
+import pytest
 
 from jaxopt_lab import optim
 
@@ -55,3 +56,13 @@ def test_sophia_without_grad_fn_says_what_is_missing():
         assert "grad_fn" in str(e)
     else:
         raise AssertionError("sophia without grad_fn must raise")
+
+
+def test_sophia_refuses_non_float_params_and_takes_an_empty_tree():
+    tx = optim.get("sophia", learning_rate=0.1)
+    with pytest.raises(TypeError, match=r"sophia: params\['i'\] has dtype int32"):
+        tx.init({"i": jnp.ones(2, jnp.int32)})
+    with pytest.raises(TypeError, match=r"params\['z'\] has dtype complex64"):
+        tx.init({"z": jnp.ones(2, jnp.complex64)})
+    updates, _ = tx.update({}, tx.init({}), {}, grad_fn=lambda p: p)
+    assert updates == {}

@@ -1,6 +1,6 @@
 """The optimizer registry is complete: every name has a family, a paper and its extra arguments; ours are
-registered under their paper names; optax's own optimizers from PAPERS.md A3.10 are present under optax's
-names; unknown names get close matches; ``jaxopt-lab list`` prints all of it."""
+registered under their paper names; every optimizer optax ships is present under optax's name; unknown
+names get close matches; ``jaxopt-lab list`` prints all of it."""
 
 import contextlib
 import io
@@ -18,13 +18,25 @@ FAMILIES = {"optax", "sharpness", "lowrank", "factored", "adaptive"}
 
 ADAPTIVE = {"adamp", "sgdp", "grams", "mars", "fadam", "diffgrad", "lion_kappa", "sania", "gravity",
             "xgrad"}
-# PAPERS.md A3.10: optax 0.2.8 ships these; the registry exposes them under optax's names.
-# (`sam` and `galore` are registered by our own sharpness / lowrank modules, which wrap or replace
-# optax.contrib's.)
-OPTAX_A3_10 = ["adam", "adamw", "adamax", "adamaxw", "lion", "lookahead", "adafactor", "lars", "lamb",
-               "polyak_sgd", "sign_sgd", "sam", "galore", "muon", "momo", "momo_adam", "dog", "dowg",
-               "dadapt_adamw", "schedule_free", "schedule_free_adamw", "schedule_free_sgd",
-               "ademamix", "simplified_ademamix", "sophia"]
+# optax.contrib's optimizers (`sam` and `galore` are registered by our own sharpness / lowrank
+# modules, which wrap or replace optax.contrib's). Not registered: `dpsgd` (per-example gradients).
+OPTAX_CONTRIB = ["acprop", "ademamix", "adopt", "cocob", "dadapt_adamw", "dog", "dowg", "galore",
+                 "madgrad", "mechanize", "momo", "momo_adam", "muon", "prodigy", "sam", "schedule_free",
+                 "schedule_free_adamw", "schedule_free_sgd", "simplified_ademamix", "sophia"]
+# every alias in optax's main namespace (the functions of optax._src.alias), plus the registry's
+# own compositions of optax: lookahead, Nesterov SGD
+OPTAX_ALIASES = sorted(
+    n for n in dir(optax) if not n.startswith("_")
+    and getattr(getattr(getattr(optax, n), "func", getattr(optax, n)), "__module__", "")
+    == "optax._src.alias")
+OPTAX_ALL = OPTAX_ALIASES + OPTAX_CONTRIB + ["lookahead", "sgd_nesterov"]
+
+
+def test_every_optax_optimizer_is_registered():
+    assert len(OPTAX_ALIASES) >= 31  # optax 0.2.8's alias module
+    assert not set(OPTAX_ALL) - set(optim.names())
+
+
 @pytest.mark.parametrize("name", optim.names())
 def test_every_name_has_family_paper_and_extra_args(name):
     info = optim.info(name)
@@ -51,7 +63,7 @@ def test_our_adaptive_optimizers_under_their_paper_names():
     assert optim.info("mars").extra_args == ("grad_fn",)  # read only with exact=True
 
 
-@pytest.mark.parametrize("name", OPTAX_A3_10)
+@pytest.mark.parametrize("name", OPTAX_ALL)
 def test_optax_own_optimizers_are_registered(name):
     info = optim.info(name)
     assert info.paper
