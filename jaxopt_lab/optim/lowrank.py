@@ -59,8 +59,8 @@ from .memory import __all__ as _memory_all
 from .projectors import *  # noqa: F401,F403
 from .projectors import ORTHONORMAL_PROJECTORS, PROJECTORS, Projector
 from .projectors import __all__ as _projectors_all
-from ._common import (alias, check_beta, check_choice, check_float_params, check_int,
-                      check_nonnegative, check_positive, check_range)
+from ._common import (alias, bias_correction, check_beta, check_choice, check_float_params,
+                      check_int, check_nonnegative, check_positive, check_range)
 from .registry import register
 
 __all__ = [
@@ -488,9 +488,7 @@ def adam_bias_correction(b1: float = 0.9, b2: float = 0.999) -> Callable:
     ``jax_enable_x64`` get a float64 correction)."""
 
     def correction(t, dtype):
-        t = t.astype(dtype)
-        return (jnp.sqrt(1.0 - jnp.asarray(b2, dtype) ** t)
-                / (1.0 - jnp.asarray(b1, dtype) ** t))
+        return jnp.sqrt(bias_correction(b2, t, dtype)) / bias_correction(b1, t, dtype)
 
     return correction
 
