@@ -10,10 +10,19 @@ see :mod:`jaxopt_lab.optim.projectors`), refreshed every ``update_proj_gap`` ste
     \Delta = \alpha\, P N + \mathrm{residual}(G_c - P R)
 
 ``inner`` is any optax transform (default Adam) running on the tree of low-rank coordinates (and on
-the unprojected leaves -- biases, norms, small or masked matrices -- as they are). Residual rules:
-``none`` (GaLore), ``fira`` (norm-scaled residual with a growth limiter), ``sign`` (FRUGAL),
-``sgd``. On a subspace change the inner moments are kept (GaLore), re-initialised (``reset``,
-FRUGAL) or rotated into the new basis (``rotate``: m ← T m, v ← (T∘T) v with T = P_newᵀ P_old).
+the unprojected leaves -- biases, norms, small or masked matrices -- as they are). Two small rules
+complete a method, as ``perturb``/``combine`` complete a sharpness method: the residual rule
+(:class:`ResidualRule`: :func:`no_residual` for GaLore, :func:`fira_residual` -- norm-scaled
+residual with a growth limiter --, :func:`sign_residual` for FRUGAL, :func:`sgd_residual`) and the
+refresh rule (:class:`RefreshRule`): on a subspace change the inner moments are kept
+(:func:`keep_moments`, GaLore), re-initialised (:func:`reset_moments`, FRUGAL) or rotated into the
+new basis (:func:`rotate_moments`: m ← T m, v ← (T∘T) v with T = P_newᵀ P_old).
+
+The GaLore family's default inner direction is the reference code's AdamW (jiaweizzhao/GaLore,
+xichen-fy/Fira): N = m/(√v + ε) without bias correction, the correction √(1 − β₂ᵗ)/(1 − β₁ᵗ)
+applied as a step size to the whole direction (:func:`scale_by_moment_ratio`,
+:func:`adam_bias_correction`); reference tests check GaLore and Fira step for step against float64
+transcriptions of the official code.
 
 Side convention (``side``). The GaLore reference projects the **shorter** side (m ≥ n: P = V_r,
 R = G P, moments m × r) -- ``side='reference'``, the default; optax.contrib.galore projects the
@@ -27,16 +36,18 @@ columns are (the formulas below are written for the canonical Gc, d × k). With
 ``side='memory_min'``, ``scale=1`` and ``inner=optax.scale_by_adam()`` :func:`galore` equals
 ``optax.contrib.galore`` (tested); optax clamps ``rank`` to the short side where we raise.
 
-Which leaves are projected: 2-D leaves selected by ``mask`` (default all) whose short side is
-``> rank`` (default ``min_dim=None``: projecting onto the full short side saves nothing) or ``>=
-min_dim`` when given -- then a ``rank`` above a projected leaf's short side is a ``ValueError``.
+Which leaves are projected (the rank rule): 2-D leaves selected by ``mask`` (default all) whose
+short side is ``> rank`` (default ``min_dim=None``: projecting onto the full short side saves
+nothing; the others run unprojected through ``inner`` and ``init`` warns once, naming them) or
+``>= min_dim`` when given -- then a ``rank`` above a projected leaf's short side is a
+``ValueError``. Float64 leaves are computed in float64; complex leaves are a ``TypeError``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import numbers
-from typing import Any, Callable, NamedTuple, Optional
+import warnings
+from typing import Any, Callable, NamedTuple, Optional, Union
 
 import jax
 import jax.numpy as jnp
@@ -48,17 +59,20 @@ from .memory import __all__ as _memory_all
 from .projectors import *  # noqa: F401,F403
 from .projectors import ORTHONORMAL_PROJECTORS, PROJECTORS, Projector
 from .projectors import __all__ as _projectors_all
+from ._common import (alias, bias_correction, check_beta, check_choice, check_float_params,
+                      check_int, check_nonnegative, check_positive, check_range)
 from .registry import register
 
 __all__ = [
     "ProjectedState", "scale_by_projected", "projection_plan",
+    "ResidualInput", "ResidualRule", "no_residual", "sign_residual", "sgd_residual",
+    "fira_residual", "FIRA_COMPLEMENTS", "RefreshEvent", "RefreshRule", "keep_moments",
+    "reset_moments", "rotate_moments", "scale_by_moment_ratio", "adam_bias_correction",
     "scale_by_galore", "galore", "fira", "online_subspace_descent", "natural_galore",
     "dct_galore", "frugal", "gradnorm_lorp", "weight_norm_split", "weight_norm_merge",
     "RESIDUALS", "ON_REFRESH", "SIDES",
 ] + list(_projectors_all) + list(_memory_all)
 
-RESIDUALS = ("none", "fira", "sign", "sgd")
-ON_REFRESH = ("keep", "reset", "rotate")
 SIDES = ("reference", "memory_min")
 
 _GALORE = "GaLore: Memory-Efficient LLM Training by Gradient Low-Rank Projection, arXiv:2403.03507"
@@ -80,52 +94,18 @@ _GRADNORM = ("Gradient Weight-normalized Low-rank Projection for Efficient LLM T
 # numeric argument into an array, traced inside a jitted update). Arguments that fix shapes (rank,
 # buffer lengths) therefore default to None = "the paper's default" and must stay Python ints.
 
-def static_int(name: str, value, default=None, *, low: int = 1):
-    """``value`` (``default`` when None) as a Python int ``>= low``; ValueError otherwise."""
-    if value is None:
-        value = default
-        if value is None:
-            return None
-    if isinstance(value, jax.core.Tracer):
-        raise ValueError(f"{name} fixes array shapes and must be a static Python int, got a traced "
-                         f"value (with optax.inject_hyperparams pass static_args=({name!r},))")
-    if isinstance(value, (jax.Array, np.ndarray)):
-        if value.ndim != 0 or not np.issubdtype(value.dtype, np.integer):
-            raise ValueError(f"{name} must be an int, got {value!r}")
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise ValueError(f"{name} must be an int, got {value!r}")
-    if value < low:
-        raise ValueError(f"{name} must be >= {low}, got {value}")
-    return int(value)
-
-
-def check_range(name: str, value, low=None, high=None, *, open_low=False, open_high=False):
-    """Range check of a concrete number; traced values and schedules pass unchecked."""
-    if value is None or callable(value) or isinstance(value, jax.core.Tracer):
-        return
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        return
-    bad_low = low is not None and (v <= low if open_low else v < low)
-    bad_high = high is not None and (v >= high if open_high else v > high)
-    if bad_low or bad_high or v != v:
-        lo, hi = "(" if open_low else "[", ")" if open_high else "]"
-        raise ValueError(f"{name} must be in {lo}{'-inf' if low is None else low}, "
-                         f"{'inf' if high is None else high}{hi}, got {value}")
-
-
-def check_choice(name: str, value, choices):
-    if value not in choices:
-        raise ValueError(f"{name}={value!r} is unknown; allowed: {', '.join(map(repr, choices))}")
+def _static_int(name: str, value, default=None, *, low: int = 1):
+    """``value`` (``default`` when None) checked as a static Python int ``>= low``; None stays
+    None (the method's own default applies)."""
+    value = default if value is None else value
+    return None if value is None else check_int(name, value, low)
 
 
 def _gap(update_proj_gap):
     """update_proj_gap may be traced (it only enters ``count % gap``); check it when concrete."""
     if isinstance(update_proj_gap, jax.core.Tracer):
         return update_proj_gap
-    return static_int("update_proj_gap", update_proj_gap, 200)
+    return _static_int("update_proj_gap", update_proj_gap, 200)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -185,11 +165,16 @@ def projection_plan(params, rank: Optional[int] = 128, *, density: Optional[floa
     return treedef.unflatten([(p.d, p.k, p.rank) if p.projected else None for p in plans])
 
 
+def _paths(tree):
+    return [jax.tree_util.keystr(p) or "(root)"
+            for p, _ in jax.tree_util.tree_flatten_with_path(tree)[0]]
+
+
 def _plans(leaves, treedef, tree, rank, density, min_dim, side, mask):
     selected = _resolve_mask(mask, tree, treedef)
-    paths = [jax.tree_util.keystr(p) for p, _ in jax.tree_util.tree_flatten_with_path(tree)[0]]
+    paths = _paths(tree)
     return [_leaf_plan(jnp.shape(x), s, rank=rank, density=density, min_dim=min_dim, side=side,
-                       where=w or "(root)") for x, s, w in zip(leaves, selected, paths)]
+                       where=w) for x, s, w in zip(leaves, selected, paths)]
 
 
 def _empty():
@@ -238,7 +223,212 @@ def _in_new_basis(x, t, plan):
 
 
 # ------------------------------------------------------------------------------------------------
-# Moment handling on a subspace change.
+# Residual rules: what a projected leaf's direction adds outside the subspace. Each is a small
+# (init, apply) pair, as the sharpness family's perturb/combine: the mechanism never switches on
+# a rule's name.
+
+class ResidualInput(NamedTuple):
+    """What a residual rule sees for one projected leaf (stored orientation, compute dtype).
+
+    Attributes:
+      g: the gradient G.
+      basis: the projector P (d × r).
+      r: the low-rank coordinates R = Pᵀ Gc.
+      n: the inner optimizer's update N of R.
+      plan: the leaf's static plan (orientation, sides, rank).
+      scale: α, the scale of the back-projected inner update.
+      count: the mechanism's step (int32).
+      state: the rule's per-leaf state (None for a stateless rule).
+      orthonormal: whether P has orthonormal columns (PᵀP = I), which norms may exploit.
+    """
+
+    g: jax.Array
+    basis: jax.Array
+    r: jax.Array
+    n: jax.Array
+    plan: Any
+    scale: Any
+    count: jax.Array
+    state: Any
+    orthonormal: bool
+
+
+class ResidualRule(NamedTuple):
+    """``apply(ResidualInput) -> (direction, new_state)``; ``init(dtype) -> state`` for a rule
+    with per-leaf state (None: stateless). ``direction`` is the whole update of the leaf,
+    α P N included."""
+
+    apply: Callable[[ResidualInput], tuple]
+    init: Optional[Callable[[Any], Any]] = None
+
+
+def no_residual() -> ResidualRule:
+    """GaLore: Δ = α P N (nothing outside the subspace)."""
+    return ResidualRule(lambda x: (x.scale * _up(x.basis, x.n, x.plan), x.state))
+
+
+def sign_residual(residual_scale: float = 1.0) -> ResidualRule:
+    """FRUGAL's state-free sign descent outside the subspace: Δ = α P N + ρ sign(G − P R)."""
+    check_nonnegative("residual_scale", residual_scale)
+
+    def apply(x):
+        rest = x.g - _up(x.basis, x.r, x.plan)
+        return x.scale * _up(x.basis, x.n, x.plan) + residual_scale * jnp.sign(rest), x.state
+
+    return ResidualRule(apply)
+
+
+def sgd_residual(residual_scale: float = 1.0) -> ResidualRule:
+    """Plain SGD outside the subspace: Δ = α P N + ρ (G − P R), computed as P (α N − ρ R) + ρ G
+    (one back-projection)."""
+    check_nonnegative("residual_scale", residual_scale)
+
+    def apply(x):
+        low = x.scale * x.n - residual_scale * x.r
+        return _up(x.basis, low, x.plan) + residual_scale * x.g, x.state
+
+    return ResidualRule(apply)
+
+
+FIRA_COMPLEMENTS = ("scaled", "exact")
+
+
+def fira_residual(growth_limit: float = 1.01, *, complement: str = "scaled") -> ResidualRule:
+    r"""Fira's norm-scaled residual with its norm-growth limiter.
+
+    .. math::
+        \phi_j = \frac{\|N_{:,j}\|}{\|R_{:,j}\| + 10^{-8}},\quad
+        S = (G_c - c\,P R)\,\mathrm{diag}(\phi),\quad
+        \ell = \max\big(\|S\| / (\|S_{prev}\| + 10^{-8}),\ \gamma\big)/\gamma,\quad
+        \Delta = \alpha P N + S/\ell
+
+    (j over the kept side; ℓ = 1 at the first step; γ = ``growth_limit``). ``N`` is the inner
+    update as the mechanism hands it over: for :func:`fira` the un-bias-corrected Adam direction
+    m/(√v + ε), the bias correction entering only as a step size on the whole Δ, as the official
+    code (xichen-fy/Fira, ``optimizer_torch/fira_adamw.py``).
+
+    ``complement``: ``scaled`` (default, the official code: ``project_back`` returns α P R, and
+    the residual is G − α P R, so c = α) or ``exact`` (c = 1: the component of G outside the
+    subspace, as the paper's equations read; equal to ``scaled`` when α = 1).
+
+    For an orthonormal P, column j of Gc − c P R has energy ‖Gc_j‖² − (2c − c²)‖R_j‖² (PᵀGc = R),
+    so ‖S‖ needs only column sums of Gc, never S; and S = Gc φ − P (c R φ) shares the
+    back-projection of α P N.
+    """
+    check_range("growth_limit", growth_limit, 1.0)
+    check_choice("complement", complement, FIRA_COMPLEMENTS)
+
+    def apply(x):
+        axis = _proj_axis(x.plan)
+        c = x.scale if complement == "scaled" else 1.0
+        r_sq = jnp.sum(jnp.square(x.r), axis=axis)
+        phi = jnp.linalg.norm(x.n, axis=axis) / (jnp.sqrt(r_sq) + 1e-8)
+        if x.orthonormal:
+            g_sq = jnp.sum(jnp.square(x.g), axis=axis)
+            energy = jnp.maximum(g_sq - (2.0 * c - c * c) * r_sq, 0.0)
+            s_norm = jnp.sqrt(jnp.sum(jnp.square(phi) * energy))
+        else:  # OSD's basis drifts off orthonormality: measure S itself
+            s_norm = jnp.linalg.norm(_along_kept(x.g - c * _up(x.basis, x.r, x.plan), phi, x.plan))
+        limiter = jnp.where(x.count > 0,
+                            jnp.maximum(s_norm / (x.state + 1e-8), growth_limit) / growth_limit,
+                            1.0)
+        phi = phi / limiter
+        direction = (_up(x.basis, x.scale * x.n - c * _along_kept(x.r, phi, x.plan), x.plan)
+                     + _along_kept(x.g, phi, x.plan))
+        return direction, (s_norm / limiter).astype(x.state.dtype)
+
+    return ResidualRule(apply, init=lambda dtype: jnp.zeros((), dtype))
+
+
+# the string forms of ``residual``: name -> rule from (residual_scale, growth_limit)
+_RESIDUAL_RULES = {
+    "none": lambda rho, gamma: no_residual(),
+    "fira": lambda rho, gamma: fira_residual(gamma),
+    "sign": lambda rho, gamma: sign_residual(rho),
+    "sgd": lambda rho, gamma: sgd_residual(rho),
+}
+RESIDUALS = tuple(_RESIDUAL_RULES)
+
+
+# ------------------------------------------------------------------------------------------------
+# Refresh rules: what happens to the inner optimizer's state when a subspace changes.
+
+class RefreshEvent(NamedTuple):
+    """What a refresh rule sees at one step (lists run over the flattened leaves).
+
+    Attributes:
+      inner: the inner optimizer (for a re-initialisation).
+      template: params-shaped tree of zero low-rank coordinates (the inner optimizer's params).
+      changed: per leaf, a bool scalar (the subspace changed this step) or None (unprojected).
+      old_bases, new_bases: per projected leaf, P before and after this step's refresh (old
+        bases only for a rule with ``needs_old_basis``; None otherwise).
+      plans: per leaf, its static plan.
+    """
+
+    inner: Any
+    template: Any
+    changed: list
+    old_bases: list
+    new_bases: list
+    plans: list
+
+
+class RefreshRule(NamedTuple):
+    """``apply(inner_state, RefreshEvent) -> inner_state``; ``needs_old_basis`` asks the
+    mechanism for the previous bases (formed only for such a rule)."""
+
+    apply: Callable[[Any, RefreshEvent], Any]
+    needs_old_basis: bool = False
+
+
+def keep_moments() -> RefreshRule:
+    """GaLore: the inner moments survive a refresh unchanged (the reference's behaviour)."""
+    return RefreshRule(lambda inner_state, event: inner_state)
+
+
+def reset_moments() -> RefreshRule:
+    """FRUGAL's ``reset_statistics``: re-initialise the whole inner state (its count included, so
+    Adam's bias correction restarts consistently) when any subspace changed."""
+
+    def apply(inner_state, event):
+        flags = [c for c in event.changed if c is not None]
+        any_change = jnp.any(jnp.stack(flags)) if flags else jnp.asarray(False)
+        fresh = event.inner.init(event.template)
+        return jax.tree.map(lambda a, b: jnp.where(any_change, a, b), fresh, inner_state)
+
+    return RefreshRule(apply)
+
+
+def rotate_moments() -> RefreshRule:
+    """Re-express the moments in the new basis: m ← T m, v ← (T∘T) v with T = P_newᵀ P_old (v
+    under any state field named ``nu``, optax's second-moment convention)."""
+
+    def apply(inner_state, event):
+        template_leaves, template_def = jax.tree.flatten(event.template)
+
+        def rotate(xs, second):
+            out = []
+            for x, old, new, c, plan in zip(xs, event.old_bases, event.new_bases, event.changed,
+                                            event.plans):
+                if old is None or not jnp.issubdtype(x.dtype, jnp.floating):
+                    out.append(x)
+                    continue
+
+                def rotated(x, old=old, new=new, plan=plan):
+                    t = new.T @ old
+                    return _in_new_basis(x, (t * t) if second else t, plan)
+
+                out.append(jax.lax.cond(c, rotated, lambda x: x, x))
+            return out
+
+        return _map_param_subtrees(inner_state, template_leaves, template_def, rotate)
+
+    return RefreshRule(apply, needs_old_basis=True)
+
+
+_REFRESH_RULES = {"keep": keep_moments, "reset": reset_moments, "rotate": rotate_moments}
+ON_REFRESH = tuple(_REFRESH_RULES)
+
 
 def _map_param_subtrees(state, template_leaves, template_def, fn):
     """Apply ``fn(leaves, second_moment)`` to every params-shaped subtree of an optax state.
@@ -267,6 +457,43 @@ def _map_param_subtrees(state, template_leaves, template_def, fn):
 
 
 # ------------------------------------------------------------------------------------------------
+# Inner directions and step-size corrections of the official GaLore / Fira code.
+
+def scale_by_moment_ratio(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-6
+                          ) -> optax.GradientTransformation:
+    """Adam's moments without bias correction: m/(√v + ε) (the ``exp_avg / denom`` of the
+    transformers AdamW that the GaLore and Fira reference optimizers build on). Combined with
+    :func:`adam_bias_correction` as a step size it is that AdamW exactly (ε outside the
+    correction, unlike ``optax.scale_by_adam``). State: ``optax.ScaleByAdamState``."""
+    check_beta("b1", b1)
+    check_beta("b2", b2)
+    check_nonnegative("eps", eps)
+
+    def init_fn(params):
+        return optax.ScaleByAdamState(jnp.zeros([], jnp.int32), optax.tree.zeros_like(params),
+                                      optax.tree.zeros_like(params))
+
+    def update_fn(updates, state, params=None):
+        del params
+        mu = optax.tree.update_moment(updates, state.mu, b1, 1)
+        nu = optax.tree.update_moment_per_elem_norm(updates, state.nu, b2, 2)
+        out = jax.tree.map(lambda m, v: m / (jnp.sqrt(v) + eps), mu, nu)
+        return out, optax.ScaleByAdamState(optax.safe_int32_increment(state.count), mu, nu)
+
+    return optax.GradientTransformation(init_fn, update_fn)
+
+
+def adam_bias_correction(b1: float = 0.9, b2: float = 0.999) -> Callable:
+    """``(t, dtype) -> √(1 − β₂ᵗ)/(1 − β₁ᵗ)``, computed in ``dtype`` (float64 params under
+    ``jax_enable_x64`` get a float64 correction)."""
+
+    def correction(t, dtype):
+        return jnp.sqrt(bias_correction(b2, t, dtype)) / bias_correction(b1, t, dtype)
+
+    return correction
+
+
+# ------------------------------------------------------------------------------------------------
 # The mechanism.
 
 class ProjectedState(NamedTuple):
@@ -276,7 +503,8 @@ class ProjectedState(NamedTuple):
       count: steps taken (int32).
       key: PRNG key for randomized projectors (taken at construction from ``seed``).
       projectors: params-shaped; the projector state of each projected leaf, else optax.MaskedNode().
-      residual: params-shaped; Fira's previous residual norm (f32 scalar) per projected leaf.
+      residual: params-shaped; the residual rule's state per projected leaf (Fira: the previous
+        residual norm, a scalar), else optax.MaskedNode().
       history: params-shaped; Natural GaLore's ring buffer (s, r·k) of low-rank gradients.
       inner_state: state of the inner optimizer over the low-rank coordinates.
     """
@@ -289,6 +517,26 @@ class ProjectedState(NamedTuple):
     inner_state: Any
 
 
+def _compute_dtype(x):
+    """float32, or the leaf's dtype when wider (float64 params under jax_enable_x64)."""
+    return jnp.promote_types(jnp.result_type(x), jnp.float32)
+
+
+def _warn_unprojected(leaves, selected, paths, rank, min_dim, density):
+    """The rank rule: a selected 2-D leaf whose short side is <= rank is left unprojected (the
+    inner optimizer runs on it as is). Say so once, at init, naming the leaves."""
+    if density is not None or min_dim is not None:
+        return
+    small = [f"{w} {tuple(jnp.shape(x))}" for x, s, w in zip(leaves, selected, paths)
+             if s and jnp.ndim(x) == 2 and min(jnp.shape(x)) <= rank]
+    if small:
+        warnings.warn(f"rank={rank} is not below the short side of {len(small)} matrix leaf/leaves "
+                      f"({', '.join(small)}): they are not projected and the inner optimizer "
+                      f"runs on them unprojected (no scale, no residual); lower rank, or pass "
+                      f"min_dim to choose the projected leaves explicitly", UserWarning,
+                      stacklevel=3)
+
+
 def scale_by_projected(
     rank: Optional[int] = None,
     update_proj_gap: int = 200,
@@ -297,10 +545,11 @@ def scale_by_projected(
     inner: Optional[optax.GradientTransformation] = None,
     projector: str = "svd",
     side: str = "reference",
-    residual: str = "none",
+    residual: Union[str, ResidualRule] = "none",
     residual_scale: float = 1.0,
     growth_limit: float = 1.01,
-    on_refresh: str = "keep",
+    on_refresh: Union[str, RefreshRule] = "keep",
+    correction: Optional[Callable] = None,
     history: Optional[int] = None,
     damping: float = 1e-2,
     density: Optional[float] = None,
@@ -310,6 +559,7 @@ def scale_by_projected(
     oversample: Optional[int] = None,
     power_iterations: Optional[int] = None,
     seed: int = 0,
+    name: str = "scale_by_projected",
 ) -> optax.GradientTransformationExtraArgs:
     r"""Projected optimizer: inner optimizer in a rank-r gradient subspace, plus a residual rule.
 
@@ -317,14 +567,14 @@ def scale_by_projected(
 
     .. math::
         R = P^\top G_c,\quad \hat R = \mathrm{precond}(R),\quad N = \mathrm{inner}(\hat R),\quad
-        \Delta = \alpha P N + S
+        \Delta = c_t\,\mathrm{residual}(G_c, P, R, N)
 
-    with S = 0 (``none``), S = ρ·sign(Gc − P R) (``sign``, FRUGAL), S = ρ·(Gc − P R) (``sgd``), or
-    Fira's (``fira``): φ_j = ‖N_{:,j}‖ / (‖R_{:,j}‖ + 1e-8) over the kept side j, S = (Gc − P R)·φ,
-    then the limiter ℓ = max(‖S‖ / (‖S_prev‖ + 1e-8), γ)/γ from the second step, S ← S/ℓ.
-    ``precond`` is the identity, or with ``history=s`` Natural GaLore's Woodbury inverse empirical
-    Fisher over the last s low-rank gradients (buffer cleared when the subspace changes):
-    ĝ = (r − G_s(λI + G_sᵀG_s)⁻¹G_sᵀ r)/λ.
+    where the residual rule returns the whole direction: α P N (:func:`no_residual`), plus
+    ρ·sign(Gc − P R) (:func:`sign_residual`, FRUGAL), ρ·(Gc − P R) (:func:`sgd_residual`) or
+    Fira's limited, norm-scaled residual (:func:`fira_residual`). ``c_t`` is the optional
+    step-size ``correction`` (1 by default). ``precond`` is the identity, or with ``history=s``
+    Natural GaLore's Woodbury inverse empirical Fisher over the last s low-rank gradients (buffer
+    cleared when the subspace changes): ĝ = (r − G_s(λI + G_sᵀG_s)⁻¹G_sᵀ r)/λ.
 
     Args:
       rank: r (static int). Required unless ``density`` is given.
@@ -334,10 +584,12 @@ def scale_by_projected(
         must not need ``params`` (it sees low-rank shapes).
       projector: ``svd``, ``randomized_svd``, ``dct``, ``random`` or ``online_pca``.
       side: ``reference`` (project the short side) or ``memory_min`` (optax.contrib.galore's).
-      residual: ``none``, ``fira``, ``sign`` or ``sgd``; ``residual_scale`` is ρ (FRUGAL's
-        inactive_lr_scale) and ``growth_limit`` Fira's γ.
-      on_refresh: ``keep``, ``reset`` (re-initialise the inner state, count included, so Adam's
-        bias correction restarts consistently) or ``rotate``.
+      residual: a :class:`ResidualRule`, or the name of one: ``none``, ``fira`` (with γ =
+        ``growth_limit``), ``sign`` or ``sgd`` (with ρ = ``residual_scale``).
+      on_refresh: a :class:`RefreshRule`, or ``keep``, ``reset`` or ``rotate``
+        (:func:`keep_moments`, :func:`reset_moments`, :func:`rotate_moments`).
+      correction: ``(t, dtype) -> scalar`` multiplying every leaf's direction at step t = count
+        + 1 (:func:`adam_bias_correction`: the reference code's bias-corrected step size).
       history, damping: Natural GaLore's buffer length s and λ.
       density: rank as a fraction of each leaf's projected side (FRUGAL), instead of ``rank``.
       min_dim: project 2-D leaves whose short side is ``>= min_dim``; None: short side ``> rank``
@@ -347,6 +599,12 @@ def scale_by_projected(
       online_lr: OSD's learning rate on P (None: 1/update_proj_gap).
       oversample, power_iterations: randomized SVD parameters (default 8 and 2).
       seed: key for the randomized projectors.
+      name: the method's name, for error messages.
+
+    The rank rule: with ``min_dim=None`` a matrix whose short side is <= ``rank`` is not
+    projected (a UserWarning at ``init`` names it); with ``min_dim`` given, a projected matrix
+    whose short side is below ``rank`` is a ``ValueError``. Complex leaves are a ``TypeError`` at
+    ``init``. Computation runs in float32, or in the leaf's dtype when wider (float64).
 
     Returns:
       ``optax.GradientTransformationExtraArgs`` with a :class:`ProjectedState`.
@@ -359,7 +617,7 @@ def scale_by_projected(
     (4, 2)
     """
     if density is None:
-        rank = static_int("rank", rank)
+        rank = _static_int("rank", rank)
         if rank is None:
             raise ValueError("rank must be given (a positive int) unless density is")
     else:
@@ -370,21 +628,29 @@ def scale_by_projected(
     update_proj_gap = _gap(update_proj_gap)
     check_choice("projector", projector, PROJECTORS)
     check_choice("side", side, SIDES)
-    check_choice("residual", residual, RESIDUALS)
-    check_choice("on_refresh", on_refresh, ON_REFRESH)
-    history = static_int("history", history, None)
-    min_dim = static_int("min_dim", min_dim, None)
-    oversample = static_int("oversample", oversample, 8, low=0)
-    power_iterations = static_int("power_iterations", power_iterations, 2, low=0)
-    check_range("scale", scale, 0.0)
-    check_range("residual_scale", residual_scale, 0.0)
-    check_range("growth_limit", growth_limit, 1.0)
-    check_range("damping", damping, 0.0, open_low=True)
-    check_range("online_lr", online_lr, 0.0, open_low=True)
+    if isinstance(residual, str):
+        check_choice("residual", residual, RESIDUALS)
+        residual = _RESIDUAL_RULES[residual](residual_scale, growth_limit)
+    elif not isinstance(residual, ResidualRule):
+        raise ValueError(f"residual must be a ResidualRule or one of {RESIDUALS}, got {residual!r}")
+    if isinstance(on_refresh, str):
+        check_choice("on_refresh", on_refresh, ON_REFRESH)
+        on_refresh = _REFRESH_RULES[on_refresh]()
+    elif not isinstance(on_refresh, RefreshRule):
+        raise ValueError(f"on_refresh must be a RefreshRule or one of {ON_REFRESH}, got "
+                         f"{on_refresh!r}")
+    history = _static_int("history", history, None)
+    min_dim = _static_int("min_dim", min_dim, None)
+    oversample = _static_int("oversample", oversample, 8, low=0)
+    power_iterations = _static_int("power_iterations", power_iterations, 2, low=0)
+    check_nonnegative("scale", scale)
+    check_positive("damping", damping)
+    check_positive("online_lr", online_lr)
     inner = optax.scale_by_adam() if inner is None else inner
     if not hasattr(inner, "init") or not hasattr(inner, "update"):
         raise ValueError(f"inner must be an optax GradientTransformation, got {inner!r}")
     inner = optax.with_extra_args_support(inner)
+    orthonormal = projector in ORTHONORMAL_PROJECTORS
 
     def make_projector(plan):
         return Projector(projector, plan.rank, oversample=oversample,
@@ -396,17 +662,23 @@ def scale_by_projected(
         return leaves, treedef, _plans(leaves, treedef, tree, rank, density, min_dim, side, mask)
 
     def low_template(leaves, plans):
-        return [jnp.zeros(_low_shape(p), jnp.float32) if p.projected else jnp.zeros_like(x)
+        return [jnp.zeros(_low_shape(p), _compute_dtype(x)) if p.projected else jnp.zeros_like(x)
                 for x, p in zip(leaves, plans)]
 
     def init_fn(params):
-        leaves, treedef, plans = plans_of(params)
-        projs = [make_projector(p).init(p.d, update_proj_gap) if p.projected else _empty()
-                 for p in plans]
-        resid = [jnp.zeros((), jnp.float32) if p.projected and residual == "fira" else _empty()
-                 for p in plans]
-        hist = [jnp.zeros((history, p.rank * p.k), jnp.float32) if p.projected and history
-                else _empty() for p in plans]
+        leaves, treedef = jax.tree.flatten(params)
+        paths = _paths(params)
+        check_float_params(name, params)
+        if density is None:
+            _warn_unprojected(leaves, _resolve_mask(mask, params, treedef), paths, rank, min_dim,
+                              density)
+        plans = _plans(leaves, treedef, params, rank, density, min_dim, side, mask)
+        projs = [make_projector(p).init(p.d, update_proj_gap, _compute_dtype(x)) if p.projected
+                 else _empty() for x, p in zip(leaves, plans)]
+        resid = [residual.init(_compute_dtype(x)) if p.projected and residual.init is not None
+                 else _empty() for x, p in zip(leaves, plans)]
+        hist = [jnp.zeros((history, p.rank * p.k), _compute_dtype(x)) if p.projected and history
+                else _empty() for x, p in zip(leaves, plans)]
         return ProjectedState(
             count=jnp.zeros([], jnp.int32),
             key=jax.random.PRNGKey(seed),
@@ -423,22 +695,21 @@ def scale_by_projected(
         resids = treedef.flatten_up_to(state.residual)
         hists = treedef.flatten_up_to(state.history)
 
-        low, bases, changed, transitions, new_projs, new_hists, coords = [], [], [], [], [], [], []
+        low, bases, changed, old_bases, new_projs, new_hists, coords = [], [], [], [], [], [], []
         for i, (g, plan, ps, hist) in enumerate(zip(leaves, plans, projs, hists)):
             if not plan.projected:
                 low.append(g)
-                for lst, v in ((bases, None), (changed, None), (transitions, None),
+                for lst, v in ((bases, None), (changed, None), (old_bases, None),
                                (new_projs, ps), (new_hists, hist), (coords, None)):
                     lst.append(v)
                 continue
             proj = make_projector(plan)
-            g32 = g.astype(jnp.float32)
+            gw = g.astype(_compute_dtype(g))
             key = jax.random.fold_in(jax.random.fold_in(state.key, i), count)
-            ps_new, did_change = proj.update(ps, g32, count, update_proj_gap, key)
+            ps_new, did_change = proj.update(ps, gw, count, update_proj_gap, key)
             basis = proj.basis(ps_new, plan.d)
-            r = _down(basis, g32, plan)
-            # rotate: the old basis, for T = P_newᵀ P_old, formed only when the subspace changed
-            transitions.append(proj.basis(ps, plan.d) if on_refresh == "rotate" else None)
+            r = _down(basis, gw, plan)
+            old_bases.append(proj.basis(ps, plan.d) if on_refresh.needs_old_basis else None)
             if history:
                 hist = jnp.where(did_change, jnp.zeros_like(hist), hist)
                 hist = hist.at[count % history].set(r.reshape(-1))
@@ -452,69 +723,29 @@ def scale_by_projected(
             new_hists.append(hist)
             coords.append(r)
 
-        inner_state = state.inner_state
-        template = low_template(leaves, plans)
-        template_def = treedef
-        if on_refresh == "reset":
-            any_change = jnp.any(jnp.stack([c for c in changed if c is not None] or
-                                           [jnp.asarray(False)]))
-            fresh = inner.init(treedef.unflatten(template))
-            inner_state = jax.tree.map(lambda a, b: jnp.where(any_change, a, b), fresh, inner_state)
-        elif on_refresh == "rotate":
-            def rotate(xs, second):
-                out = []
-                for x, old, new, c, plan in zip(xs, transitions, bases, changed, plans):
-                    if old is None or not jnp.issubdtype(x.dtype, jnp.floating):
-                        out.append(x)
-                        continue
-
-                    def rotated(x, old=old, new=new, plan=plan):
-                        t = new.T @ old
-                        return _in_new_basis(x, (t * t) if second else t, plan)
-
-                    out.append(jax.lax.cond(c, rotated, lambda x: x, x))
-                return out
-            inner_state = _map_param_subtrees(inner_state, template, template_def, rotate)
-
+        template = treedef.unflatten(low_template(leaves, plans))
+        event = RefreshEvent(inner, template, changed, old_bases, bases, plans)
+        inner_state = on_refresh.apply(state.inner_state, event)
         low_updates, inner_state = inner.update(treedef.unflatten(low), inner_state, None)
         low_updates = treedef.flatten_up_to(low_updates)
 
         out, new_resids = [], []
         for g, plan, n, basis, r, prev in zip(leaves, plans, low_updates, bases, coords, resids):
+            dtype = _compute_dtype(g)
             if not plan.projected:
-                out.append(n.astype(g.dtype) if hasattr(n, "astype") else n)
+                if not hasattr(n, "astype"):  # an empty node (optax.MaskedNode) passes through
+                    out.append(n)
+                    new_resids.append(prev)
+                    continue
+                direction = n.astype(dtype)
                 new_resids.append(prev)
-                continue
-            n = n.astype(jnp.float32)
-            g32 = g.astype(jnp.float32)
-            if residual == "sign":
-                rest = g32 - _up(basis, r, plan)
-                direction = scale * _up(basis, n, plan) + residual_scale * jnp.sign(rest)
-            elif residual == "sgd":  # α P N + ρ (G − P R) = P (α N − ρ R) + ρ G: one back-projection
-                direction = _up(basis, scale * n - residual_scale * r, plan) + residual_scale * g32
-            elif residual == "fira":
-                # S = (Gc − P R)·diag(φ) = Gc·diag(φ) − P (R·diag(φ)): one back-projection for both
-                # terms. For an orthonormal P, column j of Gc − P R has energy ‖Gc_j‖² − ‖R_j‖²
-                # (Pythagoras), so ‖S‖² = Σ_j φ_j² (‖Gc_j‖² − ‖R_j‖²) needs only column sums of
-                # Gc, never S. OSD's basis is not orthonormal: there ‖S‖ is taken from S itself.
-                axis = _proj_axis(plan)
-                r_sq = jnp.sum(jnp.square(r), axis=axis)
-                phi = jnp.linalg.norm(n, axis=axis) / (jnp.sqrt(r_sq) + 1e-8)
-                if projector in ORTHONORMAL_PROJECTORS:
-                    g_sq = jnp.sum(jnp.square(g32), axis=axis)
-                    s_norm = jnp.sqrt(jnp.sum(jnp.square(phi) * jnp.maximum(g_sq - r_sq, 0.0)))
-                else:
-                    s_norm = jnp.linalg.norm(_along_kept(g32 - _up(basis, r, plan), phi, plan))
-                limiter = jnp.where(count > 0,
-                                    jnp.maximum(s_norm / (prev + 1e-8), growth_limit)
-                                    / growth_limit, 1.0)
-                prev = s_norm / limiter
-                phi = phi / limiter
-                direction = (_up(basis, scale * n - _along_kept(r, phi, plan), plan)
-                             + _along_kept(g32, phi, plan))
             else:
-                direction = scale * _up(basis, n, plan)
-            new_resids.append(prev)
+                direction, prev = residual.apply(ResidualInput(
+                    g.astype(dtype), basis, r, n.astype(dtype), plan, scale, count,
+                    None if isinstance(prev, optax.MaskedNode) else prev, orthonormal))
+                new_resids.append(_empty() if prev is None else prev)
+            if correction is not None:
+                direction = direction * correction(count + 1, dtype)
             out.append(direction.astype(g.dtype))
 
         new_state = ProjectedState(
@@ -541,34 +772,29 @@ def _woodbury_natural_gradient(buffer, r, damping):
 # ------------------------------------------------------------------------------------------------
 # Aliases: the named methods as configurations.
 
-def decayed_weights(weight_decay, mask=None) -> optax.GradientTransformation:
-    """Decoupled weight decay; the identity for a literal 0 (so ``update`` needs no ``params``)."""
-    check_range("weight_decay", weight_decay, 0.0)
-    if isinstance(weight_decay, (int, float)) and weight_decay == 0:
-        return optax.identity()
-    return optax.add_decayed_weights(weight_decay, mask)
-
-
-def _with_lr(direction, learning_rate, weight_decay, weight_decay_mask):
-    check_range("learning_rate", learning_rate, 0.0)
-    return optax.chain(direction, decayed_weights(weight_decay, weight_decay_mask),
-                       optax.scale_by_learning_rate(learning_rate))
-
-
 def _adam(b1, b2, eps):
-    check_range("b1", b1, 0.0, 1.0, open_high=True)
-    check_range("b2", b2, 0.0, 1.0, open_high=True)
-    check_range("eps", eps, 0.0)
+    check_beta("b1", b1)
+    check_beta("b2", b2)
+    check_nonnegative("eps", eps)
     return optax.scale_by_adam(b1=b1, b2=b2, eps=eps)
 
 
 def scale_by_galore(rank: Optional[int] = None, update_proj_gap: int = 200, scale: float = 0.25,
                     *, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-6,
                     inner: Optional[optax.GradientTransformation] = None, **kwargs):
-    """GaLore's direction: Adam (reference defaults: eps 1e-6, scale 0.25, rank 128) in the SVD
-    subspace of each projected gradient; keyword arguments go to :func:`scale_by_projected`."""
-    inner = _adam(b1, b2, eps) if inner is None else inner
-    return scale_by_projected(static_int("rank", rank, 128), update_proj_gap, scale, inner=inner,
+    """GaLore's direction (reference defaults: eps 1e-6, scale 0.25, rank 128); keyword arguments
+    go to :func:`scale_by_projected`.
+
+    With ``inner=None`` it is the reference code's AdamW (jiaweizzhao/GaLore,
+    ``galore_torch/adamw.py``; also xichen-fy/Fira's): N = m/(√v + ε) in the subspace
+    (:func:`scale_by_moment_ratio`) and the bias correction √(1 − β₂ᵗ)/(1 − β₁ᵗ) as a step size on
+    the whole direction (:func:`adam_bias_correction`), so ε sits outside the correction and a
+    residual rule sees the un-corrected N. With an explicit ``inner`` nothing is added."""
+    if inner is None:
+        inner = scale_by_moment_ratio(b1, b2, eps)
+        kwargs.setdefault("correction", adam_bias_correction(b1, b2))
+    kwargs.setdefault("name", "galore")
+    return scale_by_projected(_static_int("rank", rank, 128), update_proj_gap, scale, inner=inner,
                               **kwargs)
 
 
@@ -585,17 +811,23 @@ def galore(learning_rate: optax.ScalarOrSchedule = 1e-3, rank: Optional[int] = N
     Every T = ``update_proj_gap`` steps P ← top-r singular vectors of G (short side by default);
     between refreshes
 
-    .. math:: W \leftarrow W - \eta\,\big(\alpha\,P\,\mathrm{Adam}(P^\top G) + \lambda W\big)
+    .. math::
+        W \leftarrow W - \eta\,\Big(\frac{\sqrt{1-\beta_2^t}}{1-\beta_1^t}\,
+        \alpha\,P\,\frac{m}{\sqrt v + \epsilon} + \lambda W\Big)
 
-    Moments are not re-projected on refresh (as the reference). ``rank`` defaults to 128 (None);
-    leaves with short side <= rank are trained by plain Adam. ``side='memory_min'`` gives
-    optax.contrib.galore's convention (see the module docstring).
+    with m, v Adam's moments of Pᵀ G (the reference AdamW: ε outside the bias correction; the
+    reference applies the weight decay after the step, to the updated W, ours to W -- a
+    difference of order η²λ). Moments are not re-projected on refresh (as the reference).
+    ``rank`` defaults to 128 (None); leaves with short side <= rank are trained by that AdamW
+    unprojected (``init`` warns). ``side='memory_min'`` gives optax.contrib.galore's convention
+    (see the module docstring); ``inner`` replaces the AdamW direction (no bias correction
+    added then).
 
     >>> import jax.numpy as jnp
     >>> tx = galore(1e-2, rank=4)
     >>> state = tx.init({"w": jnp.ones((16, 8))})
     """
-    return _with_lr(scale_by_galore(rank, update_proj_gap, scale, b1=b1, b2=b2, eps=eps,
+    return alias(scale_by_galore(rank, update_proj_gap, scale, b1=b1, b2=b2, eps=eps,
                                     inner=inner, side=side, projector=projector, min_dim=min_dim,
                                     mask=mask, seed=seed),
                     learning_rate, weight_decay, weight_decay_mask)
@@ -604,23 +836,29 @@ def galore(learning_rate: optax.ScalarOrSchedule = 1e-3, rank: Optional[int] = N
 @register("fira", family="lowrank", paper=_FIRA)
 def fira(learning_rate: optax.ScalarOrSchedule = 1e-3, rank: Optional[int] = None,
          update_proj_gap: int = 200, scale: float = 0.25, *, gamma: float = 1.01, b1: float = 0.9,
-         b2: float = 0.999, eps: float = 1e-6, weight_decay: float = 0.0,
-         weight_decay_mask: Any = None, side: str = "reference", projector: str = "svd",
-         min_dim: Optional[int] = None, mask: Any = None, seed: int = 0):
+         b2: float = 0.999, eps: float = 1e-6, complement: str = "scaled",
+         weight_decay: float = 0.0, weight_decay_mask: Any = None, side: str = "reference",
+         projector: str = "svd", min_dim: Optional[int] = None, mask: Any = None, seed: int = 0):
     r"""Fira (Chen et al., "Fira: Can We Achieve Full-rank Training of LLMs Under Low-rank
-    Constraint?", arXiv:2410.01623): GaLore plus the norm-scaled residual
+    Constraint?", arXiv:2410.01623): GaLore plus the norm-scaled residual, as the official code
+    (xichen-fy/Fira, ``optimizer_torch/fira_adamw.py``):
 
     .. math::
-        \phi_j = \frac{\|N_{:,j}\|}{\|R_{:,j}\| + 10^{-8}},\quad S = (G - P R)\,\mathrm{diag}(\phi),
-        \quad \ell = \max(\|S\| / \|S_{prev}\|, \gamma)/\gamma,\quad
-        \Delta = \alpha P N + S/\ell
+        N = rac{m}{\sqrt v + \epsilon},\quad
+        \phi_j = rac{\|N_{:,j}\|}{\|R_{:,j}\| + 10^{-8}},\quad
+        S = (G - lpha P R)\,\mathrm{diag}(\phi),\quad
+        \ell = \max(\|S\| / \|S_{prev}\|, \gamma)/\gamma,\quad
+        \Delta = rac{\sqrt{1-eta_2^t}}{1-eta_1^t}\,(lpha P N + S/\ell)
 
-    (j over the non-projected side; the limiter from the second step, γ = 1.01). α scales the
-    back-projected Adam term only, as PAPERS.md A2.2 step 4 reads. State: GaLore's + one scalar.
+    (m, v: Adam's moments of R without bias correction; j over the non-projected side; the
+    limiter from the second step, γ = 1.01). ``complement='exact'`` takes S from G − P R (the
+    component outside the subspace, as the paper's equations read) instead of the official
+    G − α P R; both agree when α = 1. State: GaLore's + one scalar per matrix.
     """
-    return _with_lr(scale_by_galore(rank, update_proj_gap, scale, b1=b1, b2=b2, eps=eps,
-                                    residual="fira", growth_limit=gamma, side=side,
-                                    projector=projector, min_dim=min_dim, mask=mask, seed=seed),
+    return alias(scale_by_galore(rank, update_proj_gap, scale, b1=b1, b2=b2, eps=eps,
+                                    residual=fira_residual(gamma, complement=complement),
+                                    side=side, projector=projector, min_dim=min_dim, mask=mask,
+                                    seed=seed, name="fira"),
                     learning_rate, weight_decay, weight_decay_mask)
 
 
@@ -643,7 +881,7 @@ def online_subspace_descent(learning_rate: optax.ScalarOrSchedule = 1e-3,
     and the GaLore-style outer step with Adam on Pᵀ G. State 4(2rM + 3rN) bytes per matrix (P and
     its two AdamW moments on the short side).
     """
-    return _with_lr(scale_by_galore(rank, update_proj_gap, scale, b1=b1, b2=b2, eps=eps,
+    return alias(scale_by_galore(rank, update_proj_gap, scale, b1=b1, b2=b2, eps=eps,
                                     projector="online_pca", online_lr=projector_lr, side=side,
                                     min_dim=min_dim, mask=mask),
                     learning_rate, weight_decay, weight_decay_mask)
@@ -664,8 +902,8 @@ def natural_galore(learning_rate: optax.ScalarOrSchedule = 1e-3, rank: Optional[
 
     before Adam. The buffer (4·s·r·M bytes per matrix) is cleared when the subspace refreshes.
     """
-    return _with_lr(scale_by_galore(rank, update_proj_gap, scale, b1=b1, b2=b2, eps=eps,
-                                    history=static_int("history", history, 10), damping=damping,
+    return alias(scale_by_galore(rank, update_proj_gap, scale, b1=b1, b2=b2, eps=eps,
+                                    history=_static_int("history", history, 10), damping=damping,
                                     side=side, min_dim=min_dim, mask=mask),
                     learning_rate, weight_decay, weight_decay_mask)
 
@@ -683,7 +921,7 @@ def dct_galore(learning_rate: optax.ScalarOrSchedule = 1e-3, rank: Optional[int]
     with that side; not optimizer state), so only the int32 indices are stored: 8rM + 4r bytes
     per matrix.
     """
-    return _with_lr(scale_by_galore(rank, update_proj_gap, scale, b1=b1, b2=b2, eps=eps,
+    return alias(scale_by_galore(rank, update_proj_gap, scale, b1=b1, b2=b2, eps=eps,
                                     projector="dct", side=side, min_dim=min_dim, mask=mask),
                     learning_rate, weight_decay, weight_decay_mask)
 
@@ -717,7 +955,7 @@ def frugal(learning_rate: optax.ScalarOrSchedule = 1e-3, density: Optional[float
         residual={"sign_sgd": "sign", "sgd": "sgd", "no": "none"}[inactive_update_rule],
         residual_scale=inactive_lr_scale, on_refresh="reset" if reset_statistics else "keep",
         density=density, min_dim=min_dim, mask=mask, seed=seed)
-    return _with_lr(direction, learning_rate, weight_decay, weight_decay_mask)
+    return alias(direction, learning_rate, weight_decay, weight_decay_mask)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -725,13 +963,28 @@ def frugal(learning_rate: optax.ScalarOrSchedule = 1e-3, density: Optional[float
 
 def weight_norm_split(w):
     """W (m × n) -> (V, g) with V = W and g_i = ‖W_i‖ (rows), so W = g ⊙ V/‖V‖_row."""
-    return w, jnp.linalg.norm(w, axis=1)
+    return w, _row_norm(w)[:, 0]
+
+
+def _row_norm(v):
+    """‖V_i‖ per row (m, 1), with a finite derivative at a zero row (the norm's is 0/0 there):
+    a zero row gets norm 0 and a zero gradient instead of NaN."""
+    sq = jnp.sum(jnp.square(v), axis=1, keepdims=True)
+    positive = sq > 0
+    return jnp.where(positive, jnp.sqrt(jnp.where(positive, sq, 1.0)), 0.0)
 
 
 def weight_norm_merge(v, g):
-    """W = g ⊙ V/‖V‖_row (rows of V normalised, scaled by g ∈ ℝ^m)."""
-    norm = jnp.linalg.norm(v, axis=1, keepdims=True)
-    return g[:, None] * v / jnp.maximum(norm, 1e-12)
+    """W = g ⊙ V/‖V‖_row (rows of V normalised, scaled by g ∈ ℝ^m; a zero row of V gives a zero
+    row of W, with finite derivatives)."""
+    norm = _row_norm(v)
+    return g[:, None] * v / jnp.where(norm > 0, norm, 1.0)
+
+
+class WeightNormFactors(NamedTuple):
+    """The (V, g) of one weight-normalised matrix."""
+    v: jax.Array
+    g: jax.Array
 
 
 class GradNormLoRPState(NamedTuple):
@@ -740,6 +993,19 @@ class GradNormLoRPState(NamedTuple):
     count: jax.Array
     factors: Any
     inner_state: Any
+
+
+def _check_no_zero_rows(params):
+    """Weight normalisation cannot move a zero row (g_i = 0 and V_i/‖V_i‖ undefined): refuse such
+    a matrix when the parameters are concrete (under ``jit`` the math stays finite, the row fixed)."""
+    for where, w in zip(_paths(params), jax.tree.leaves(params)):
+        if jnp.ndim(w) != 2 or isinstance(w, jax.core.Tracer):
+            continue
+        zero = int(np.sum(~np.any(np.asarray(w) != 0, axis=1)))
+        if zero:
+            raise ValueError(f"gradnorm_lorp: the matrix {where} of shape {tuple(w.shape)} has "
+                             f"{zero} zero row(s); W = g ⊙ V/‖V‖ cannot move a zero row "
+                             f"(g = 0, V/‖V‖ undefined): initialise it non-zero")
 
 
 @register("gradnorm_lorp", family="lowrank", paper=_GRADNORM)
@@ -761,49 +1027,58 @@ def gradnorm_lorp(learning_rate: optax.ScalarOrSchedule = 1e-3, rank: Optional[i
     rebuilt: the returned update is W_new − W (so ``learning_rate`` acts inside, on V and g). Like
     the reference class, the state keeps the (V, g) copies; for the copy-free form make (V, g) the
     model's parameters (:func:`weight_norm_split` / :func:`weight_norm_merge`) and use
-    :func:`galore`.
+    :func:`galore`. A matrix with a zero row cannot be trained this way (its row never moves):
+    ``init`` raises a ValueError on concrete parameters with one.
     """
     lr = learning_rate
     tx = optax.chain(scale_by_galore(rank, update_proj_gap, scale, b1=b1, b2=b2, eps=eps,
-                                     side=side, min_dim=min_dim, mask=mask),
+                                     side=side, min_dim=min_dim, mask=mask,
+                                     name="gradnorm_lorp"),
                      optax.scale_by_learning_rate(lr))
-    check_range("learning_rate", learning_rate, 0.0)
+    check_nonnegative("learning_rate", learning_rate)
+
+    def is_factors(x):
+        return isinstance(x, WeightNormFactors)
 
     def split_tree(params):
-        return jax.tree.map(lambda w: weight_norm_split(w.astype(jnp.float32)) if w.ndim == 2
-                            else w, params)
-
-    def is_pair(x):
-        return isinstance(x, tuple) and len(x) == 2 and not hasattr(x, "_fields")
+        return jax.tree.map(
+            lambda w: WeightNormFactors(*weight_norm_split(w.astype(_compute_dtype(w))))
+            if jnp.ndim(w) == 2 else w, params)
 
     def init_fn(params):
+        check_float_params("gradnorm_lorp", params)
+        _check_no_zero_rows(params)
         template = split_tree(params)
-        factors = jax.tree.map(lambda f: f if is_pair(f) else _empty(), template, is_leaf=is_pair)
+        factors = jax.tree.map(lambda f: f if is_factors(f) else _empty(), template,
+                               is_leaf=is_factors)
         return GradNormLoRPState(jnp.zeros([], jnp.int32), factors, tx.init(template))
 
     def update_fn(updates, state, params=None, **extra):
         del extra, params
-        factors = state.factors
+        treedef = jax.tree.structure(updates)
+        grads = treedef.flatten_up_to(updates)
+        factors = treedef.flatten_up_to(state.factors)
 
         def factor_grads(grad, fac):
-            if not is_pair(fac):
+            if not is_factors(fac):
                 return grad
             _, vjp = jax.vjp(weight_norm_merge, *fac)
-            return tuple(vjp(grad.astype(jnp.float32)))
+            return WeightNormFactors(*vjp(grad.astype(fac.v.dtype)))
 
-        grads = jax.tree.map(factor_grads, updates, factors, is_leaf=is_pair)
-        steps, inner_state = tx.update(grads, state.inner_state)
-        new_factors = jax.tree.map(
-            lambda f, s: tuple(optax.apply_updates(f, s)) if is_pair(f) else f,
-            factors, steps, is_leaf=lambda x: is_pair(x) or isinstance(x, optax.MaskedNode))
-
-        def weight_update(grad, old, new, step):
-            if not is_pair(old):
-                return step.astype(grad.dtype)
-            return (weight_norm_merge(*new) - weight_norm_merge(*old)).astype(grad.dtype)
-
-        out = jax.tree.map(weight_update, updates, factors, new_factors, steps, is_leaf=is_pair)
-        return out, GradNormLoRPState(optax.safe_int32_increment(state.count), new_factors,
-                                      inner_state)
+        steps, inner_state = tx.update(
+            treedef.unflatten([factor_grads(g, f) for g, f in zip(grads, factors)]),
+            state.inner_state)
+        steps = treedef.flatten_up_to(steps)
+        out, new_factors = [], []
+        for grad, old, step in zip(grads, factors, steps):
+            if not is_factors(old):
+                out.append(step.astype(grad.dtype))
+                new_factors.append(old)
+                continue
+            new = WeightNormFactors(*optax.apply_updates(tuple(old), tuple(step)))
+            out.append((weight_norm_merge(*new) - weight_norm_merge(*old)).astype(grad.dtype))
+            new_factors.append(new)
+        return treedef.unflatten(out), GradNormLoRPState(
+            optax.safe_int32_increment(state.count), treedef.unflatten(new_factors), inner_state)
 
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)

@@ -1,7 +1,7 @@
 """Optimizer-state memory: measured (:func:`state_bytes`) and closed form (:func:`formula_bytes`).
 
-The closed forms are PAPERS.md A2.11 (fp32 bytes per m × n matrix, M = max(m, n), N = min(m, n),
-rank r), applied per leaf, plus what every optimizer also keeps: unprojected leaves (Adam: 8 bytes
+The closed forms are the papers' state-size formulas (fp32 bytes per m × n matrix,
+M = max(m, n), N = min(m, n), rank r), applied per leaf, plus what every optimizer also keeps: unprojected leaves (Adam: 8 bytes
 per entry) and the fixed overhead (int32 step counts, one PRNG key). They are written from the
 papers' formulas, not from our state layout, so a test comparing the two catches a moment on the
 wrong side or a forgotten buffer.
@@ -154,7 +154,7 @@ FORMULA_METHODS = tuple(_OVERHEAD)
 def formula_bytes(method: str, params: Any, *, rank: int = 128, side: str = "reference",
                   history: int = 10, density: float = 0.25, block_size: int = 256,
                   min_size: int = 4096, min_dim: Optional[int] = None) -> int:
-    """Closed-form optimizer-state bytes of ``method`` for ``params`` (PAPERS.md A2.11, per leaf,
+    """Closed-form optimizer-state bytes of ``method`` for ``params`` (the papers' formulas, per leaf,
     plus unprojected leaves and the fixed overhead). Methods: ``FORMULA_METHODS``.
 
     >>> import numpy as np

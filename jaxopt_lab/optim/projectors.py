@@ -41,6 +41,8 @@ import numpy as np
 import optax
 from jaxtyping import Array, Float, Int
 
+from ._common import check_choice
+
 __all__ = ["PROJECTORS", "ORTHONORMAL_PROJECTORS", "Projector", "BasisState", "DCTState", "OnlinePCAState", "dct_rows",
            "randomized_range"]
 
@@ -128,8 +130,8 @@ def _top_left_singular(gc, rank, transposed=False):
     return u[:, :rank]
 
 
-def _random_orthonormal(key, d, rank):
-    q, _ = jnp.linalg.qr(jax.random.normal(key, (d, rank), jnp.float32))
+def _random_orthonormal(key, d, rank, dtype=jnp.float32):
+    q, _ = jnp.linalg.qr(jax.random.normal(key, (d, rank), dtype))
     return q
 
 
@@ -157,20 +159,22 @@ class Projector:
     transposed: bool = False
 
     def __post_init__(self):
-        if self.kind not in PROJECTORS:
-            raise ValueError(f"projector={self.kind!r} is unknown; allowed: {', '.join(PROJECTORS)}")
+        check_choice("projector", self.kind, PROJECTORS)
 
     # -- state ---------------------------------------------------------------------------------
     def _online_opt(self, update_proj_gap):
+        # kyleliang919/Online-Subspace-Descent (galore_torch/galore_projector.py L79, L117):
+        # torch.optim.AdamW(lr=1/T) with torch's defaults, weight decay 0.01 (optax's is 1e-4).
         lr = self.online_lr if self.online_lr is not None else 1.0 / update_proj_gap
-        return optax.adamw(lr)
+        return optax.adamw(lr, b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.01)
 
-    def init(self, d: int, update_proj_gap: int):
+    def init(self, d: int, update_proj_gap: int, dtype=jnp.float32):
         """Initial state for a side of size ``d``: the first r coordinate axes (a valid orthonormal
-        basis, so a step before any refresh is well defined)."""
+        basis, so a step before any refresh is well defined), in ``dtype`` (the computation's:
+        float32, or float64 for float64 leaves)."""
         if self.kind == "dct":
             return DCTState(jnp.arange(self.rank, dtype=jnp.int32))
-        basis = jnp.eye(d, self.rank, dtype=jnp.float32)
+        basis = jnp.eye(d, self.rank, dtype=dtype)
         if self.kind == "online_pca":
             return OnlinePCAState(basis, self._online_opt(update_proj_gap).init(basis))
         return BasisState(basis)
@@ -190,7 +194,7 @@ class Projector:
             return BasisState(randomized_range(gc, self.rank, key, oversample=self.oversample,
                                                power_iterations=self.power_iterations))
         if self.kind == "random":
-            return BasisState(_random_orthonormal(key, d, self.rank))
+            return BasisState(_random_orthonormal(key, d, self.rank, gc.dtype))
         if self.kind == "dct":
             score = jnp.sum(jnp.abs(jax.scipy.fft.dct(gc, type=2, axis=0, norm="ortho")), axis=1)
             return DCTState(jax.lax.top_k(score, self.rank)[1].astype(jnp.int32))

@@ -5,7 +5,7 @@ from gradients at perturbed weights. They share one mechanism, :func:`scale_by_p
 
 1. **perturb**: ``epsilon = perturb(g, w)`` (e.g. SAM's ascent step ``rho g / ||g||``);
 2. **re-evaluate**: ``g_adv = grad_fn(w + epsilon)``, with ``grad_fn`` the keyword extra argument of
-   ``update`` (``params -> grads`` on the *same* batch, DESIGN.md contract 1);
+   ``update`` (``params -> grads`` on the *same* batch, the optimizer contract of ``docs/``);
 3. **combine**: ``direction = combine(g, g_adv, ...)`` (SAM: ``g_adv``; GSAM: ``g_adv`` minus part of
    ``g`` orthogonal to it; finite-difference GR: a mix of ``g`` and ``g_adv``; GAM probes twice more).
 
@@ -27,7 +27,7 @@ Conventions shared by all methods:
 * ``update`` raises a ``ValueError`` if ``grad_fn`` is missing, and ignores extra arguments it does not
   use (``value=...``).
 
-Papers (PAPERS.md A1): SAM, Foret et al., "Sharpness-Aware Minimization for Efficiently Improving
+Papers: SAM, Foret et al., "Sharpness-Aware Minimization for Efficiently Improving
 Generalization", arXiv:2010.01412 (m-sharpness in its Section 4); ASAM, Kwon et al., arXiv:2102.11600;
 GSAM, Zhuang et al., "Surrogate Gap Minimization Improves Sharpness-Aware Training", arXiv:2203.08065;
 GAM, Zhang et al., "Gradient Norm Aware Minimization Seeks First-Order Flatness and Improves
@@ -41,14 +41,14 @@ Learning: Efficient Finite-Difference Computation and Implicit Bias", arXiv:2210
 
 from __future__ import annotations
 
-import math
-import numbers
 from typing import Any, Callable, NamedTuple, Optional, Union
 
 import jax
 import jax.numpy as jnp
 import optax
 
+from ._common import (alias, check_int, check_nonnegative, check_positive, check_range,
+                      concrete_number)
 from .curvature import TopEigenOutput, hessian_vector_product, top_hessian_eigenvalue
 from .registry import get as _get_optimizer
 from .registry import info as _optimizer_info
@@ -80,47 +80,86 @@ _SAM_PAPER = ("Sharpness-Aware Minimization for Efficiently Improving Generaliza
 # validation and small numerics
 
 
-def _is_concrete_number(x) -> bool:
-    return isinstance(x, numbers.Real) and not isinstance(x, bool)
-
-
-def _check_range(method: str, name: str, value, *, low: float = 0.0, open_low: bool = False,
-                 high: float = math.inf, allow_schedule: bool = False) -> None:
-    """ValueError if a concrete Python number lies outside [low, high] (or (low, high])."""
-    if allow_schedule and callable(value):
-        return
-    if isinstance(value, bool):
-        raise ValueError(f"{method}: {name} must be a number, got {value!r}")
-    if not _is_concrete_number(value):
-        return  # traced or array-valued (inject_hyperparams): never branch on it
-    ok = (value > low if open_low else value >= low) and value <= high
-    if not ok or math.isnan(value):
-        bracket = "(" if open_low else "["
-        raise ValueError(f"{method}: {name} must be in {bracket}{low}, {high}], got {value!r}")
-
-
-def _check_int(method: str, name: str, value, low: int = 1) -> None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
-        raise ValueError(f"{method}: {name} must be an int >= {low}, got {value!r}")
-
-
 def _evaluate(value: optax.ScalarOrSchedule, count: jax.Array) -> jax.Array:
     return value(count) if callable(value) else value
 
 
+def _real_dtype(leaves):
+    """float32, or wider when the leaves are (float64 / complex128 under jax_enable_x64)."""
+    dtype = jnp.result_type(*leaves)
+    if jnp.issubdtype(dtype, jnp.complexfloating):
+        dtype = jnp.finfo(dtype).dtype
+    return jnp.promote_types(dtype, jnp.float32)
+
+
 def global_norm(tree: Updates) -> jax.Array:
-    """``sqrt(sum of squares)`` over all leaves in float32 (or wider), with a zero-safe gradient."""
+    """``sqrt(sum of |x|^2)`` over all leaves in float32 (or wider), without overflow.
+
+    The squares are taken of ``x / max|x|`` and the root rescaled (as LAPACK's ``nrm2``), so a
+    float32 gradient with entries near 1e20 (whose squares overflow) has a finite norm. Complex
+    leaves count ``|x|^2``. 0 for a zero (or empty) tree, with a zero-safe gradient.
+    """
     leaves = jax.tree.leaves(tree)
-    dtype = jnp.promote_types(jnp.result_type(*leaves), jnp.float32) if leaves else jnp.float32
-    squares = sum((jnp.sum(jnp.square(x.astype(dtype))) for x in leaves), jnp.zeros((), dtype))
-    positive = squares > 0
-    # double-where: sqrt's derivative at 0 is inf, so feed it 1 where the tree is zero.
-    return jnp.where(positive, jnp.sqrt(jnp.where(positive, squares, 1.0)), 0.0)
+    if not leaves:
+        return jnp.zeros((), jnp.float32)
+    dtype = _real_dtype(leaves)
+    magnitudes = [jnp.abs(x).astype(dtype) for x in leaves]
+    largest = jnp.max(jnp.stack([jnp.max(m, initial=0.0) for m in magnitudes]))
+    positive = largest > 0
+    scale = jnp.where(positive, largest, 1.0)
+    squares = sum((jnp.sum(jnp.square(m / scale)) for m in magnitudes), jnp.zeros((), dtype))
+    # squares >= 1 where positive (the largest entry contributes 1): sqrt is smooth there
+    return jnp.where(positive, scale * jnp.sqrt(jnp.where(positive, squares, 1.0)), 0.0)
 
 
 def _dot(a: Updates, b: Updates) -> jax.Array:
-    return sum((jnp.vdot(x.astype(jnp.float32), y.astype(jnp.float32))
-                for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b))), jnp.float32(0.0))
+    """The real inner product ``sum Re(conj(a) b)`` (for real leaves ``sum a b``), in float32 or
+    wider; callers pass at least one unit-norm argument, so it cannot overflow."""
+    leaves_a, leaves_b = jax.tree.leaves(a), jax.tree.leaves(b)
+    if not leaves_a:
+        return jnp.zeros((), jnp.float32)
+    dtype = _real_dtype(leaves_a + leaves_b)
+
+    def widen(x):
+        return x if jnp.issubdtype(x.dtype, jnp.complexfloating) else x.astype(dtype)
+
+    return sum((jnp.real(jnp.vdot(widen(x), widen(y))).astype(dtype)
+                for x, y in zip(leaves_a, leaves_b)), jnp.zeros((), dtype))
+
+
+def _structured(grad_fn: Callable, like: Updates, name: str, argument: str = "grad_fn") -> Callable:
+    """``grad_fn`` whose result is put in the pytree structure of ``like`` (the incoming gradient).
+
+    A gradient function may return the same leaves in another container: flax nnx's ``nnx.grad``
+    returns a ``State`` of ``nnx.Param`` variables while ``nnx.Optimizer`` hands the transform the
+    plain arrays. Same leaves (count and shapes), other structure: re-wrapped; anything else is a
+    ValueError naming the argument.
+    """
+    like_leaves, like_def = jax.tree.flatten(like)
+    like_shapes = [jnp.shape(x) for x in like_leaves]
+
+    def wrapped(*args):
+        out = grad_fn(*args)
+        if jax.tree.structure(out) == like_def:
+            return out
+        leaves = jax.tree.leaves(out)
+        shapes = [jnp.shape(x) for x in leaves]
+        if shapes != like_shapes:
+            raise ValueError(f"{name}: {argument} returned {len(leaves)} leaves of shapes {shapes}; "
+                             f"expected the gradient's {len(like_leaves)} leaves of shapes "
+                             f"{like_shapes}")
+        return like_def.unflatten(leaves)
+
+    return wrapped
+
+
+def _check_inexact(method: str, params: Params) -> None:
+    """TypeError naming the first leaf that is not a floating-point (real or complex) array."""
+    for path, leaf in jax.tree_util.tree_leaves_with_path(params):
+        if not jnp.issubdtype(jnp.result_type(leaf), jnp.inexact):
+            raise TypeError(f"{method}: params{jax.tree_util.keystr(path)} has dtype "
+                            f"{jnp.result_type(leaf)}; allowed: floating-point (real or complex) "
+                            f"arrays")
 
 
 def safe_normalize(tree: Updates, radius=1.0, eps: float = 1e-12,
@@ -215,11 +254,15 @@ def scale_by_perturbation(perturb: Perturb, combine: Optional[Combine] = None, *
         run before ``perturb`` with ``probe.aux`` the previous state).
 
     The returned transform reads the extra argument ``grad_fn`` (``params -> grads`` on the same batch
-    as the incoming gradient) and ignores every other extra argument. The direction is cast to the
-    dtype of the incoming gradient.
+    as the incoming gradient; its result may come in another container with the same leaves, e.g. a
+    flax nnx ``State`` of ``Param`` s) and ignores every other extra argument. The direction is cast
+    to the dtype of the incoming gradient. ``init`` raises a TypeError for a leaf that is not a
+    floating-point array; complex leaves are supported (norms use ``|x|^2``, inner products
+    ``Re<x, y>``: the (re, im) pair geometry).
     """
 
     def init_fn(params):
+        _check_inexact(name, params)
         aux = init_aux(params) if init_aux is not None else ()
         return SharpnessState(jnp.zeros([], jnp.int32), aux)
 
@@ -229,6 +272,7 @@ def scale_by_perturbation(perturb: Perturb, combine: Optional[Combine] = None, *
             raise _missing_grad_fn(name)
         if params is None:
             raise _missing_params(name)
+        grad_fn = _structured(grad_fn, updates, name)
         probe = Probe(updates, params, grad_fn, state.count, state.aux)
         if update_aux is not None:
             probe = probe._replace(aux=update_aux(probe))
@@ -245,8 +289,8 @@ def _alias(direction: optax.GradientTransformation, learning_rate: optax.ScalarO
            base: Base, method: str) -> optax.GradientTransformationExtraArgs:
     """``chain(direction, base or identity, scale_by_learning_rate(lr))``; a registry name as
     ``base`` is that whole optimizer (it applies ``learning_rate`` itself)."""
-    _check_range(method, "learning_rate", learning_rate, allow_schedule=True)
     if isinstance(base, str):
+        check_nonnegative("learning_rate", learning_rate)
         _optimizer_info(base)  # ValueError with close matches if unknown
         return optax.chain(direction, _get_optimizer(base, learning_rate=learning_rate))
     if base is None:
@@ -254,7 +298,8 @@ def _alias(direction: optax.GradientTransformation, learning_rate: optax.ScalarO
     if not isinstance(base, (optax.GradientTransformation, optax.GradientTransformationExtraArgs)):
         raise ValueError(f"{method}: base must be None, an optax GradientTransformation or a "
                          f"registry name (jaxopt_lab.optim.names()), got {base!r}")
-    return optax.chain(direction, base, optax.scale_by_learning_rate(learning_rate))
+    # the shared alias builder; the sharpness aliases leave weight decay to ``base``
+    return alias(optax.chain(direction, base), learning_rate, weight_decay=None)
 
 
 def _register(name: str, paper: str, extra_args: tuple[str, ...] = ("grad_fn",)):
@@ -291,8 +336,8 @@ def scale_by_sam(rho: optax.ScalarOrSchedule = 0.05, *, eps: float = 1e-12,
     >>> round(float(updates[0]), 6)  # -0.1 * 2 * (1 + 0.05)
     -0.21
     """
-    _check_range("scale_by_sam", "rho", rho, allow_schedule=True)
-    _check_range("scale_by_sam", "eps", eps)
+    check_nonnegative("rho", rho)
+    check_nonnegative("eps", eps)
     return scale_by_perturbation(_sam_perturb(rho, eps, normalize), name="scale_by_sam")
 
 
@@ -341,9 +386,9 @@ def scale_by_asam(rho: optax.ScalarOrSchedule = 0.5, *, eta: float = 0.01, mask:
 
     >>> tx = scale_by_asam(0.5, eta=0.0)
     """
-    _check_range("scale_by_asam", "rho", rho, allow_schedule=True)
-    _check_range("scale_by_asam", "eta", eta)
-    _check_range("scale_by_asam", "eps", eps)
+    check_nonnegative("rho", rho)
+    check_nonnegative("eta", eta)
+    check_nonnegative("eps", eps)
     return scale_by_perturbation(_asam_perturb(rho, eta, mask, eps), name="scale_by_asam")
 
 
@@ -374,10 +419,10 @@ def gsam_rho_schedule(learning_rate: optax.ScalarOrSchedule, rho_max: float, rho
     >>> round(float(rho(5)), 6)
     0.05
     """
-    _check_range("gsam_rho_schedule", "rho_max", rho_max)
-    _check_range("gsam_rho_schedule", "rho_min", rho_min)
-    constant = (not callable(learning_rate) or (_is_concrete_number(rho_max)
-                and _is_concrete_number(rho_min) and rho_max == rho_min))
+    check_nonnegative("rho_max", rho_max)
+    check_nonnegative("rho_min", rho_min)
+    constant = (not callable(learning_rate) or (concrete_number(rho_max) is not None
+                and concrete_number(rho_min) is not None and rho_max == rho_min))
     if constant:
         return rho_max
     if lr_max is None or lr_min is None:
@@ -428,9 +473,9 @@ def scale_by_gsam(rho: optax.ScalarOrSchedule = 0.05, alpha: float = 0.6, *,
     constant ``rho`` is SAM. ``adaptive`` perturbs by ``|w| rho g / ||g||``. Zhuang et al.,
     "Surrogate Gap Minimization Improves Sharpness-Aware Training", arXiv:2203.08065.
     """
-    _check_range("scale_by_gsam", "rho", rho, allow_schedule=True)
-    _check_range("scale_by_gsam", "alpha", alpha)
-    _check_range("scale_by_gsam", "eps", eps)
+    check_nonnegative("rho", rho)
+    check_nonnegative("alpha", alpha)
+    check_nonnegative("eps", eps)
     return scale_by_perturbation(_gsam_perturb(rho, adaptive, eps), _gsam_combine(alpha),
                                  name="scale_by_gsam")
 
@@ -443,8 +488,8 @@ def gsam(learning_rate: optax.ScalarOrSchedule, rho: float = 0.05, alpha: float 
          eps: float = 1e-12) -> optax.GradientTransformationExtraArgs:
     """GSAM with any base; ``rho`` is ``rho_max`` and the radius follows the learning-rate schedule
     down to ``rho_min`` (default ``rho``: constant), see :func:`gsam_rho_schedule`."""
-    _check_range("gsam", "rho", rho)
-    _check_range("gsam", "rho_min", rho_min if rho_min is not None else 0.0)
+    check_nonnegative("rho", rho)
+    check_nonnegative("rho_min", rho_min if rho_min is not None else 0.0)
     radius = gsam_rho_schedule(learning_rate, rho, rho if rho_min is None else rho_min,
                                lr_max, lr_min)
     return _alias(scale_by_gsam(radius, alpha, adaptive=adaptive, eps=eps), learning_rate, base,
@@ -471,7 +516,13 @@ def _gam_combine(rho, norm_rho, beta1, beta2, beta3, gamma, eps) -> Combine:
         new = jax.tree.map(lambda a, b: beta1 * a + beta3 * b, g1, g3)
         reference = jax.tree.map(lambda a, b: a + abs(beta2) * b, g0, g2)
         new_norm, reference_norm = global_norm(new), global_norm(reference)
-        cosine = _dot(reference, new) / (new_norm * reference_norm + eps)
+        # cos = <r, n> / (|n| |r| + eps), formed from unit vectors: no product of two norms
+        # (which overflows float32 for gradients near 1e20)
+        unit_new, unit_reference = safe_normalize(new, 1.0, 0.0, new_norm), \
+            safe_normalize(reference, 1.0, 0.0, reference_norm)
+        norms = new_norm * reference_norm
+        cosine = _dot(unit_reference, unit_new) * jnp.where(
+            jnp.isfinite(norms) & (norms > 0), norms / (norms + eps), 1.0)
         along = cosine * reference_norm / (new_norm + eps)
         return jax.tree.map(lambda n, r: n - gamma * (r - along * n), new, reference)
 
@@ -497,9 +548,9 @@ def scale_by_gam(rho: optax.ScalarOrSchedule = 0.02, norm_rho: optax.ScalarOrSch
     arXiv:2303.03108.
     """
     for name, value in (("rho", rho), ("norm_rho", norm_rho)):
-        _check_range("scale_by_gam", name, value, allow_schedule=True)
-    _check_range("scale_by_gam", "gamma", gamma)
-    _check_range("scale_by_gam", "eps", eps)
+        check_nonnegative(name, value)
+    check_nonnegative("gamma", gamma)
+    check_nonnegative("eps", eps)
     return scale_by_perturbation(
         _sam_perturb(rho, eps), _gam_combine(rho, norm_rho, beta1, beta2, beta3, gamma, eps),
         name="scale_by_gam")
@@ -523,7 +574,8 @@ def gam(learning_rate: optax.ScalarOrSchedule, rho: optax.ScalarOrSchedule = 0.0
 def _fisher_sam_perturb(rho, eta) -> Perturb:
     def perturb(probe: Probe):
         # epsilon = rho F^{-1} g / sqrt(g^T F^{-1} g), with the diagonal F = 1 + eta g^2.
-        preconditioned = jax.tree.map(lambda g: g / (1.0 + eta * jnp.square(g)), probe.grads)
+        preconditioned = jax.tree.map(lambda g: g / (1.0 + eta * jnp.square(jnp.abs(g))),
+                                      probe.grads)
         quadratic = _dot(probe.grads, preconditioned)
         positive = quadratic > 0
         scale = jnp.where(positive, _evaluate(rho, probe.count)
@@ -543,8 +595,8 @@ def scale_by_fisher_sam(rho: optax.ScalarOrSchedule = 0.1, *, eta: float = 1.0
     Kim et al., "Fisher SAM: Information Geometry and Sharpness Aware Minimisation",
     arXiv:2206.04920 (defaults gamma=0.1 -> ``rho``, eta=1.0). ``eta = 0`` is SAM.
     """
-    _check_range("scale_by_fisher_sam", "rho", rho, allow_schedule=True)
-    _check_range("scale_by_fisher_sam", "eta", eta)
+    check_nonnegative("rho", rho)
+    check_nonnegative("eta", eta)
     return scale_by_perturbation(_fisher_sam_perturb(rho, eta), name="scale_by_fisher_sam")
 
 
@@ -566,7 +618,10 @@ class FisherMaskState(NamedTuple):
 def _top_fraction_mask(scores: Updates, keep) -> Updates:
     """1 on the global top-``keep`` fraction of entries of ``scores`` (one threshold over all
     leaves), 0 elsewhere. ``keep`` may be traced (the rank is a dynamic index into the sort)."""
-    flat = jnp.concatenate([x.reshape(-1).astype(jnp.float32) for x in jax.tree.leaves(scores)])
+    leaves = [x for x in jax.tree.leaves(scores) if x.size]
+    if not leaves:  # nothing to rank (an empty tree, or only empty leaves)
+        return jax.tree.map(jnp.ones_like, scores)
+    flat = jnp.concatenate([x.reshape(-1).astype(jnp.float32) for x in leaves])
     k = jnp.clip(jnp.ceil(keep * flat.size).astype(jnp.int32), 1, flat.size)
     threshold = jnp.sort(flat)[flat.size - k]
     return jax.tree.map(lambda x: (x.astype(jnp.float32) >= threshold).astype(x.dtype), scores)
@@ -587,21 +642,23 @@ def scale_by_fsam_fisher_mask(rho: optax.ScalarOrSchedule = 0.05, *, sparsity: f
     Zhong et al., "Improving Sharpness-Aware Minimization with Fisher Mask for Better Generalization
     on Language Models", arXiv:2210.05497. ``sparsity = 0`` is SAM.
     """
-    _check_range("scale_by_fsam_fisher_mask", "rho", rho, allow_schedule=True)
-    _check_range("scale_by_fsam_fisher_mask", "sparsity", sparsity, high=1.0)
-    if _is_concrete_number(sparsity) and sparsity >= 1.0:
+    check_nonnegative("rho", rho)
+    check_range("sparsity", sparsity, 0.0, 1.0)
+    if concrete_number(sparsity) is not None and sparsity >= 1.0:
         raise ValueError(f"scale_by_fsam_fisher_mask: sparsity must be in [0, 1), got {sparsity!r}")
-    if _is_concrete_number(mask_interval):  # may be traced (inject_hyperparams): count % interval
-        _check_int("scale_by_fsam_fisher_mask", "mask_interval", mask_interval)
-    _check_range("scale_by_fsam_fisher_mask", "fisher_decay", fisher_decay, high=1.0)
+    if concrete_number(mask_interval) is not None:  # may be traced (inject_hyperparams): count % interval
+        check_int("mask_interval", mask_interval)
+    check_range("fisher_decay", fisher_decay, 0.0, 1.0)
 
     def init_aux(params):
-        zeros = jax.tree.map(jnp.zeros_like, params)
-        return FisherMaskState(zeros, jax.tree.map(jnp.ones_like, params))
+        # the Fisher estimate |g|^2 is real, also for complex leaves
+        zeros = jax.tree.map(lambda p: jnp.zeros(jnp.shape(p), _real_dtype([p])), params)
+        return FisherMaskState(zeros, jax.tree.map(jnp.ones_like, zeros))
 
     def update_aux(probe: Probe):
-        fisher = jax.tree.map(lambda f, g: fisher_decay * f + (1 - fisher_decay) * jnp.square(g),
-                              probe.aux.fisher, probe.grads)
+        fisher = jax.tree.map(
+            lambda f, g: fisher_decay * f + (1 - fisher_decay) * jnp.square(jnp.abs(g)),
+            probe.aux.fisher, probe.grads)
         refresh = probe.count % mask_interval == 0
         mask = jax.lax.cond(refresh, lambda: _top_fraction_mask(fisher, 1.0 - sparsity),
                             lambda: probe.aux.mask)
@@ -662,8 +719,8 @@ def scale_by_sam_on(rho: optax.ScalarOrSchedule = 0.05, *, mask: Mask = None,
     and the direction is the plain gradient. Mueller et al., "Normalization Layers Are All That
     Sharpness-Aware Minimization Needs", arXiv:2306.04226 (their ASAM runs use rho = 10).
     """
-    _check_range("scale_by_sam_on", "rho", rho, allow_schedule=True)
-    _check_range("scale_by_sam_on", "eta", eta)
+    check_nonnegative("rho", rho)
+    check_nonnegative("eta", eta)
     inner = _asam_perturb(rho, eta, None if adaptive else (lambda p: jax.tree.map(lambda _: False, p)),
                           eps)
 
@@ -693,7 +750,7 @@ def chunked_grad_fn(loss_fn: Callable[..., jax.Array], batch: Any, num_chunks: i
     """``chunk_grad_fn(params, c)``: the gradient of ``loss_fn(params, chunk_c)`` on the ``c``-th of
     ``num_chunks`` equal micro-batches of ``batch`` (a pytree whose leaves share a leading axis
     divisible by ``num_chunks``); the extra argument :func:`scale_by_m_sam` reads."""
-    _check_int("chunked_grad_fn", "num_chunks", num_chunks)
+    check_int("num_chunks", num_chunks)
     sizes = {x.shape[0] for x in jax.tree.leaves(batch)}
     if len(sizes) != 1 or next(iter(sizes)) % num_chunks:
         raise ValueError(f"chunked_grad_fn: batch leaves must share a leading size divisible by "
@@ -719,13 +776,13 @@ def scale_by_m_sam(rho: optax.ScalarOrSchedule = 0.05, num_chunks: int = 1, *,
     used). ``num_chunks = 1`` is SAM on the whole batch and needs only ``grad_fn``. Foret et al.,
     arXiv:2010.01412, Section 4 (m = batch size / num_chunks).
     """
-    _check_range("scale_by_m_sam", "rho", rho, allow_schedule=True)
-    _check_int("scale_by_m_sam", "num_chunks", num_chunks)
+    check_nonnegative("rho", rho)
+    check_int("num_chunks", num_chunks)
     if num_chunks == 1:
         return scale_by_perturbation(_sam_perturb(rho, eps), name="scale_by_m_sam")
 
     def init_fn(params):
-        del params
+        _check_inexact("scale_by_m_sam", params)
         return SharpnessState(jnp.zeros([], jnp.int32), ())
 
     def update_fn(updates, state, params=None, *, chunk_grad_fn=None, **extra):
@@ -738,6 +795,7 @@ def scale_by_m_sam(rho: optax.ScalarOrSchedule = 0.05, num_chunks: int = 1, *,
         if params is None:
             raise _missing_params("scale_by_m_sam")
         radius = _evaluate(rho, state.count)
+        chunk_grad_fn = _structured(chunk_grad_fn, updates, "scale_by_m_sam", "chunk_grad_fn")
 
         def one_chunk(chunk):
             epsilon = safe_normalize(chunk_grad_fn(params, chunk), radius, eps)
@@ -781,7 +839,8 @@ def _fd_gr_combine(rho, gamma, normalize: bool) -> Combine:
         # (1 - gamma/step) g + (gamma/step) grad L(w + step g).
         radius = _evaluate(rho, probe.count)
         weight = gamma * global_norm(probe.grads) / radius if normalize else gamma / radius
-        return jax.tree.map(lambda g, a: (1.0 - weight) * g + weight * a, probe.grads, ascent)
+        # g + w (a - g): the difference first, so a huge g never meets the huge weight
+        return jax.tree.map(lambda g, a: g + weight * (a - g), probe.grads, ascent)
 
     return combine
 
@@ -800,8 +859,8 @@ def scale_by_fd_gr(gamma: float = 0.05, rho: optax.ScalarOrSchedule = 0.05, *,
     Regularization in Deep Learning: Efficient Finite-Difference Computation and Implicit Bias",
     arXiv:2210.02720.
     """
-    _check_range("scale_by_fd_gr", "gamma", gamma)
-    _check_range("scale_by_fd_gr", "rho", rho, open_low=True, allow_schedule=True)
+    check_nonnegative("gamma", gamma)
+    check_positive("rho", rho)
     return scale_by_perturbation(_fd_gr_perturb(rho, normalize, eps),
                                  _fd_gr_combine(rho, gamma, normalize), name="scale_by_fd_gr")
 

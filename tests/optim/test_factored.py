@@ -13,7 +13,7 @@ from jaxopt_lab.optim.memory import most_square
 
 
 def _numpy_smmf(grads, beta=0.9, eps=1e-8, decay_rate=-0.5, growth_rate=0.999):
-    """SMMF (PAPERS A2.9) in numpy, on an already square-matricized gradient sequence."""
+    """SMMF (arXiv:2412.08894, its update rule) in numpy, on an already square-matricized gradient sequence."""
     m_row = m_col = v_row = v_col = None
     sign = None
     out = []
@@ -39,8 +39,8 @@ def test_smmf_matches_numpy_over_three_steps():
     rng = np.random.default_rng(0)
     grads = [rng.normal(size=(6, 4)).astype(np.float32) for _ in range(3)]
     tx = factored.scale_by_smmf()
-    state = tx.init({"w": jnp.zeros((6, 4))})  # 24 entries -> most-square 4 x 6
-    expected = _numpy_smmf([g.reshape(4, 6).astype(np.float64) for g in grads])
+    state = tx.init({"w": jnp.zeros((6, 4))})  # 24 entries -> most-square 6 x 4 (rows: larger)
+    expected = _numpy_smmf([g.reshape(6, 4).astype(np.float64) for g in grads])
     for g, e in zip(grads, expected):
         u, state = tx.update({"w": jnp.asarray(g)}, state)
         np.testing.assert_allclose(u["w"], e.reshape(6, 4), rtol=2e-4, atol=1e-5)
@@ -50,12 +50,12 @@ def test_smmf_matches_numpy_over_three_steps():
 
 def test_most_square():
     assert most_square(24) == (4, 6)
-    assert most_square(4096 * 11008) == (5504, 8192)  # the PAPERS A2.11 example
+    assert most_square(4096 * 11008) == (5504, 8192)  # the SMMF paper's example (arXiv:2412.08894)
     assert most_square(7) == (1, 7)
 
 
 def _numpy_subset_norm(grads, basis, b1=0.9, b2=0.999, eps=1e-6):
-    """SN + SM (PAPERS A2.10) for a tall matrix whose short side (columns) is projected by the
+    """SN + SM (arXiv:2411.07120) for a tall matrix whose short side (columns) is projected by the
     fixed ``basis``; v per long-side index (row) sums over the short side."""
     m = np.zeros((basis.shape[1], grads[0].shape[0]))
     v = np.zeros(grads[0].shape[0])
@@ -66,7 +66,8 @@ def _numpy_subset_norm(grads, basis, b1=0.9, b2=0.999, eps=1e-6):
         m = b1 * m + (1 - b1) * low
         v = b2 * v + (1 - b2) * np.sum(gc * gc, axis=0)
         numerator = basis @ m + (gc - basis @ low)
-        out.append((np.sqrt(1 - b2 ** t) * numerator / (np.sqrt(v) + eps)).T)
+        step = np.sqrt(1 - b2 ** t) / (1 - b1 ** t)  # timmytonga/sn-sm GenericOptim.py L127-130
+        out.append((step * numerator / (np.sqrt(v) + eps)).T)
     return out
 
 

@@ -47,7 +47,7 @@ def test_memory_min_side_matches_optax_contrib_galore():
 @pytest.mark.parametrize("side", ["reference", "memory_min"])
 @pytest.mark.parametrize("shape", [(12, 6), (6, 12)])
 def test_refresh_step_with_sgd_inner_is_truncated_svd(side, shape):
-    """PAPERS A2.1: at a refresh both conventions back-project to U_r U_rᵀ G = G V_r V_rᵀ."""
+    """GaLore (arXiv:2403.03507): at a refresh both conventions back-project to U_r U_rᵀ G = G V_r V_rᵀ."""
     g = jax.random.normal(jax.random.PRNGKey(0), shape)
     tx = lowrank.scale_by_projected(rank=3, update_proj_gap=5, inner=optax.identity(), side=side)
     u = _first_update(tx, {"w": g})["w"]
@@ -71,16 +71,29 @@ def test_reference_side_projects_the_short_side():
     assert mm.inner_state.mu["w"].shape == (4, 16)
 
 
-def test_small_and_non_matrix_leaves_go_through_adam_unprojected():
+def _hf_adamw_first_step(g, lr, b1=0.9, b2=0.999, eps=1e-6):
+    """The reference code's AdamW (transformers-style: eps outside the bias correction)."""
+    g = np.asarray(g, np.float64)
+    m, v = (1 - b1) * g, (1 - b2) * g * g
+    return -lr * np.sqrt(1 - b2) / (1 - b1) * m / (np.sqrt(v) + eps)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["galore", "fira", "online_subspace_descent", "dct_galore"])
+def test_rank_not_below_a_short_side_leaves_the_leaf_unprojected_with_a_warning(name):
+    """The rank rule: a matrix whose short side is <= rank is trained unprojected by the
+    reference AdamW, and init warns once, naming it."""
     params = {"w": jnp.zeros((6, 2)), "b": jnp.zeros(6), "big": jnp.zeros((12, 6))}
     plan = lowrank.projection_plan(params, rank=2)
     assert plan["w"] is None and plan["b"] is None  # short side 2 <= rank 2: nothing to save
     assert plan["big"] == (6, 12, 2)
     g = _grads(jax.random.PRNGKey(1), {k: v.shape for k, v in params.items()})
-    ours = _first_update(optim.galore(0.1, rank=2, eps=1e-8), g)
-    adam = _first_update(optax.adam(0.1), g)
+    tx = optim.get(name, learning_rate=0.1, rank=2)
+    with pytest.warns(UserWarning, match=r"rank=2 .*\['w'\] \(6, 2\)"):
+        state = tx.init(g)
+    ours = tx.update(g, state, g)[0]
     for k in ("w", "b"):
-        np.testing.assert_allclose(ours[k], adam[k], rtol=1e-6)
+        np.testing.assert_allclose(ours[k], _hf_adamw_first_step(g[k], 0.1), rtol=1e-5)
 
 
 def test_mask_keeps_embeddings_unprojected():
@@ -101,20 +114,6 @@ def _numpy_projection(gc, rank):
     return p, p.T @ gc
 
 
-def test_fira_first_step_matches_numpy():
-    """φ_j = ‖N_:j‖/(‖R_:j‖ + 1e-8), S = (G − P R)φ, update = α P N + S (no limiter at step 1)."""
-    g = np.asarray(jax.random.normal(jax.random.PRNGKey(2), (12, 6)), np.float64)
-    alpha, eps = 0.25, 1e-6
-    u = _first_update(lowrank.scale_by_galore(3, 10, alpha, residual="fira", eps=eps),
-                      {"w": jnp.asarray(g, jnp.float32)})["w"]
-    gc = g.T  # reference side: the short side (6) is projected
-    p, r = _numpy_projection(gc, 3)
-    n = r / (np.abs(r) + eps)  # Adam's first step
-    phi = np.linalg.norm(n, axis=0) / (np.linalg.norm(r, axis=0) + 1e-8)
-    expected = alpha * p @ n + (gc - p @ r) * phi
-    np.testing.assert_allclose(u, expected.T, rtol=1e-4, atol=1e-5)
-
-
 def test_fira_limiter_caps_residual_growth():
     """A 100x gradient spike: the residual's norm grows by at most γ = 1.01 per step."""
     tx = lowrank.scale_by_projected(rank=2, update_proj_gap=100, inner=optax.identity(),
@@ -130,21 +129,26 @@ def test_fira_limiter_caps_residual_growth():
     np.testing.assert_allclose(float(state.residual["w"]), 1.01 * prev, rtol=1e-4)
 
 
-def _numpy_adam(m, v, r, t, b1=0.9, b2=0.999, eps=1e-6):
+def _numpy_moment_ratio(m, v, r, b1=0.9, b2=0.999, eps=1e-6):
+    """The reference AdamW's exp_avg / denom: no bias correction (it is the step size)."""
     m, v = b1 * m + (1 - b1) * r, b2 * v + (1 - b2) * r * r
-    return m, v, (m / (1 - b1 ** t)) / (np.sqrt(v / (1 - b2 ** t)) + eps)
+    return m, v, m / (np.sqrt(v) + eps)
 
 
+@pytest.mark.parametrize("complement", ["scaled", "exact"])
 @pytest.mark.parametrize("projector", ["svd", "online_pca"])
 @pytest.mark.parametrize("shape", [(12, 6), (6, 12)])
-def test_fira_trajectory_matches_two_matmul_numpy_formula(projector, shape):
+def test_fira_trajectory_matches_two_matmul_numpy_formula(projector, shape, complement):
     """The fused Fira step (one back-projection; ‖S‖ by Pythagoras for orthonormal bases, from S
-    itself for OSD's non-orthonormal one) equals the paper's formula transcribed in numpy with two
-    back-projections and an explicit residual: φ_j = ‖N_:j‖/(‖R_:j‖ + 1e-8), S = (Gc − P R)φ,
-    ℓ = max(‖S‖/‖S_prev‖, γ)/γ, update = α P N + S/ℓ -- over refreshes (T = 2) and a gradient
-    spike that engages the limiter, on both orientations."""
+    itself for OSD's non-orthonormal one) equals the official formula transcribed in numpy with
+    two back-projections and an explicit residual: N = m/(√v + ε), φ_j = ‖N_:j‖/(‖R_:j‖ + 1e-8),
+    S = (Gc − c P R)φ (c = α, or 1 with complement='exact'), ℓ = max(‖S‖/‖S_prev‖, γ)/γ,
+    update = √(1−β₂ᵗ)/(1−β₁ᵗ) (α P N + S/ℓ) -- over refreshes (T = 2) and a gradient spike that
+    engages the limiter, on both orientations."""
     alpha, gamma, rank = 0.25, 1.01, 2
-    tx = lowrank.scale_by_galore(rank, 2, alpha, residual="fira", growth_limit=gamma,
+    c = alpha if complement == "scaled" else 1.0
+    tx = lowrank.scale_by_galore(rank, 2, alpha,
+                                 residual=lowrank.fira_residual(gamma, complement=complement),
                                  projector=projector, online_lr=0.05)
     transposed = shape[0] > shape[1]  # reference side: the short side is projected
     state, update = tx.init({"w": jnp.zeros(shape)}), jax.jit(tx.update)
@@ -156,13 +160,14 @@ def test_fira_trajectory_matches_two_matmul_numpy_formula(projector, shape):
         p = np.asarray(state.projectors["w"].basis, np.float64)
         gc = g.T if transposed else g
         r = p.T @ gc
-        m, v, n = _numpy_adam(m, v, r, t + 1)
+        m, v, n = _numpy_moment_ratio(m, v, r)
         phi = np.linalg.norm(n, axis=0) / (np.linalg.norm(r, axis=0) + 1e-8)
-        s = (gc - p @ r) * phi
+        s = (gc - c * p @ r) * phi
         s_norm = np.linalg.norm(s)
         limiter = 1.0 if t == 0 else max(s_norm / (prev + 1e-8), gamma) / gamma
         prev = s_norm / limiter
-        expected = alpha * p @ n + s / limiter
+        step = np.sqrt(1 - 0.999 ** (t + 1)) / (1 - 0.9 ** (t + 1))
+        expected = step * (alpha * p @ n + s / limiter)
         np.testing.assert_allclose(u["w"], expected.T if transposed else expected,
                                    rtol=2e-4, atol=2e-5 * factor)
         np.testing.assert_allclose(float(state.residual["w"]), prev, rtol=2e-4)
@@ -345,6 +350,39 @@ def test_gradnorm_lorp_reduces_loss_and_rebuilds_weights():
     np.testing.assert_allclose(lowrank.weight_norm_merge(v, g), p["w"], rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.slow
+def test_gradnorm_lorp_zero_rows_and_tuple_containers():
+    """A zero row cannot move under W = g V/‖V‖ (g = 0, V/‖V‖ undefined): concrete params with one
+    are refused at init, naming the leaf; under jit the math stays finite (no NaN). Tuple
+    containers of matrices are parameters like any other."""
+    with pytest.raises(ValueError, match=r"gradnorm_lorp: the matrix \['w'\] .* 1 zero row"):
+        optim.gradnorm_lorp(1e-2, rank=2).init({"w": jnp.zeros((6, 4)).at[1:].set(1.0)})
+    tx = optim.gradnorm_lorp(1e-2, rank=2, min_dim=1)
+    w = jnp.zeros((6, 4)).at[1:].set(1.0)
+    state = jax.jit(tx.init)({"w": w})
+    u, _ = tx.update({"w": jnp.ones((6, 4))}, state, {"w": w})
+    assert np.all(np.isfinite(np.asarray(u["w"])))
+    np.testing.assert_array_equal(u["w"][0], 0.0)  # the zero row stays put
+    pair = (jax.random.normal(jax.random.PRNGKey(0), (6, 4)),
+            jax.random.normal(jax.random.PRNGKey(1), (6, 4)))
+    as_list = [pair[0], pair[1]]
+    u_tuple, _ = tx.update(pair, tx.init(pair), pair)
+    u_list, _ = tx.update(as_list, tx.init(as_list), as_list)
+    assert isinstance(u_tuple, tuple)
+    for a, b in zip(u_tuple, u_list):
+        np.testing.assert_allclose(a, b, rtol=1e-6)
+        assert np.all(np.isfinite(np.asarray(a)))
+
+
+@pytest.mark.parametrize("name", ["galore", "fira", "online_subspace_descent", "natural_galore",
+                                  "dct_galore", "frugal", "gradnorm_lorp", "subset_norm",
+                                  "q_galore", "smmf", "adam_8bit"])
+def test_complex_parameters_are_refused_at_init(name):
+    tx = optim.get(name, learning_rate=1e-2)
+    with pytest.raises(TypeError, match=r"params\['z'\] has dtype complex64"):
+        tx.init({"w": jnp.ones((4, 4)), "z": jnp.ones((4, 4), jnp.complex64)})
+
+
 def test_works_inside_optax_partition_with_masked_leaves():
     params = {"w": jnp.ones((12, 6)), "b": jnp.ones(6)}
     tx = optax.partition({"low": optim.galore(1e-2, rank=2), "plain": optax.sgd(1e-2)},
@@ -410,3 +448,11 @@ def test_projected_training_solves_matrix_factorization(name, kwargs):
     (final, _), _ = jax.jit(lambda p: jax.lax.scan(body, (p, tx.init(p)), None, length=1000))(
         params)
     assert float(loss(final)) < 1e-3 * float(loss(params))
+
+
+def test_docstring_examples():
+    import doctest
+
+    for module in (lowrank, projectors, optim.memory):
+        result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+        assert result.failed == 0, module.__name__

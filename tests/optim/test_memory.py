@@ -1,6 +1,6 @@
-"""Optimizer-state bytes: the measured state (``state_bytes``) equals the closed-form formulas of
-PAPERS.md A2.11 for every method, on a LLaMA-60M-shaped parameter tree and on the table's own
-4096 × 11008 example. States are built with ``jax.eval_shape`` (nothing is allocated)."""
+"""Optimizer-state bytes: the measured state (``state_bytes``) equals the closed-form state-size
+formulas of the papers for every method, on a LLaMA-60M-shaped parameter tree and on the
+table's own 4096 × 11008 example. States are built with ``jax.eval_shape`` (nothing is allocated)."""
 
 import jax
 import jax.numpy as jnp
@@ -56,7 +56,8 @@ def test_state_bytes_equal_formula_on_llama_tree(case):
     assert optim.state_bytes(state) == expected
 
 
-# PAPERS.md A2.11: one 4096 x 11008 matrix at r = 128 (numbers from the table, not from our code);
+# the papers' state-size table (GaLore arXiv:2403.03507 and kin): one 4096 x 11008 matrix at
+# r = 128 (numbers from the table, not from our code);
 # our states add only int32 counts and a PRNG key (the table counts neither).
 A2_11 = [
     ("adam", {}, 360_710_144),

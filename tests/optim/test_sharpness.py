@@ -138,7 +138,7 @@ def test_asam_perturbation_closed_form_and_identity_scaling_is_sam():
 
 @pytest.mark.slow
 def test_asam_is_invariant_to_layer_rescaling():
-    """PAPERS A1.3(a): rescaling a bias-free ReLU pair (W1 c, W2 / c) leaves ASAM's (eta = 0)
+    """ASAM (arXiv:2102.11600), scale invariance: rescaling a bias-free ReLU pair (W1 c, W2 / c) leaves ASAM's (eta = 0)
     perturbed loss unchanged; SAM's changes."""
     key1, key2, key3 = jax.random.split(jax.random.PRNGKey(0), 3)
     x = jax.random.normal(key1, (16, 4))
@@ -415,3 +415,137 @@ def test_top_hessian_eigenvalue_of_a_small_net_matches_dense_hessian():
     out = jax.jit(lambda p: sh.top_hessian_eigenvalue(loss, p, jax.random.PRNGKey(3),
                                                       max_iterations=300, threshold=1e-6))(params)
     np.testing.assert_allclose(out.eigenvalue, top, rtol=1e-3)
+
+
+# ------------------------------------------------------------------------------------------------
+# robustness: huge gradients, empty trees, unsupported leaves, complex parameters
+
+
+def _linear_grad(c):
+    return lambda w: jax.tree.map(lambda _: c, w)  # the gradient of <c, w>: constant
+
+
+@pytest.mark.parametrize("name, factor", [("sam", 1.0), ("gam", 2.0), ("fd_gr", 1.0),
+                                          ("gsam", 1.0)])
+def test_float32_gradient_near_1e20_gives_the_exact_finite_direction(name, factor):
+    """A constant gradient c with entries ~1e20 (its squares overflow float32): every probe sees c,
+    so SAM, GSAM and finite-difference GR return c and GAM b1 c + b3 c = 2c -- finite, exact.
+    The global norm is taken of x / max|x| and rescaled; GAM's cosine is formed from unit
+    vectors; fd_gr adds w (a - g) instead of mixing (1 - w) g + w a."""
+    c = jnp.asarray([1e20, -2e20, 3e20], jnp.float32)
+    w = jnp.zeros(3, jnp.float32)
+    tx = getattr(sh, f"scale_by_{name}")()
+    direction, _ = tx.update(c, tx.init(w), w, grad_fn=_linear_grad(c))
+    assert np.all(np.isfinite(np.asarray(direction)))
+    np.testing.assert_allclose(direction, factor * np.asarray(c), rtol=1e-6)
+    assert float(sh.global_norm(c)) == pytest.approx(np.sqrt(14.0) * 1e20, rel=1e-6)
+
+
+def test_fsam_fisher_mask_on_an_empty_tree():
+    tx = optim.fsam_fisher_mask(0.1)
+    updates, state = tx.update({}, tx.init({}), {}, grad_fn=lambda p: {})
+    assert updates == {}
+    assert int(jax.tree.leaves(state)[0]) == 1  # the step count advanced
+
+
+@pytest.mark.parametrize("name", optim.names(family="sharpness"))
+def test_integer_leaves_are_one_clear_type_error(name):
+    tx = optim.get(name, learning_rate=0.1)
+    with pytest.raises(TypeError, match=r"params\['steps'\] has dtype int32; allowed: floating"):
+        tx.init({"w": jnp.ones(3), "steps": jnp.arange(3)})
+
+
+@pytest.mark.parametrize("name", ["sam", "gsam", "gam", "fd_gr"])
+def test_complex_parameters_follow_the_real_pair_geometry(name):
+    """Complex z = x + iy optimised with the gradient ∂f/∂x + i ∂f/∂y (= conj of jax.grad) takes
+    the same step as the method on the real pair (x, y): norms count |z|^2 and inner products
+    Re<a, b>, so no conjugate is lost. (ASAM, Fisher SAM and FSAM weigh each complex entry by
+    its modulus, a different geometry from the real pair's.)"""
+    a = jnp.asarray([[1.0 + 2.0j, 0.5j], [0.3, 2.0 - 1.0j], [1.0j, -1.0]], jnp.complex64)
+    b = jnp.asarray([1.0, -1.0j, 0.5 + 0.5j], jnp.complex64)
+
+    def f_complex(z):
+        return jnp.sum(jnp.abs(a @ z - b) ** 2)
+
+    def f_real(pair):
+        return f_complex(pair[0] + 1j * pair[1])
+
+    def grad_complex(z):
+        return jnp.conj(jax.grad(f_complex)(z))
+
+    z = jnp.asarray([0.3 - 0.2j, -0.5 + 1.0j], jnp.complex64)
+    pair = jnp.stack([z.real, z.imag])
+    np.testing.assert_allclose(grad_complex(z), (lambda g: g[0] + 1j * g[1])(jax.grad(f_real)(pair)),
+                               rtol=1e-5)
+    tx = getattr(sh, f"scale_by_{name}")()
+    d_complex, _ = tx.update(grad_complex(z), tx.init(z), z, grad_fn=grad_complex)
+    d_real, _ = tx.update(jax.grad(f_real)(pair), tx.init(pair), pair, grad_fn=jax.grad(f_real))
+    assert d_complex.dtype == jnp.complex64
+    np.testing.assert_allclose(d_complex, d_real[0] + 1j * d_real[1], rtol=1e-5, atol=1e-6)
+
+
+# ------------------------------------------------------------------------------------------------
+# flax nnx: the functional way and nnx.Optimizer
+
+
+@pytest.mark.slow
+def test_sam_with_flax_nnx_functional_and_nnx_optimizer_agree():
+    """SAM on a flax nnx model, written the two ways users write it: functionally (nnx.split, then
+    optax on the Param state) and through ``nnx.Optimizer`` (whose update hands the transform plain
+    arrays while ``nnx.grad`` returns ``nnx.Param`` variables). Both take the same step, equal to
+    SAM's formula w - lr grad L(w + rho g/||g||) computed by hand."""
+    from flax import nnx
+
+    x = jax.random.normal(jax.random.PRNGKey(0), (8, 3))
+    y = jax.random.normal(jax.random.PRNGKey(1), (8, 2))
+
+    def loss_fn(model, x, y):
+        return jnp.mean((model(x) - y) ** 2)
+
+    lr, rho = 0.1, 0.05
+    model = nnx.Linear(3, 2, rngs=nnx.Rngs(0))
+    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+
+    # by hand, on plain arrays
+    def loss(p):
+        return loss_fn(nnx.merge(graphdef, p, rest), x, y)
+
+    w = jax.tree.map(jnp.asarray, nnx.to_pure_dict(params))
+    plain_loss = lambda p: loss(nnx.State(p))  # noqa: E731
+    g = jax.grad(plain_loss)(w)
+    eps = jax.tree.map(lambda v: rho * v / sh.global_norm(g), g)
+    g_adv = jax.grad(plain_loss)(jax.tree.map(jnp.add, w, eps))
+    expected = jax.tree.map(lambda v, d: v - lr * d, w, g_adv)
+
+    # functional: optax on the Param state
+    tx = optim.sam(lr, rho=rho)
+    grads = jax.grad(loss)(params)
+    updates, _ = tx.update(grads, tx.init(params), params, grad_fn=jax.grad(loss))
+    functional = nnx.to_pure_dict(optax.apply_updates(params, updates))
+
+    # nnx.Optimizer, under nnx.jit
+    optimizer = nnx.Optimizer(model, optim.sam(lr, rho=rho), wrt=nnx.Param)
+
+    @nnx.jit
+    def train_step(model, optimizer, x, y):
+        graphdef, _, rest = nnx.split(model, nnx.Param, ...)
+
+        def grad_fn(params):  # the gradient at other weights, on the same batch
+            return nnx.grad(loss_fn)(nnx.merge(graphdef, params, rest), x, y)
+
+        grads = nnx.grad(loss_fn)(model, x, y)
+        optimizer.update(model, grads, grad_fn=grad_fn)
+
+    train_step(model, optimizer, x, y)
+    through_optimizer = nnx.to_pure_dict(nnx.state(model, nnx.Param))
+
+    for name in ("kernel", "bias"):
+        np.testing.assert_allclose(functional[name], expected[name], rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(through_optimizer[name], expected[name], rtol=1e-5, atol=1e-7)
+
+
+def test_docstring_examples():
+    import doctest
+
+    result = doctest.testmod(sh, optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 10 and result.failed == 0
