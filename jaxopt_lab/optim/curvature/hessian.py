@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import optax
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from .._loop import iterate
+from ..._loop import iterate
 
 __all__ = ["hessian_vector_product", "TopEigenOutput", "top_hessian_eigenvalue"]
 
