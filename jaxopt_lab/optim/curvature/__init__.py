@@ -4,3 +4,4 @@
 from .hessian import *  # noqa: F401,F403
 from .roots import *  # noqa: F401,F403
 from .shampoo import *  # noqa: F401,F403
+from .mfac import *  # noqa: F401,F403
