@@ -5,3 +5,4 @@ from .hessian import *  # noqa: F401,F403
 from .roots import *  # noqa: F401,F403
 from .shampoo import *  # noqa: F401,F403
 from .mfac import *  # noqa: F401,F403
+from .psgd import *  # noqa: F401,F403
