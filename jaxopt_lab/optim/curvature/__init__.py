@@ -6,3 +6,4 @@ from .roots import *  # noqa: F401,F403
 from .shampoo import *  # noqa: F401,F403
 from .mfac import *  # noqa: F401,F403
 from .psgd import *  # noqa: F401,F403
+from .fosi import *  # noqa: F401,F403
