@@ -25,6 +25,7 @@ import optax
 from jax.flatten_util import ravel_pytree
 
 from ..registry import register
+from .. import _common
 from . import _checks
 
 __all__ = ["LazyCubicNewtonState", "cubic_regularized_step", "scale_by_lazy_cubic_newton",
@@ -85,8 +86,8 @@ def scale_by_lazy_cubic_newton(regularization: float = 1.0, hessian_every: int =
     >>> w = jnp.ones(3)
     >>> u, _ = tx.update(grad_fn(w), tx.init(w), w, grad_fn=grad_fn)
     """
-    _checks.check_positive(_NAME, "regularization", regularization)
-    _checks.check_int(_NAME, "hessian_every", hessian_every)
+    _common.check_positive("regularization", regularization)
+    _common.check_int("hessian_every", hessian_every)
 
     def init(params):
         flat, _ = ravel_pytree(params)
@@ -97,7 +98,7 @@ def scale_by_lazy_cubic_newton(regularization: float = 1.0, hessian_every: int =
     def update(updates, state, params=None, *, grad_fn=None, **extra):
         del extra
         _checks.need(_NAME, "grad_fn", grad_fn)
-        _checks.need(_NAME, "params", params)
+        _common.need_params(_NAME, params)
         flat_params, unravel = ravel_pytree(params)
         dtype = state.eigenvalues.dtype
 
@@ -127,5 +128,5 @@ def lazy_cubic_newton(learning_rate: optax.ScalarOrSchedule = 1.0, regularizatio
 
     >>> tx = lazy_cubic_newton(regularization=10.0, hessian_every=5)
     """
-    return _checks.with_learning_rate(
-        _NAME, scale_by_lazy_cubic_newton(regularization, hessian_every), learning_rate)
+    return _common.alias(scale_by_lazy_cubic_newton(regularization, hessian_every),
+                         learning_rate)

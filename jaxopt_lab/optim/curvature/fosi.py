@@ -32,6 +32,7 @@ import optax
 from jax.flatten_util import ravel_pytree
 
 from ..registry import get, register
+from .. import _common
 from . import _checks
 from .hessian import lanczos
 
@@ -72,16 +73,16 @@ def scale_by_fosi(base: optax.GradientTransformation, k: int = 5, l: int = 0, ev
     >>> state = tx.init(params)
     >>> u, state = tx.update(jax.grad(loss)(params), state, params, grad_fn=jax.grad(loss))
     """
-    _checks.check_int(_NAME, "k", k)
-    _checks.check_int(_NAME, "l", l, minimum=0)
-    _checks.check_int(_NAME, "every", every)
+    _common.check_int("k", k)
+    _common.check_int("l", l, 0)
+    _common.check_int("every", every)
     warmup = every if warmup is None else warmup
-    _checks.check_int(_NAME, "warmup", warmup, minimum=0)
+    _common.check_int("warmup", warmup, 0)
     order = 4 * (k + l) if lanczos_order is None else lanczos_order
-    _checks.check_int(_NAME, "lanczos_order", order)
-    _checks.check_nonnegative(_NAME, "alpha", alpha)
-    _checks.check_range(_NAME, "b1", b1, 0.0, 1.0)
-    _checks.check_range(_NAME, "learning_rate_clip", learning_rate_clip, 1.0, float("inf"))
+    _common.check_int("lanczos_order", order)
+    _common.check_nonnegative("alpha", alpha)
+    _common.check_beta("b1", b1)
+    _common.check_range("learning_rate_clip", learning_rate_clip, 1.0)
 
     def sizes(dim):
         order_ = min(order, dim)
@@ -98,7 +99,7 @@ def scale_by_fosi(base: optax.GradientTransformation, k: int = 5, l: int = 0, ev
 
     def update(updates, state, params=None, *, grad_fn=None, **extra):
         _checks.need(_NAME, "grad_fn", grad_fn)
-        _checks.need(_NAME, "params", params)
+        _common.need_params(_NAME, params)
         flat_params, unravel = ravel_pytree(params)
         dim = flat_params.size
         order_, kk, ll = sizes(dim)

@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import optax
 
 from ..registry import register
-from . import _checks
+from .. import _common
 
 __all__ = ["MFACState", "scale_by_mfac", "mfac", "mfac_state_bytes", "inverse_fisher_product"]
 
@@ -76,9 +76,9 @@ def scale_by_mfac(window_size: int = 32, damping: float = 1e-1, momentum: float 
     >>> round(float(u["w"][0]), 3)  # 1 / (lambda + |g|^2 / m) = 1 / 0.26
     3.846
     """
-    _checks.check_int(_NAME, "window_size", window_size)
-    _checks.check_positive(_NAME, "damping", damping)
-    _checks.check_range(_NAME, "momentum", momentum, 0.0, 1.0)
+    _common.check_int("window_size", window_size)
+    _common.check_positive("damping", damping)
+    _common.check_beta("momentum", momentum)
 
     def init(params):
         return MFACState(
@@ -116,7 +116,7 @@ def mfac(learning_rate: optax.ScalarOrSchedule = 1e-3, window_size: int = 32,
     >>> tx = mfac(1e-2, window_size=8)
     >>> state = tx.init({"w": jnp.ones(3)})
     """
-    return _checks.with_learning_rate(_NAME, scale_by_mfac(window_size, damping, momentum),
+    return _common.alias(scale_by_mfac(window_size, damping, momentum),
                                       learning_rate, weight_decay)
 
 

@@ -37,6 +37,7 @@ import jax.numpy as jnp
 import optax
 
 from ..registry import register
+from .. import _common
 from . import _checks
 
 __all__ = ["PSGDKronState", "scale_by_psgd_kron", "psgd_kron", "norm_lower_bound",
@@ -136,13 +137,12 @@ def scale_by_psgd_kron(mode: str = "whitening", b1: float = 0.9, preconditioner_
     >>> u["w"].shape
     (3, 2)
     """
-    _checks.check_choice(_NAME, "mode", mode, MODES)
-    _checks.check_range(_NAME, "b1", b1, 0.0, 1.0)
-    _checks.check_range(_NAME, "preconditioner_lr", preconditioner_lr, 0.0, 1.0, low_open=True,
-                        high_open=False)
-    _checks.check_positive(_NAME, "init_scale", init_scale)
-    _checks.check_int(_NAME, "precondition_every", precondition_every)
-    _checks.check_int(_NAME, "max_size_triangular", max_size_triangular)
+    _common.check_choice("mode", mode, MODES)
+    _common.check_beta("b1", b1)
+    _common.check_range("preconditioner_lr", preconditioner_lr, 0.0, 1.0, open_low=True)
+    _common.check_positive("init_scale", init_scale)
+    _common.check_int("precondition_every", precondition_every)
+    _common.check_int("max_size_triangular", max_size_triangular)
 
     def init(params):
         factors = []
@@ -161,7 +161,7 @@ def scale_by_psgd_kron(mode: str = "whitening", b1: float = 0.9, preconditioner_
         del extra
         if mode == "hessian":
             _checks.need(_NAME, "grad_fn", grad_fn)
-            _checks.need(_NAME, "params", params)
+            _common.need_params(_NAME, params)
         leaves, treedef = jax.tree.flatten(updates)
         momentum = [b1 * m + (1.0 - b1) * g.astype(jnp.float32)
                     for m, g in zip(treedef.flatten_up_to(state.momentum), leaves)]
@@ -205,4 +205,4 @@ def psgd_kron(learning_rate: optax.ScalarOrSchedule = 1e-3, mode: str = "whiteni
     """
     direction = scale_by_psgd_kron(mode, b1, preconditioner_lr, init_scale, precondition_every,
                                    max_size_triangular, seed)
-    return _checks.with_learning_rate(_NAME, direction, learning_rate, weight_decay)
+    return _common.alias(direction, learning_rate, weight_decay)

@@ -28,6 +28,8 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
+from .. import _common
+
 __all__ = ["inverse_pth_root", "ROOT_METHODS"]
 
 ROOT_METHODS = ("newton", "eigh")
@@ -78,10 +80,9 @@ def inverse_pth_root(matrix: Float[Array, "n n"], p: int, *, ridge_epsilon=1e-6,
     >>> [round(float(x), 4) for x in jnp.diag(root)]
     [0.5, 1.0]
     """
-    if not isinstance(p, int) or isinstance(p, bool) or p < 1:
-        raise ValueError(f"inverse_pth_root: p must be an int >= 1, got p={p!r}")
-    if method not in ROOT_METHODS:
-        raise ValueError(f"inverse_pth_root: method must be one of {ROOT_METHODS}, got {method!r}")
+    p = _common.check_int("p", p)
+    _common.check_choice("method", method, ROOT_METHODS)
+    _common.check_nonnegative("ridge_epsilon", ridge_epsilon)
     if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
         raise ValueError(f"inverse_pth_root: matrix must be square, got shape {matrix.shape}")
     if matrix.shape[0] == 1:

@@ -35,7 +35,7 @@ import jax.numpy as jnp
 import optax
 
 from ..registry import register
-from . import _checks
+from .. import _common
 from .roots import ROOT_METHODS, inverse_pth_root
 
 __all__ = ["ShampooState", "scale_by_shampoo", "shampoo", "shampoo_state_bytes", "GRAFTS"]
@@ -97,19 +97,19 @@ def _layout(shape, block_size: int, skip_dim: int) -> Optional[_Blocks]:
 
 def _validate(block_size, precondition_every, exponent, b1, beta2, epsilon, graft, graft_beta2,
               graft_epsilon, root_method, skip_preconditioning_dim_size_gt, inverse_failure_threshold):
-    _checks.check_int(_NAME, "block_size", block_size)
-    _checks.check_int(_NAME, "precondition_every", precondition_every)
+    _common.check_int("block_size", block_size)
+    _common.check_int("precondition_every", precondition_every)
     if exponent is not None:
-        _checks.check_int(_NAME, "exponent", exponent)
-    _checks.check_int(_NAME, "skip_preconditioning_dim_size_gt", skip_preconditioning_dim_size_gt)
-    _checks.check_range(_NAME, "b1", b1, 0.0, 1.0)
-    _checks.check_range(_NAME, "beta2", beta2, 0.0, 1.0, low_open=True, high_open=False)
-    _checks.check_range(_NAME, "graft_beta2", graft_beta2, 0.0, 1.0)
-    _checks.check_nonnegative(_NAME, "epsilon", epsilon)
-    _checks.check_nonnegative(_NAME, "graft_epsilon", graft_epsilon)
-    _checks.check_positive(_NAME, "inverse_failure_threshold", inverse_failure_threshold)
-    _checks.check_choice(_NAME, "graft", graft, GRAFTS)
-    _checks.check_choice(_NAME, "root_method", root_method, ROOT_METHODS)
+        _common.check_int("exponent", exponent)
+    _common.check_int("skip_preconditioning_dim_size_gt", skip_preconditioning_dim_size_gt)
+    _common.check_beta("b1", b1)
+    _common.check_range("beta2", beta2, 0.0, 1.0, open_low=True)
+    _common.check_beta("graft_beta2", graft_beta2)
+    _common.check_nonnegative("epsilon", epsilon)
+    _common.check_nonnegative("graft_epsilon", graft_epsilon)
+    _common.check_positive("inverse_failure_threshold", inverse_failure_threshold)
+    _common.check_choice("graft", graft, GRAFTS)
+    _common.check_choice("root_method", root_method, ROOT_METHODS)
 
 
 def scale_by_shampoo(block_size: int = 128, precondition_every: int = 10,
@@ -266,7 +266,7 @@ def shampoo(learning_rate: optax.ScalarOrSchedule = 1e-3, block_size: int = 128,
     direction = scale_by_shampoo(block_size, precondition_every, exponent, b1, beta2, epsilon, graft,
                                  graft_beta2, graft_epsilon, root_method,
                                  skip_preconditioning_dim_size_gt, inverse_failure_threshold)
-    return _checks.with_learning_rate(_NAME, direction, learning_rate, weight_decay)
+    return _common.alias(direction, learning_rate, weight_decay)
 
 
 def shampoo_state_bytes(params, block_size: int = 128, graft: str = "adam",
