@@ -8,3 +8,4 @@ from .mfac import *  # noqa: F401,F403
 from .psgd import *  # noqa: F401,F403
 from .fosi import *  # noqa: F401,F403
 from .cubic_newton import *  # noqa: F401,F403
+from .oasis import *  # noqa: F401,F403
