@@ -6,7 +6,8 @@
   direction, ``multiplier = ||graft|| / (||precond|| + 1e-16)``, momentum ``beta1 m + w u`` with
   ``w = 1 - beta1`` as with ``moving_average_for_momentum=True``), statistics ``w1 L + w2 G G^T``
   (``w2 = 1`` when ``beta2 == 1``), the uneven blocking of its ``BlockPartitioner`` (``np.split`` at
-  multiples of ``block_size``) and a preconditioner refresh every ``preconditioning_compute_steps``.
+  multiples of ``block_size``), a preconditioner refresh every ``preconditioning_compute_steps`` and its
+  relative ridge ``matrix_epsilon * lambda_max`` (``relative_matrix_epsilon=True``).
   Our Adam grafting adds Adam's bias correction to its ``GraftingType.RMSPROP``.
 """
 
@@ -42,19 +43,25 @@ def test_inverse_pth_root_matches_scipy(method, p, condition):
     expected = np.real(scipy.linalg.fractional_matrix_power(matrix + eps * np.eye(12), -1.0 / p))
     with jax.enable_x64(True):
         root, error = inverse_pth_root(jnp.asarray(matrix, jnp.float64), p, ridge_epsilon=eps,
-                                       method=method, error_tolerance=1e-12)
+                                       relative_epsilon=False, method=method,
+                                       error_tolerance=1e-12)
         root = np.asarray(root)
     assert _relative(root, expected) < 1e-7, (method, p, condition, _relative(root, expected))
     assert float(error) < 1e-6
 
 
-def test_inverse_pth_root_float32_ill_conditioned():
-    matrix = _spd(16, 1e4, seed=0)
-    expected = np.real(scipy.linalg.fractional_matrix_power(matrix + 1e-6 * np.eye(16), -0.25))
-    for method in ("newton", "eigh"):
-        root, _ = inverse_pth_root(jnp.asarray(matrix, jnp.float32), 4, ridge_epsilon=1e-6,
-                                   method=method)
-        assert _relative(root, expected) < 1e-3, (method, _relative(root, expected))
+def test_inverse_pth_root_float32_ill_conditioned_relative_ridge():
+    """float32, condition 1e4, and a rank-deficient G G^T (128 x 64 G) with the relative ridge."""
+    matrix = 50.0 * _spd(16, 1e4, seed=0)
+    g = np.random.default_rng(1).normal(size=(128, 64))
+    for m in (matrix, g @ g.T):
+        eps = 1e-5 * np.linalg.eigvalsh(m)[-1]
+        expected = np.real(scipy.linalg.fractional_matrix_power(m + eps * np.eye(len(m)), -0.25))
+        for method in ("newton", "eigh"):
+            root, error = inverse_pth_root(jnp.asarray(m, jnp.float32), 4, ridge_epsilon=1e-5,
+                                           method=method)
+            assert _relative(root, expected) < 2e-3, (method, _relative(root, expected))
+            assert float(error) < 1e-5
 
 
 def test_inverse_pth_root_rejects_bad_arguments():
@@ -69,7 +76,9 @@ def test_inverse_pth_root_rejects_bad_arguments():
 
 
 def _np_root(stat, p, eps):
-    return np.real(scipy.linalg.fractional_matrix_power(stat + eps * np.eye(len(stat)), -1.0 / p))
+    """The reference's root with its relative ridge eps * max(lambda_max, 1e-16)."""
+    ridge = eps * max(np.linalg.eigvalsh(stat)[-1], 1e-16)
+    return np.real(scipy.linalg.fractional_matrix_power(stat + ridge * np.eye(len(stat)), -1.0 / p))
 
 
 class _ReferenceShampoo:

@@ -11,7 +11,8 @@ which leaves every real block's result unchanged); for each block ``G_b`` of the
 
     L_b <- beta2 L_b + (1 - beta2) G_b G_b^T        R_b <- beta2 R_b + (1 - beta2) G_b^T G_b
     (beta2 = 1: plain sums, the paper's L_t = eps I + sum G G^T)
-    every precondition_every steps:  P_b = (L_b + eps I)^{-1/p},  Q_b = (R_b + eps I)^{-1/p}
+    every precondition_every steps:  P_b = (L_b + eps_L I)^{-1/p},  Q_b = (R_b + eps_R I)^{-1/p}
+    (eps_L = epsilon * lambda_max(L_b): the reference's relative ridge)
     S = [P_b G_b Q_b]_b                                      (p = 4 by default: Shampoo for matrices)
 
 and the step is *grafted* onto a first-order direction ``D`` (Adagrad, Adam or SGD): Shampoo's direction,
@@ -127,7 +128,8 @@ def scale_by_shampoo(block_size: int = 128, precondition_every: int = 10,
       exponent: ``p`` of the roots ``(.)^{-1/p}``; ``None`` = 4 (twice the tensor order 2, the paper's).
       b1: momentum of the grafted direction (moving average).
       beta2: decay of the Kronecker statistics in ``(0, 1]``; 1 sums them (the paper).
-      epsilon: ridge ``eps`` added to each statistic before the root (>= 0).
+      epsilon: relative ridge (>= 0): ``epsilon * lambda_max(S)`` is added to each statistic ``S``
+        before its root.
       graft: ``"adagrad"``, ``"adam"`` (bias-corrected RMSProp magnitude) or ``"sgd"``.
       graft_beta2, graft_epsilon: the Adam grafting's second-moment decay; the grafting's epsilon.
       root_method: ``"newton"`` (coupled Newton iteration) or ``"eigh"``.
