@@ -92,3 +92,13 @@ def test_fosi_matches_float64_transcription():
 def test_fosi_rejects_bad_hyperparameters(kwargs, match):
     with pytest.raises(ValueError, match=match):
         optim.get("fosi", learning_rate=1e-3, **kwargs)
+
+
+def test_fosi_state_bytes_closed_form():
+    """float32 over d parameters: the base's state (Adam: 2 d + its count), the velocity d, k + l
+    learning rates and eigenvectors (k + l)(d + 1), the scaling factor; a 2 x uint32 key, the count."""
+    params = {"w": jnp.zeros((10, 7)), "b": jnp.zeros(7)}
+    d, k = 77, 3
+    state = scale_by_fosi(optax.adam(1e-3), k=k).init(params)
+    expected = 4 * (2 * d + 1) + 4 * (d + k * (d + 1) + 1) + 8 + 4
+    assert sum(x.nbytes for x in jax.tree.leaves(state)) == expected

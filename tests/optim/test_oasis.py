@@ -70,3 +70,11 @@ def test_oasis_matches_float64_transcription():
 def test_oasis_rejects_bad_hyperparameters(kwargs, match):
     with pytest.raises(ValueError, match=match):
         optim.get("oasis", **kwargs)
+
+
+def test_oasis_state_bytes_closed_form():
+    """float32: the diagonal, previous params and previous gradient (3 d), step and theta; a
+    2 x uint32 key and the int32 count."""
+    params = {"w": jnp.zeros((10, 7)), "b": jnp.zeros(7)}
+    state = scale_by_oasis().init(params)
+    assert sum(x.nbytes for x in jax.tree.leaves(state)) == 4 * (3 * 77 + 2) + 8 + 4

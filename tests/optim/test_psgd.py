@@ -118,3 +118,12 @@ def test_hessian_mode_needs_grad_fn():
     params = jnp.ones((2, 2))
     with pytest.raises(ValueError, match="grad_fn"):
         tx.update(params, tx.init(params), params)
+
+
+def test_psgd_state_bytes_closed_form():
+    """float32: r^2 + c^2 per Kronecker leaf, n per diagonal leaf (1-D, or a side above
+    max_size_triangular), n of momentum per leaf; a 2 x uint32 key and the int32 count."""
+    params = {"w": jnp.zeros((10, 7)), "b": jnp.zeros(7), "wide": jnp.zeros((3, 50))}
+    state = scale_by_psgd_kron(max_size_triangular=20).init(params)
+    floats = (10 ** 2 + 7 ** 2) + 7 + 150 + (70 + 7 + 150)
+    assert sum(x.nbytes for x in jax.tree.leaves(state)) == 4 * floats + 8 + 4

@@ -1,4 +1,4 @@
-"""Curvature of a loss at a point: Hessian-vector products and the top Hessian eigenvalue.
+"""Curvature of a loss at a point: Hessian-vector products, the top Hessian eigenvalue, Lanczos.
 
 The sharpness-aware optimizers are judged by the largest eigenvalue ``lambda_max`` of the Hessian of
 the training loss (the "sharpness"). It is found matrix-free by power iteration on Hessian-vector
@@ -7,7 +7,8 @@ the cost of two gradients, never the ``d x d`` matrix), run by the shared fixed-
 (:func:`jaxopt_lab._loop.iterate`), so it jits and vmaps.
 
 Power iteration converges to the eigenvalue of largest *magnitude*; at (or near) a minimum, and for
-the nets trained here, that is the top positive eigenvalue.
+the nets trained here, that is the top positive eigenvalue. :func:`lanczos` gives the top ``k``
+eigenpairs of any symmetric operator from as many products (FOSI uses it on Hessian-vector products).
 """
 
 from __future__ import annotations
