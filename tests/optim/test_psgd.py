@@ -127,3 +127,20 @@ def test_psgd_state_bytes_closed_form():
     state = scale_by_psgd_kron(max_size_triangular=20).init(params)
     floats = (10 ** 2 + 7 ** 2) + 7 + 150 + (70 + 7 + 150)
     assert sum(x.nbytes for x in jax.tree.leaves(state)) == 4 * floats + 8 + 4
+
+
+def test_step_is_the_preconditioned_momentum():
+    """The update is the official precond_grad_kron_math: Q_l^T Q_l m Q_r^T Q_r with the momentum
+    m = b1 m + (1 - b1) g, with the factors after this step's fit (diagonal leaf: q^2 m)."""
+    rng = np.random.default_rng(4)
+    params = {"w": jnp.zeros((5, 3)), "b": jnp.zeros(4)}
+    tx = scale_by_psgd_kron(b1=0.5)
+    state = tx.init(params)
+    for _ in range(3):
+        grads = {"w": jnp.asarray(rng.normal(size=(5, 3)), jnp.float32),
+                 "b": jnp.asarray(rng.normal(size=4), jnp.float32)}
+        updates, state = tx.update(grads, state, params)
+    (q_b,), (ql, qr) = [tuple(np.asarray(f, np.float64) for f in fs) for fs in state.factors]
+    m = {k: np.asarray(v, np.float64) for k, v in state.momentum.items()}
+    np.testing.assert_allclose(updates["w"], ql.T @ ql @ m["w"] @ qr.T @ qr, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(updates["b"], q_b ** 2 * m["b"], rtol=1e-5, atol=1e-7)

@@ -111,8 +111,9 @@ def _precondition(factors: tuple, g: jax.Array) -> jax.Array:
     ql, qr = factors
     hi = jax.lax.Precision.HIGHEST
     x = g.reshape(ql.shape[0], qr.shape[0])
-    x = jnp.matmul(jnp.matmul(ql.T, ql, precision=hi), x, precision=hi)
-    x = jnp.matmul(x, jnp.matmul(qr.T, qr, precision=hi), precision=hi)
+    # Q^T (Q X): two r^2 c products instead of forming Q^T Q (r^3), as the reference's exprP contracts
+    x = jnp.matmul(ql.T, jnp.matmul(ql, x, precision=hi), precision=hi)
+    x = jnp.matmul(jnp.matmul(x, qr.T, precision=hi), qr, precision=hi)
     return x.reshape(g.shape)
 
 
