@@ -11,3 +11,4 @@ from .sharpness import *  # noqa: F401,F403
 from .lowrank import *  # noqa: F401,F403
 from .factored import *  # noqa: F401,F403
 from .adaptive import *  # noqa: F401,F403
+from .curvature import *  # noqa: F401,F403

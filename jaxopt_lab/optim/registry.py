@@ -35,7 +35,7 @@ class OptimizerInfo:
     Attributes:
       name: registry name (the paper's name for ours, optax's name for optax's).
       factory: ``(learning_rate, **hyperparameters) -> GradientTransformationExtraArgs``.
-      family: ``optax``, ``sharpness``, ``lowrank``, ``factored`` or ``adaptive``.
+      family: ``optax``, ``sharpness``, ``lowrank``, ``factored``, ``adaptive`` or ``curvature``.
       paper: title and arXiv id of the paper it implements.
       extra_args: the extra ``update`` keyword arguments it reads (``grad_fn``, ``value``).
       source: ``jaxopt_lab`` or the optax function it wraps.

@@ -14,7 +14,7 @@ import pytest
 from jaxopt_lab import optim
 from jaxopt_lab.lab import cli
 
-FAMILIES = {"optax", "sharpness", "lowrank", "factored", "adaptive"}
+FAMILIES = {"optax", "sharpness", "lowrank", "factored", "adaptive", "curvature"}
 
 ADAPTIVE = {"adamp", "sgdp", "grams", "mars", "fadam", "diffgrad", "lion_kappa", "sania", "gravity",
             "xgrad"}
