@@ -25,7 +25,7 @@ from typing import Any, Callable, Iterable, Mapping, Optional, Sequence, Union
 import ml_collections
 
 __all__ = ["ConfigError", "Range", "OneOf", "load_config", "load_config_module", "apply_overrides",
-           "parse_override", "validate", "config_hash", "config_to_json", "config_from_json",
+           "parse_override", "check_keys", "validate", "config_hash", "config_to_json", "config_from_json",
            "flat_items"]
 
 
@@ -99,22 +99,55 @@ Spec = Union[Range, OneOf]
 # Loading and overriding.
 
 def load_config_module(path: Union[str, pathlib.Path]):
-    """Import a config file as a module (configs are plain Python, not a package)."""
+    """Import a config file as a module (configs are plain Python, not a package).
+
+    A file that does not parse, imports a missing module or raises while importing is a
+    :class:`ConfigError` naming the file and the line, not a traceback.
+    """
     path = pathlib.Path(path)
-    if not path.is_file():
+    if path.is_dir() or not path.is_file():
         raise ConfigError(f"config file {str(path)!r} does not exist")
     name = "jaxopt_lab_config_" + hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:12]
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    try:
+        spec.loader.exec_module(module)
+    except SyntaxError as e:
+        raise ConfigError(f"config file {str(path)!r}: syntax error at line {e.lineno}: {e.msg}") from None
+    except ImportError as e:
+        missing = f"module {e.name!r}" if e.name else str(e)
+        raise ConfigError(f"config file {str(path)!r} imports {missing}, which cannot be imported "
+                          f"({e})") from None
+    except Exception as e:  # noqa: BLE001 -- any error in the user's file is reported as one line
+        raise ConfigError(f"config file {str(path)!r}: {_where(e, path)}{type(e).__name__}: {e}") from None
     if not callable(getattr(module, "get_config", None)):
         raise ConfigError(f"config file {str(path)!r} defines no get_config()")
     return module
 
 
-def load_config(path: Union[str, pathlib.Path], overrides: Sequence[str] = ()) -> ml_collections.ConfigDict:
-    """Load ``path``'s ``get_config()`` and apply ``key=value`` overrides (type-checked)."""
-    cfg = load_config_module(path).get_config()
+def _where(error: BaseException, path: pathlib.Path) -> str:
+    """``"line N: "`` of the deepest frame of ``error`` inside ``path`` (empty if none)."""
+    import traceback
+
+    target = str(path.resolve())
+    lines = [f.lineno for f in traceback.extract_tb(error.__traceback__)
+             if str(pathlib.Path(f.filename).resolve()) == target]
+    return f"line {lines[-1]}: " if lines else ""
+
+
+def load_config(path: Union[str, pathlib.Path], overrides: Sequence[str] = (), *,
+                check: bool = True) -> ml_collections.ConfigDict:
+    """Load ``path``'s ``get_config()`` and apply ``key=value`` overrides (type-checked).
+
+    With ``check``, every key of the file must be known to its experiment
+    (:func:`jaxopt_lab.lab.project.known_keys`), so a typo is an error rather than a silent default.
+    """
+    module = load_config_module(path)
+    try:
+        cfg = module.get_config()
+    except Exception as e:  # noqa: BLE001
+        raise ConfigError(f"config file {str(path)!r}: get_config() raised at {_where(e, pathlib.Path(path))}"
+                          f"{type(e).__name__}: {e}") from None
     if not isinstance(cfg, ml_collections.ConfigDict):
         raise ConfigError(f"get_config() in {str(path)!r} must return an ml_collections.ConfigDict, "
                           f"got {type(cfg).__name__}")
@@ -122,6 +155,15 @@ def load_config(path: Union[str, pathlib.Path], overrides: Sequence[str] = ()) -
         if required not in cfg or not isinstance(cfg[required], kind):
             raise ConfigError(f"config {str(path)!r}: key {required!r} is required and must be a "
                               f"{kind.__name__}")
+    if check:
+        from .project import known_keys, load_experiment
+
+        known = known_keys(load_experiment(cfg.experiment), cfg.experiment, exclude=path)
+        if known is not None:
+            try:
+                check_keys(cfg, known, cfg.experiment)
+            except ConfigError as e:
+                raise ConfigError(f"config file {str(path)!r}: {e}") from None
     apply_overrides(cfg, [parse_override(o) for o in overrides])
     return cfg
 
@@ -221,13 +263,42 @@ def apply_overrides(cfg: ml_collections.ConfigDict, overrides: Iterable[tuple[st
                 raise ConfigError(f"config key {key!r}: {e}") from None
 
 
+MAX_SEED = 2 ** 32 - 1  # jax.random.PRNGKey keeps only the low 32 bits of a seed (without x64)
+
+
+def check_keys(cfg: ml_collections.ConfigDict, known: Iterable[str], experiment: str) -> None:
+    """Every leaf key of ``cfg`` must be in ``known`` (dotted keys); else one line with a suggestion.
+
+    ``known`` is what the experiment declares (its ``CONFIG_SPEC`` and default keys, see
+    :func:`jaxopt_lab.lab.project.known_keys`). A key ending in ``.*`` allows any key below it.
+    """
+    known = set(known) | {"experiment", "seed"}
+    open_prefixes = tuple(k[:-1] for k in known if k.endswith(".*"))
+    for key, _ in flat_items(cfg):
+        if key in known or key.startswith(open_prefixes):
+            continue
+        close = difflib.get_close_matches(key, sorted(k for k in known if not k.endswith("*")),
+                                          n=3, cutoff=0.6)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise ConfigError(f"unknown config key {key!r} for experiment {experiment!r}{hint}")
+
+
 def validate(cfg: ml_collections.ConfigDict, spec: Mapping[str, Spec]) -> None:
     """Check every key named in ``spec``; raise :class:`ConfigError` at the first violation."""
-    if not (isinstance(cfg.get("seed"), int) and cfg.seed >= 0):
-        raise ConfigError(f"config key 'seed' = {cfg.get('seed')!r}: must be an integer >= 0")
+    seed = cfg.get("seed")
+    if isinstance(seed, bool) or not (isinstance(seed, int) and 0 <= seed <= MAX_SEED):
+        raise ConfigError(f"config key 'seed' = {seed!r}: must be an integer in [0, 2**32 - 1]")
     for key, rule in spec.items():
-        parent, leaf = _lookup_parent(cfg, key)
-        value = parent[leaf]
+        node, present = cfg, True
+        for part in key.split("."):
+            if not isinstance(node, ml_collections.ConfigDict) or part not in node:
+                present = False
+                break
+            node = node[part]
+        if not present:
+            raise ConfigError(f"config is missing key {key!r} (required by the experiment: "
+                              f"{rule.describe()})")
+        value = node
         if not rule.allows(value):
             close = rule.close_matches(value) if isinstance(rule, OneOf) else []
             hint = f" (did you mean {', '.join(map(repr, close))}?)" if close else ""

@@ -17,19 +17,26 @@ from typing import Any, Mapping, Optional, Union
 import numpy as np
 
 __all__ = ["atomic_write_text", "atomic_write_json", "read_json", "to_scalar", "MetricsWriter",
-           "read_metrics", "truncate_after"]
+           "read_metrics", "read_metrics_checked", "encode_records",
+           "truncate_after"]
 
 PathLike = Union[str, pathlib.Path]
 
 
 def atomic_write_text(path: PathLike, text: str) -> None:
+    """Write ``text`` to ``path`` via a temporary file and a rename; on failure (e.g. a full disk) the
+    temporary file is removed and the ``OSError`` names ``path``."""
     path = pathlib.Path(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise OSError(e.errno, e.strerror, str(path)) from e
 
 
 def _json_default(value):
@@ -78,9 +85,18 @@ class MetricsWriter:
         self._file = open(self.path, "a")
 
     def write(self, record: Mapping[str, Any]) -> None:
-        self._file.write(_encode(record) + "\n")
-        self._file.flush()
-        os.fsync(self._file.fileno())
+        line = _encode(record) + "\n"
+        start = self._file.tell()
+        try:
+            self._file.write(line)
+            self._file.flush()
+            os.fsync(self._file.fileno())
+        except OSError as e:
+            try:  # leave no torn record behind
+                self._file.truncate(start)
+            except OSError:
+                pass
+            raise OSError(e.errno, e.strerror, str(self.path)) from e
 
     def close(self) -> None:
         if not self._file.closed:
@@ -99,6 +115,30 @@ def read_metrics(path: PathLike) -> list[dict]:
         except json.JSONDecodeError:
             break
     return records
+
+
+def read_metrics_checked(path: PathLike) -> tuple[list[dict], int]:
+    """``(records, n_bad)``: the records that parse, and how many lines do not (a torn or garbled line,
+    anywhere in the file)."""
+    path = pathlib.Path(path)
+    if not path.exists():
+        return [], 0
+    records, bad = [], 0
+    for line in path.read_bytes().decode(errors="replace").splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            bad += 1
+            continue
+        if isinstance(record, dict) and isinstance(record.get("step"), int):
+            records.append(record)
+        else:
+            bad += 1
+    return records, bad
+
+
+def encode_records(records) -> str:
+    return "".join(_encode(r) + "\n" for r in records)
 
 
 def truncate_after(path: PathLike, step: Optional[int]) -> int:

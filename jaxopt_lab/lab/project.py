@@ -12,10 +12,11 @@ import os
 import pathlib
 import sys
 from types import ModuleType
+from typing import Optional
 
 from .config import ConfigError
 
-__all__ = ["project_root", "experiment_names", "load_experiment", "config_files"]
+__all__ = ["project_root", "experiment_names", "load_experiment", "config_files", "known_keys"]
 
 _PACKAGE_PARENT = pathlib.Path(__file__).resolve().parents[2]
 
@@ -68,3 +69,50 @@ def load_experiment(name: str) -> ModuleType:
 def config_files() -> list[pathlib.Path]:
     root = project_root() / "configs"
     return sorted(p for p in root.rglob("*.py") if not p.name.startswith("_"))
+
+
+def _config_keys(path: pathlib.Path) -> tuple[Optional[str], frozenset]:
+    """``(experiment, dotted keys)`` of one config file; ``(None, {})`` if it does not load."""
+    from .config import flat_items, load_config_module
+
+    try:
+        cfg = load_config_module(path).get_config()
+        return cfg.get("experiment"), frozenset(k for k, _ in flat_items(cfg))
+    except Exception:  # noqa: BLE001 -- a broken config elsewhere must not block this one
+        return None, frozenset()
+
+
+@functools.lru_cache(maxsize=None)
+def _shipped_keys(root: str, experiment: str) -> dict:
+    """``{path: keys}`` of the config files under ``root/configs`` that run ``experiment``."""
+    found = {}
+    for path in sorted(pathlib.Path(root, "configs").rglob("*.py")):
+        text = path.read_text(errors="replace")
+        if f"'{experiment}'" not in text and f'"{experiment}"' not in text and "load_config" not in text:
+            continue  # cheap filter: a config naming the experiment spells its name (or loads another)
+        name, keys = _config_keys(path)
+        if name == experiment:
+            found[str(path.resolve())] = keys
+    return found
+
+
+def known_keys(experiment: ModuleType, name: str,
+               exclude: Optional[pathlib.Path] = None) -> Optional[frozenset]:
+    """The config keys experiment ``name`` knows, or None when it declares none to check against.
+
+    Known keys are the experiment's ``CONFIG_SPEC`` keys, its optional ``CONFIG_KEYS`` (dotted keys;
+    ``"section.*"`` allows any key below ``section``), the keys of its optional ``default_config()``, and
+    the keys of the project's shipped configs that run it -- except ``exclude``, the file being checked,
+    so that a typo cannot vouch for itself.
+    """
+    from .config import flat_items
+
+    declared = set(getattr(experiment, "CONFIG_SPEC", {})) | set(getattr(experiment, "CONFIG_KEYS", ()))
+    if callable(getattr(experiment, "default_config", None)):
+        declared |= {k for k, _ in flat_items(experiment.default_config())}
+    skip = str(pathlib.Path(exclude).resolve()) if exclude is not None else None
+    shipped = [keys for path, keys in _shipped_keys(str(project_root()), name).items() if path != skip]
+    if not shipped and not getattr(experiment, "CONFIG_KEYS", None) and not callable(
+            getattr(experiment, "default_config", None)):
+        return None  # only the file itself describes this experiment: nothing to check it against
+    return frozenset(declared.union(*shipped))

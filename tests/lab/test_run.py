@@ -106,10 +106,12 @@ def test_resume_in_process_truncates_to_checkpoint(toy_project, tmp_path):
     full = start_run(cfg, tmp_path / "full")
     crashed = start_run(_load(toy_project / "configs" / "toy.py", ["fail_at_step=13"]), tmp_path / "c")
     assert crashed.status == "failed"
-    # The crashed run's config differs (fail_at_step); resume the same directory with the
-    # original config, as if the crash had been a kill.
-    (crashed.run_dir / "config.json").write_text(config_lib.config_to_json(cfg))
-    resumed = resume_run(crashed.run_dir)
+    # The crashed run's config differs (fail_at_step); give the directory the original config and
+    # its hash, as if the crash had been a kill.
+    run_dir = crashed.run_dir.with_name(crashed.run_dir.name.split("-")[0] + "-" + config_lib.config_hash(cfg))
+    crashed.run_dir.rename(run_dir)
+    (run_dir / "config.json").write_text(config_lib.config_to_json(cfg))
+    resumed = resume_run(run_dir)
     assert resumed.status == "done"
     assert ((resumed.run_dir / "metrics.jsonl").read_text()
             == (full.run_dir / "metrics.jsonl").read_text())
