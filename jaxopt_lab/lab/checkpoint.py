@@ -18,20 +18,11 @@ from typing import Any, Optional
 import jax
 import orbax.checkpoint as ocp
 
-__all__ = ["Checkpointer", "is_disk_full"]
+from .metrics import is_disk_full
+
+__all__ = ["Checkpointer"]
 
 _TMP_GLOB = "*.orbax-checkpoint-tmp*"
-
-
-def is_disk_full(error: BaseException) -> bool:
-    """Whether ``error`` (or an error it was raised from) is ENOSPC / "No space left on device"."""
-    seen = set()
-    while error is not None and id(error) not in seen:
-        seen.add(id(error))
-        if getattr(error, "errno", None) == errno.ENOSPC or "No space left on device" in str(error):
-            return True
-        error = error.__cause__ or error.__context__
-    return False
 
 
 class Checkpointer:

@@ -7,7 +7,10 @@ one line naming the key, the value and what is allowed; the CLI prints it and ex
 any work is done.
 
 Experiments state their ranges declaratively in ``CONFIG_SPEC = {"train.steps": Range(1, integer=True),
-"optimizer.name": OneOf(optim.names), ...}``; :func:`validate` checks a config against it.
+"optimizer.name": OneOf(optim.names), "ks": Each(Range(1, integer=True)), ...}``; :func:`validate` checks
+a config against it. Cross-field checks go in the experiment's ``check_config(cfg)`` (with
+:func:`require`), which the runtime calls after ``CONFIG_SPEC`` and before the run directory exists.
+Every key of a config file must be known to its experiment (:func:`check_keys`).
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from typing import Any, Callable, Iterable, Mapping, Optional, Sequence, Union
 
 import ml_collections
 
-__all__ = ["ConfigError", "Range", "OneOf", "load_config", "load_config_module", "apply_overrides",
+__all__ = ["ConfigError", "Range", "OneOf", "Each", "require", "load_config", "load_config_module", "apply_overrides",
            "parse_override", "check_keys", "validate", "config_hash", "config_to_json", "config_from_json",
            "flat_items"]
 
@@ -92,7 +95,27 @@ class OneOf:
         return difflib.get_close_matches(value, [str(c) for c in self._choices()], n=3, cutoff=0.5)
 
 
-Spec = Union[Range, OneOf]
+@dataclasses.dataclass(frozen=True)
+class Each:
+    """A non-empty tuple or list whose every element the ``rule`` allows."""
+
+    rule: Union[Range, OneOf]
+
+    def describe(self) -> str:
+        return f"a non-empty sequence, each element {self.rule.describe()}"
+
+    def allows(self, value: Any) -> bool:
+        return isinstance(value, (tuple, list)) and len(value) > 0 and all(map(self.rule.allows, value))
+
+
+Spec = Union[Range, OneOf, Each]
+
+
+def require(condition: bool, key: str, value: Any, allowed: str) -> None:
+    """For an experiment's ``check_config``: ``ConfigError("config key K = V: must be ALLOWED")``
+    unless ``condition``."""
+    if not condition:
+        raise ConfigError(f"config key {key!r} = {value!r}: must be {allowed}")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -277,10 +300,18 @@ def check_keys(cfg: ml_collections.ConfigDict, known: Iterable[str], experiment:
     for key, _ in flat_items(cfg):
         if key in known or key.startswith(open_prefixes):
             continue
-        close = difflib.get_close_matches(key, sorted(k for k in known if not k.endswith("*")),
-                                          n=3, cutoff=0.6)
+        close = _suggest(key, [k for k in known if not k.endswith("*")])
         hint = f"; did you mean {', '.join(close)}?" if close else ""
         raise ConfigError(f"unknown config key {key!r} for experiment {experiment!r}{hint}")
+
+
+def _suggest(key: str, known: Sequence[str]) -> list[str]:
+    """Known keys close to ``key``: an acronym of a sibling first (``lr`` -> ``learning_rate``), then
+    difflib's closest."""
+    parent, _, leaf = key.rpartition(".")
+    acronyms = [k for k in known if k.rpartition(".")[0] == parent
+                and leaf == "".join(w[:1] for w in k.rpartition(".")[2].split("_")) and "_" in k]
+    return acronyms or difflib.get_close_matches(key, sorted(known), n=3, cutoff=0.6)
 
 
 def validate(cfg: ml_collections.ConfigDict, spec: Mapping[str, Spec]) -> None:

@@ -17,7 +17,7 @@ from typing import Optional, Union
 
 from .config import ConfigError
 
-__all__ = ["RunLock", "owner", "is_locked"]
+__all__ = ["RunLock", "owner", "is_locked", "effective_status"]
 
 LOCK_NAME = ".lock"
 
@@ -98,3 +98,21 @@ def _describe(who: str) -> str:
     if len(parts) >= 3:
         return f"process {parts[0]} on {parts[1]} (since {parts[2]})"
     return who
+
+
+def effective_status(run_dir: Union[str, pathlib.Path]) -> dict:
+    """``status.json`` of ``run_dir``, with ``running`` turned into ``interrupted`` when no live process
+    holds the directory's lock (its owner was killed)."""
+    import json
+
+    path = pathlib.Path(run_dir) / "status.json"
+    try:
+        status = json.loads(path.read_text()) if path.exists() else {}
+    except (ValueError, OSError):
+        status = {"status": "unknown", "message": "status.json is unreadable"}
+    if not isinstance(status, dict):
+        status = {"status": "unknown", "message": "status.json is unreadable"}
+    if status.get("status") == "running" and not is_locked(run_dir):
+        status = {**status, "status": "interrupted",
+                  "message": "its process ended without recording how (killed?)"}
+    return status

@@ -8,17 +8,19 @@ checkpoint (and a torn last line, should the kill have landed mid-write).
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
 import pathlib
+import shutil
 from typing import Any, Mapping, Optional, Union
 
 import numpy as np
 
 __all__ = ["atomic_write_text", "atomic_write_json", "read_json", "to_scalar", "MetricsWriter",
            "read_metrics", "read_metrics_checked", "encode_records",
-           "truncate_after"]
+           "truncate_after", "is_disk_full", "disk_full_message"]
 
 PathLike = Union[str, pathlib.Path]
 
@@ -153,3 +155,40 @@ def truncate_after(path: PathLike, step: Optional[int]) -> int:
 
 def is_finite(value: Any) -> bool:
     return not isinstance(value, float) or math.isfinite(value)
+
+
+def is_disk_full(error: BaseException) -> bool:
+    """Whether ``error`` (or an error it was raised from) is ENOSPC / "No space left on device"."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if getattr(error, "errno", None) == errno.ENOSPC or "No space left on device" in str(error):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
+def disk_full_message(error: BaseException) -> str:
+    """One line: which file could not be written and how much space is left there."""
+    path = None
+    e = error
+    while e is not None and path is None:
+        path = getattr(e, "filename", None)
+        e = e.__cause__
+    where = pathlib.Path(path) if path else pathlib.Path.cwd()
+    probe = where
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    try:
+        usage = shutil.disk_usage(probe)
+        space = f"{_bytes(usage.free)} free of {_bytes(usage.total)}"
+    except OSError:
+        space = "free space unknown"
+    return f"disk full: could not write {path or 'a file'} ({space})"
+
+
+def _bytes(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024

@@ -24,7 +24,6 @@ from typing import Any, Mapping, Optional, Sequence, Union
 from . import config as config_lib
 from . import metrics as metrics_lib
 from .project import project_root
-from .run import RunResult, start_run
 
 __all__ = ["Claim", "Verdict", "Reproduction", "ids", "load", "reproduce", "evaluate", "format_table"]
 
@@ -37,7 +36,7 @@ class Claim:
 
     Attributes:
       name: short name of the check.
-      quote: the paper's claim it tests (quoted as PAPERS.md gives it) and its source.
+      quote: the paper's claim it tests (quoted from the paper) and its source.
       key: the summary value measured.
       op: ``>``, ``>=``, ``<``, ``<=``, or ``~`` (equal within ``rtol``/``atol``).
       bound: a number, or the name of another summary value.
@@ -157,8 +156,10 @@ def format_table(figure_id: str, verdicts: Sequence[Verdict], quick: bool = Fals
 
 
 def reproduce(figure_id: str, *, quick: bool = False, workdir: Union[str, pathlib.Path] = "runs",
-              overrides: Sequence[str] = (), stream=None) -> tuple[RunResult, list[Verdict]]:
+              overrides: Sequence[str] = (), stream=None) -> tuple["RunResult", list[Verdict]]:
     """Run the reproduction, check its claims, write ``claims.json``; returns (run, verdicts)."""
+    from .run import start_run  # jax is imported only when something runs
+
     repro = load(figure_id)
     cfg = repro.config(quick=quick, overrides=overrides)
     result = start_run(cfg, workdir, stream=stream)

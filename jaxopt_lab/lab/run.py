@@ -41,8 +41,10 @@ import ml_collections
 
 from . import config as config_lib
 from . import metrics as metrics_lib
-from .checkpoint import Checkpointer, is_disk_full
-from .lock import RunLock, is_locked
+from .checkpoint import Checkpointer
+from .lock import RunLock
+from .lock import effective_status as run_status
+from .metrics import disk_full_message, is_disk_full
 from .project import load_experiment, project_root
 
 __all__ = ["Context", "Diverged", "RunResult", "start_run", "resume_run", "execute", "run_status",
@@ -286,32 +288,6 @@ def _try_write_status(run_dir: pathlib.Path, status: str, message: str = "", **e
         return False
 
 
-def disk_full_message(error: BaseException) -> str:
-    """One line: which file could not be written and how much space is left there."""
-    path = None
-    e = error
-    while e is not None and path is None:
-        path = getattr(e, "filename", None)
-        e = e.__cause__
-    where = pathlib.Path(path) if path else pathlib.Path.cwd()
-    probe = where
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
-    try:
-        usage = shutil.disk_usage(probe)
-        space = f"{_bytes(usage.free)} free of {_bytes(usage.total)}"
-    except OSError:
-        space = "free space unknown"
-    return f"disk full: could not write {path or 'a file'} ({space})"
-
-
-def _bytes(n: int) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if n < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-
-
 def check_workdir(workdir: Union[str, pathlib.Path]) -> pathlib.Path:
     """``ConfigError`` unless run directories can be created under ``workdir`` (before any work)."""
     workdir = pathlib.Path(workdir)
@@ -470,20 +446,6 @@ def start_run(cfg: ml_collections.ConfigDict, workdir: Union[str, pathlib.Path] 
 
 
 _RUN_NAME = re.compile(r"^\d{8}T\d{6}Z-([0-9a-f]{8})(?:-\d+)?$")
-
-
-def run_status(run_dir: Union[str, pathlib.Path]) -> dict:
-    """``status.json`` of ``run_dir``, with ``running`` turned into ``interrupted`` when no live process
-    holds the directory's lock (its owner was killed)."""
-    run_dir = pathlib.Path(run_dir)
-    try:
-        status = metrics_lib.read_json(run_dir / "status.json", {}) or {}
-    except ValueError:
-        status = {"status": "unknown", "message": "status.json is not valid JSON"}
-    if status.get("status") == "running" and not is_locked(run_dir):
-        status = {**status, "status": "interrupted",
-                  "message": "its process ended without recording how (killed?)"}
-    return status
 
 
 def _read_config(run_dir: pathlib.Path) -> ml_collections.ConfigDict:
