@@ -28,7 +28,7 @@ from typing import Any, Callable, Iterable, Mapping, Optional, Sequence, Union
 import ml_collections
 
 __all__ = ["ConfigError", "Range", "OneOf", "Each", "require", "load_config", "load_config_module", "apply_overrides",
-           "parse_override", "check_keys", "validate", "config_hash", "config_to_json", "config_from_json",
+           "parse_override", "key_patterns", "optimizer_arguments", "check_keys", "validate", "config_hash", "config_to_json", "config_from_json",
            "flat_items"]
 
 
@@ -289,18 +289,79 @@ def apply_overrides(cfg: ml_collections.ConfigDict, overrides: Iterable[tuple[st
 MAX_SEED = 2 ** 32 - 1  # jax.random.PRNGKey keeps only the low 32 bits of a seed (without x64)
 
 
-def check_keys(cfg: ml_collections.ConfigDict, known: Iterable[str], experiment: str) -> None:
-    """Every leaf key of ``cfg`` must be in ``known`` (dotted keys); else one line with a suggestion.
+def key_patterns(cfg: ml_collections.ConfigDict) -> set[str]:
+    """The dotted keys of ``cfg``, with the entry names of *collections* replaced by ``*``.
 
-    ``known`` is what the experiment declares (its ``CONFIG_SPEC`` and default keys, see
-    :func:`jaxopt_lab.lab.project.known_keys`). A key ending in ``.*`` allows any key below it.
+    A collection is a group whose members are all groups (e.g. ``optimizers.adam``, ``optimizers.sam``):
+    its entries are named by the user, so any name is allowed, while their fields are still checked
+    (``optimizers.*.learning_rate``).
+    """
+    out = set()
+
+    def walk(node, prefix):
+        values = [node[k] for k in node.keys()]
+        collection = bool(prefix) and values and all(isinstance(v, ml_collections.ConfigDict) for v in values)
+        for key, value in zip(node.keys(), values):
+            name = f"{prefix}{'*' if collection else key}"
+            if isinstance(value, ml_collections.ConfigDict):
+                walk(value, name + ".")
+            else:
+                out.add(name)
+
+    walk(cfg, "")
+    return out
+
+
+def _matches(key: str, pattern: str) -> bool:
+    parts, want = key.split("."), pattern.split(".")
+    if want[-1] == "**":
+        return len(parts) > len(want) - 1 and _matches(".".join(parts[:len(want) - 1]), ".".join(want[:-1]))
+    return len(parts) == len(want) and all(w in ("*", p) for p, w in zip(parts, want))
+
+
+def optimizer_arguments(cfg: ml_collections.ConfigDict, key: str) -> Optional[list[str]]:
+    """If ``key``'s group names a registry optimizer (``<group>.name``), the fields that group may hold:
+    ``name`` and the optimizer's arguments; else None."""
+    parent = key.rpartition(".")[0]
+    try:
+        name = cfg[parent + ".name"] if parent else cfg.get("name")
+    except (KeyError, AttributeError):
+        return None
+    if not isinstance(name, str):
+        return None
+    import inspect
+
+    from .. import optim
+
+    if name not in optim.names():
+        return None
+    return ["name", *inspect.signature(optim.info(name).factory).parameters]
+
+
+def check_keys(cfg: ml_collections.ConfigDict, known: Iterable[str], experiment: str) -> None:
+    """Every leaf key of ``cfg`` must match one of ``known``; else one line with a suggestion.
+
+    ``known`` holds dotted keys, where a ``*`` segment stands for any one name and a final ``**`` for
+    anything below (see :func:`jaxopt_lab.lab.project.known_keys`). The fields of a group naming a
+    registry optimizer (``optimizer.name = "adam"``) may also be that optimizer's arguments.
     """
     known = set(known) | {"experiment", "seed"}
-    open_prefixes = tuple(k[:-1] for k in known if k.endswith(".*"))
+    exact = {k for k in known if "*" not in k}
+    patterns = [k for k in known if "*" in k]
     for key, _ in flat_items(cfg):
-        if key in known or key.startswith(open_prefixes):
+        if key in exact or any(_matches(key, p) for p in patterns):
             continue
-        close = _suggest(key, [k for k in known if not k.endswith("*")])
+        parent, _, leaf = key.rpartition(".")
+        arguments = optimizer_arguments(cfg, key)
+        if arguments is not None:
+            if leaf in arguments:
+                continue
+            exact = exact | {f"{parent}.{a}" for a in arguments}
+        parts = key.split(".")
+        candidates = exact | {".".join(parts[i] if w == "*" and i < len(parts) else w
+                                       for i, w in enumerate(p.split("."))) for p in patterns
+                              if not p.endswith("**")}
+        close = _suggest(key, sorted(candidates))
         hint = f"; did you mean {', '.join(close)}?" if close else ""
         raise ConfigError(f"unknown config key {key!r} for experiment {experiment!r}{hint}")
 
@@ -309,8 +370,8 @@ def _suggest(key: str, known: Sequence[str]) -> list[str]:
     """Known keys close to ``key``: an acronym of a sibling first (``lr`` -> ``learning_rate``), then
     difflib's closest."""
     parent, _, leaf = key.rpartition(".")
-    acronyms = [k for k in known if k.rpartition(".")[0] == parent
-                and leaf == "".join(w[:1] for w in k.rpartition(".")[2].split("_")) and "_" in k]
+    acronyms = [k for k in known if k.rpartition(".")[0] == parent and "_" in k.rpartition(".")[2]
+                and leaf == "".join(w[:1] for w in k.rpartition(".")[2].split("_"))]
     return acronyms or difflib.get_close_matches(key, sorted(known), n=3, cutoff=0.6)
 
 

@@ -73,11 +73,11 @@ def config_files() -> list[pathlib.Path]:
 
 def _config_keys(path: pathlib.Path) -> tuple[Optional[str], frozenset]:
     """``(experiment, dotted keys)`` of one config file; ``(None, {})`` if it does not load."""
-    from .config import flat_items, load_config_module
+    from .config import key_patterns, load_config_module
 
     try:
         cfg = load_config_module(path).get_config()
-        return cfg.get("experiment"), frozenset(k for k, _ in flat_items(cfg))
+        return cfg.get("experiment"), frozenset(key_patterns(cfg))
     except Exception:  # noqa: BLE001 -- a broken config elsewhere must not block this one
         return None, frozenset()
 
@@ -100,16 +100,17 @@ def known_keys(experiment: ModuleType, name: str,
                exclude: Optional[pathlib.Path] = None) -> Optional[frozenset]:
     """The config keys experiment ``name`` knows, or None when it declares none to check against.
 
-    Known keys are the experiment's ``CONFIG_SPEC`` keys, its optional ``CONFIG_KEYS`` (dotted keys;
-    ``"section.*"`` allows any key below ``section``), the keys of its optional ``default_config()``, and
-    the keys of the project's shipped configs that run it -- except ``exclude``, the file being checked,
-    so that a typo cannot vouch for itself.
+    Known keys are the experiment's ``CONFIG_SPEC`` keys, its optional ``CONFIG_KEYS`` (dotted keys; a
+    ``*`` segment matches any one name, a final ``**`` anything below), the keys of its optional
+    ``default_config()``, and the keys of the project's shipped configs that run it
+    (:func:`jaxopt_lab.lab.config.key_patterns`) -- except ``exclude``, the file being checked, so that
+    a typo cannot vouch for itself.
     """
-    from .config import flat_items
+    from .config import key_patterns
 
     declared = set(getattr(experiment, "CONFIG_SPEC", {})) | set(getattr(experiment, "CONFIG_KEYS", ()))
     if callable(getattr(experiment, "default_config", None)):
-        declared |= {k for k, _ in flat_items(experiment.default_config())}
+        declared |= key_patterns(experiment.default_config())
     skip = str(pathlib.Path(exclude).resolve()) if exclude is not None else None
     shipped = [keys for path, keys in _shipped_keys(str(project_root()), name).items() if path != skip]
     if not shipped and not getattr(experiment, "CONFIG_KEYS", None) and not callable(
