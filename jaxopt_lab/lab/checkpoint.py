@@ -11,6 +11,7 @@ later (truncated or garbled files) is found by :meth:`Checkpointer.newest_intact
 from __future__ import annotations
 
 import errno
+import logging
 import pathlib
 import shutil
 from typing import Any, Optional
@@ -23,6 +24,30 @@ from .metrics import is_disk_full
 __all__ = ["Checkpointer"]
 
 _TMP_GLOB = "*.orbax-checkpoint-tmp*"
+
+
+class _HeldLogs(logging.Filter):
+    """Holds what orbax logs (through absl) during a save; passes it on afterwards unless dropped."""
+
+    def __init__(self):
+        super().__init__()
+        self.records, self.logger = [], logging.getLogger("absl")
+
+    def filter(self, record):
+        self.records.append(record)
+        return False
+
+    def drop(self):
+        self.records = []
+
+    def __enter__(self):
+        self.logger.addFilter(self)
+        return self
+
+    def __exit__(self, *exc):
+        self.logger.removeFilter(self)
+        for record in self.records:
+            self.logger.handle(record)
 
 
 class Checkpointer:
@@ -54,17 +79,19 @@ class Checkpointer:
     def save(self, step: int, state: Any, metrics: str = "") -> None:
         """Save ``state`` and ``metrics`` (the text of ``metrics.jsonl`` up to ``step``) as ``step``."""
         # Wrapped in a dict: orbax's standard handler refuses a bare array as the whole tree.
-        try:
-            self.manager.save(step, args=ocp.args.Composite(
-                state=ocp.args.StandardSave({"state": state}),
-                metrics=ocp.args.JsonSave({"jsonl": metrics})), force=True)
-            self.manager.wait_until_finished()
-        except Exception as e:
-            if is_disk_full(e):
-                self.remove_temporaries()
-                raise OSError(errno.ENOSPC, "No space left on device",
-                              str(self.directory / str(step))) from e
-            raise
+        with _HeldLogs() as held:
+            try:
+                self.manager.save(step, args=ocp.args.Composite(
+                    state=ocp.args.StandardSave({"state": state}),
+                    metrics=ocp.args.JsonSave({"jsonl": metrics})), force=True)
+                self.manager.wait_until_finished()
+            except Exception as e:
+                if is_disk_full(e):
+                    held.drop()  # orbax's worker threads log the same failure with their tracebacks
+                    self.remove_temporaries()
+                    raise OSError(errno.ENOSPC, "No space left on device",
+                                  str(self.directory / str(step))) from e
+                raise
 
     def restore(self, template: Any, step: Optional[int] = None) -> Optional[tuple[int, Any]]:
         step = self.latest_step() if step is None else step

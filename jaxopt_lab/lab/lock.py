@@ -114,5 +114,5 @@ def effective_status(run_dir: Union[str, pathlib.Path]) -> dict:
         status = {"status": "unknown", "message": "status.json is unreadable"}
     if status.get("status") == "running" and not is_locked(run_dir):
         status = {**status, "status": "interrupted",
-                  "message": "its process ended without recording how (killed?)"}
+                  "message": "its process is gone and left no final status (killed, or the disk was full)"}
     return status

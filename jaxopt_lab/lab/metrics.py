@@ -80,29 +80,35 @@ def _encode(record: Mapping[str, Any]) -> str:
 
 
 class MetricsWriter:
-    """Appends one JSON record per line to ``metrics.jsonl``; flushed and fsynced per record."""
+    """Appends one JSON record per line to ``metrics.jsonl``; written unbuffered and fsynced per record.
+
+    A record that cannot be written whole (a full disk) is cut off again, so the file never keeps a
+    torn line, and the ``OSError`` names the file.
+    """
 
     def __init__(self, path: PathLike):
         self.path = pathlib.Path(path)
-        self._file = open(self.path, "a")
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
 
     def write(self, record: Mapping[str, Any]) -> None:
-        line = _encode(record) + "\n"
-        start = self._file.tell()
+        data = (_encode(record) + "\n").encode()
+        start = os.lseek(self._fd, 0, os.SEEK_END)
         try:
-            self._file.write(line)
-            self._file.flush()
-            os.fsync(self._file.fileno())
+            view = memoryview(data)
+            while view:
+                view = view[os.write(self._fd, view):]
+            os.fsync(self._fd)
         except OSError as e:
-            try:  # leave no torn record behind
-                self._file.truncate(start)
+            try:
+                os.ftruncate(self._fd, start)
             except OSError:
                 pass
             raise OSError(e.errno, e.strerror, str(self.path)) from e
 
     def close(self) -> None:
-        if not self._file.closed:
-            self._file.close()
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
 
 def read_metrics(path: PathLike) -> list[dict]:

@@ -411,7 +411,8 @@ def execute(experiment, cfg: ml_collections.ConfigDict, run_dir: pathlib.Path, *
         if is_disk_full(e):
             ctx._checkpointer.remove_temporaries()
             message = disk_full_message(e)
-            _try_write_status(run_dir, status, message, step=ctx.last_step)
+            if not _try_write_status(run_dir, status, message, step=ctx.last_step):
+                message += "; status.json could not be updated either"
         else:
             message = f"{type(e).__name__}: {e}"
             _try_write_status(run_dir, status, message, step=ctx.last_step,

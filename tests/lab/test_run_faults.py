@@ -158,25 +158,23 @@ def _enospc(path):
 
 
 def test_disk_full_while_logging_is_one_line_and_status_failed(toy_project, tmp_path, monkeypatch, capsys):
-    real_init = metrics_lib.MetricsWriter.__init__
-
-    class FillingFile:  # the third record's write fails as on a full disk: errno, no file name
-        def __init__(self, file):
-            self.file, self.records = file, 0
-
-        def write(self, text):
-            self.records += 1
-            if self.records == 3:
-                raise OSError(errno.ENOSPC, "No space left on device")
-            return self.file.write(text)
-
-        def __getattr__(self, name):
-            return getattr(self.file, name)
+    real_init, real_write, fds, calls = metrics_lib.MetricsWriter.__init__, os.write, [], []
 
     def init(self, path):
         real_init(self, path)
-        self._file = FillingFile(self._file)
+        fds.append(self._fd)
 
+    def write(fd, data):  # the third record: a partial write, then the disk is full (errno, no name)
+        if fd not in fds:
+            return real_write(fd, data)
+        calls.append(len(data))
+        if len(calls) == 3:
+            return real_write(fd, bytes(data[:10]))
+        if len(calls) > 3:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write(fd, data)
+
+    monkeypatch.setattr(os, "write", write)
     monkeypatch.setattr(metrics_lib.MetricsWriter, "__init__", init)
     monkeypatch.chdir(toy_project)
     assert cli.main(["run", "configs/toy.py", "--workdir", str(tmp_path)]) == 1
@@ -187,6 +185,8 @@ def test_disk_full_while_logging_is_one_line_and_status_failed(toy_project, tmp_
     assert status["message"].startswith(f"disk full: could not write {run_dir / 'metrics.jsonl'} (")
     assert " free of " in status["message"]
     assert out.strip().splitlines()[-1] == f"failed: {run_dir} ({status['message']})"
+    assert [r["step"] for r in metrics_lib.read_metrics_checked(run_dir / "metrics.jsonl")[0]] == [1, 2]
+    assert metrics_lib.read_metrics_checked(run_dir / "metrics.jsonl")[1] == 0  # no torn line kept
     assert "Traceback" not in err and not err
 
 
