@@ -185,24 +185,30 @@ def _cmd_reproduce(args) -> int:
 
 def _cmd_list(args) -> int:
     from . import catalog
-    from .project import config_files, project_root
+    from .project import config_files, experiment_names, experiment_path, project_roots
 
     if args.runs is not None:
         return _list_runs(args.runs)
-    root = project_root()
+    roots = project_roots()
     print("experiments:")
-    for e in catalog.experiments(root / "experiments"):
+    for name in experiment_names():
+        e = catalog.module_entry(experiment_path(name))
         print(f"  {e.name:<24} {e.summary}" + (f"  [cannot import: {e.error}]" if e.error else ""))
     print("configs:")
     for path in config_files():
-        print(f"  {path.relative_to(root)}")
+        root = next(r for r in roots if path.is_relative_to(r))
+        print(f"  {path.relative_to(root)}" + ("" if root == roots[0] else f"  ({root})"))
     print("optimizers (name, family, extra args, paper):")
     for o in catalog.optimizers():
         family, extra = o.extra
         print(f"  {o.name:<22} {family:<10} {','.join(extra) or '-':<9} {o.summary}")
     print("reproductions:")
-    for r in catalog.reproductions(root / "configs" / "reproduce"):
-        print(f"  {r.name}" + (f"  [cannot load: {r.error}]" if r.error else ""))
+    seen = set()
+    for root in roots:
+        for r in catalog.reproductions(root / "configs" / "reproduce"):
+            if r.name not in seen:
+                seen.add(r.name)
+                print(f"  {r.name}" + (f"  [cannot load: {r.error}]" if r.error else ""))
     return 0
 
 

@@ -127,14 +127,18 @@ def load_config_module(path: Union[str, pathlib.Path]):
     A file that does not parse, imports a missing module or raises while importing is a
     :class:`ConfigError` naming the file and the line, not a traceback.
     """
-    path = pathlib.Path(path)
+    from .project import resolve_config, rooted_at
+
+    path = resolve_config(path)
     if path.is_dir() or not path.is_file():
         raise ConfigError(f"config file {str(path)!r} does not exist")
     name = "jaxopt_lab_config_" + hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:12]
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
+    module.__jaxopt_lab_path__ = path
     try:
-        spec.loader.exec_module(module)
+        with rooted_at(path):
+            spec.loader.exec_module(module)
     except SyntaxError as e:
         raise ConfigError(f"config file {str(path)!r}: syntax error at line {e.lineno}: {e.msg}") from None
     except ImportError as e:
@@ -165,9 +169,13 @@ def load_config(path: Union[str, pathlib.Path], overrides: Sequence[str] = (), *
     With ``check``, every key of the file must be known to its experiment
     (:func:`jaxopt_lab.lab.project.known_keys`), so a typo is an error rather than a silent default.
     """
+    from .project import rooted_at
+
     module = load_config_module(path)
+    path = module.__jaxopt_lab_path__
     try:
-        cfg = module.get_config()
+        with rooted_at(path):
+            cfg = module.get_config()
     except Exception as e:  # noqa: BLE001
         raise ConfigError(f"config file {str(path)!r}: get_config() raised at {_where(e, pathlib.Path(path))}"
                           f"{type(e).__name__}: {e}") from None
@@ -179,9 +187,10 @@ def load_config(path: Union[str, pathlib.Path], overrides: Sequence[str] = (), *
             raise ConfigError(f"config {str(path)!r}: key {required!r} is required and must be a "
                               f"{kind.__name__}")
     if check:
-        from .project import known_keys, load_experiment
+        from .project import known_keys, load_experiment, rooted_at
 
-        known = known_keys(load_experiment(cfg.experiment), cfg.experiment, exclude=path)
+        with rooted_at(path):
+            known = known_keys(load_experiment(cfg.experiment), cfg.experiment, exclude=path)
         if known is not None:
             try:
                 check_keys(cfg, known, cfg.experiment)
