@@ -295,6 +295,8 @@ def apply_overrides(cfg: ml_collections.ConfigDict, overrides: Iterable[tuple[st
                 raise ConfigError(f"config key {key!r}: {e}") from None
 
 
+# keys every config may hold: the runtime's, not the experiment's (see jaxopt_lab.lab.writers)
+RUNTIME_KEYS = ("experiment", "seed", "logging.writers", "logging.wandb_project", "logging.wandb_mode")
 MAX_SEED = 2 ** 32 - 1  # jax.random.PRNGKey keeps only the low 32 bits of a seed (without x64)
 
 
@@ -354,7 +356,7 @@ def check_keys(cfg: ml_collections.ConfigDict, known: Iterable[str], experiment:
     anything below (see :func:`jaxopt_lab.lab.project.known_keys`). The fields of a group naming a
     registry optimizer (``optimizer.name = "adam"``) may also be that optimizer's arguments.
     """
-    known = set(known) | {"experiment", "seed"}
+    known = set(known) | set(RUNTIME_KEYS)
     exact = {k for k in known if "*" not in k}
     patterns = [k for k in known if "*" in k]
     for key, _ in flat_items(cfg):

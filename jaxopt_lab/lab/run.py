@@ -41,6 +41,7 @@ import ml_collections
 
 from . import config as config_lib
 from . import metrics as metrics_lib
+from . import writers as writers_lib
 from .checkpoint import Checkpointer
 from .lock import RunLock
 from .lock import effective_status as run_status
@@ -166,17 +167,18 @@ class Context:
     """
 
     def __init__(self, run_dir: Union[str, pathlib.Path], cfg: ml_collections.ConfigDict, *,
-                 resumed: bool = False, stream=None):
+                 resumed: bool = False, stream=None, resume_step: Optional[int] = None):
         self.run_dir = pathlib.Path(run_dir)
         self.cfg = cfg
         self.key = jax.random.PRNGKey(cfg.seed)
         self.resumed = resumed
         self.primary = is_primary()
         self._records = metrics_lib.read_metrics(self.run_dir / "metrics.jsonl")  # as resume left it
-        self._metrics = None
+        self._metrics, self._writers = None, []
         if self.primary:
             (self.run_dir / "figures").mkdir(parents=True, exist_ok=True)
             self._metrics = metrics_lib.MetricsWriter(self.run_dir / "metrics.jsonl")
+            self._writers = writers_lib.make(cfg, self.run_dir, resumed=resumed, resume_step=resume_step)
         self._checkpointer = Checkpointer(self.run_dir / "checkpoints")
         self._progress: Optional[_Progress] = None
         self._stream = stream
@@ -193,6 +195,8 @@ class Context:
         record.update({k: metrics_lib.to_scalar(v) for k, v in scalars.items()})
         if self._metrics is not None:
             self._metrics.write(record)
+        for writer in self._writers:
+            writer.write(int(step), record)
         self._records.append(record)
         self.last_step = int(step)
         if self._progress is not None:
@@ -255,6 +259,8 @@ class Context:
     def close(self) -> None:
         if self._metrics is not None:
             self._metrics.close()
+        for writer in self._writers:
+            writer.close()
         self._checkpointer.close()
         if self._progress is not None:
             self._progress.close()
@@ -340,6 +346,7 @@ def check_experiment(experiment, cfg: ml_collections.ConfigDict) -> None:
     """The experiment's ``CONFIG_SPEC`` and then its cross-field ``check_config(cfg)`` (also the older
     name ``validate``); a plain ``ValueError`` from those hooks is reported like a ``ConfigError``."""
     config_lib.validate(cfg, getattr(experiment, "CONFIG_SPEC", {}))
+    writers_lib.check(cfg)
     for hook in ("check_config", "validate"):
         fn = getattr(experiment, hook, None)
         if callable(fn):
@@ -387,11 +394,16 @@ def _diverged_outputs(ctx: Context, error: Diverged) -> None:
 
 
 def execute(experiment, cfg: ml_collections.ConfigDict, run_dir: pathlib.Path, *, resumed: bool,
-            stream=None, note: str = "") -> RunResult:
+            stream=None, note: str = "", resume_step: Optional[int] = None) -> RunResult:
     """Run ``experiment.run(cfg, ctx)`` in ``run_dir`` (whose lock the caller holds); record how it ended."""
     _write_status(run_dir, "running", note or ("resumed" if resumed else ""),
                   config_hash=config_lib.config_hash(cfg))
-    ctx = Context(run_dir, cfg, resumed=resumed, stream=stream)
+    try:
+        ctx = Context(run_dir, cfg, resumed=resumed, stream=stream, resume_step=resume_step)
+    except Exception as e:  # noqa: BLE001 -- e.g. a metric writer that cannot start
+        message = disk_full_message(e) if is_disk_full(e) else f"{type(e).__name__}: {e}"
+        _try_write_status(run_dir, "failed", message, traceback=traceback.format_exc())
+        return RunResult(run_dir=str(run_dir), status="failed", message=message, summary={})
     status, message = "done", ""
     try:
         experiment.run(cfg, ctx)
@@ -535,7 +547,7 @@ def resume_run(run_dir: Union[str, pathlib.Path], stream=None) -> RunResult:
             if is_primary():
                 print(f"[{run_dir.parent.name}] {line}", file=stream or sys.stdout, flush=True)
         return execute(experiment, cfg, run_dir, resumed=True, stream=stream,
-                       note="; ".join([note, *notes]))
+                       note="; ".join([note, *notes]), resume_step=step)
     finally:
         if lock is not None:
             lock.release()
