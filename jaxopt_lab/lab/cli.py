@@ -136,6 +136,8 @@ def _cmd_run(args) -> int:
     from .config import load_config
     from .run import resume_run, start_run
 
+    if args.config and not args.resume:
+        print(f"[jaxopt-lab] loading {args.config} …", flush=True)  # before jax's import, ~seconds
     if args.resume:
         if args.config or args.overrides:
             raise ConfigError("--resume takes only RUN_DIR: the config is the one the run started with")
@@ -155,8 +157,12 @@ def _cmd_sweep(args) -> int:
     from .config import load_config
     from .sweep import parse_grid, run_sweep_experiment
 
+    print(f"[jaxopt-lab] loading {args.config} …", flush=True)
     cfg = load_config(args.config, args.overrides)
-    run_dir, summary = run_sweep_experiment(cfg, args.seeds, parse_grid(args.grid), args.workdir)
+    grid = parse_grid(args.grid)
+    shape = "".join(f" x {len(values)} {key}" for key, values in grid.items())
+    print(f"[jaxopt-lab] sweeping {cfg.experiment}: {args.seeds} seeds{shape}; compiling…", flush=True)
+    run_dir, summary = run_sweep_experiment(cfg, args.seeds, grid, args.workdir)
     for point, values in summary.items():
         shown = " ".join(f"{k}={v:.4g}" for k, v in values.items() if k.endswith("_mean"))
         print(f"  {point}: {shown}")

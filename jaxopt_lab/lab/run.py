@@ -126,7 +126,8 @@ def environment() -> dict:
 
 
 class _Progress:
-    """A tqdm bar when stdout is a terminal; otherwise a plain line every 10% or 30 seconds."""
+    """A tqdm bar when stdout is a terminal; otherwise a plain line at the start ("compiling…"), then
+    every 10% or 30 seconds."""
 
     def __init__(self, name: str, total: int, start: int = 0, stream=None):
         self.name, self.total = name, max(int(total), 1)
@@ -136,7 +137,11 @@ class _Progress:
         self.bar = None
         if self.stream.isatty():
             from tqdm import tqdm
-            self.bar = tqdm(total=self.total, initial=start, desc=name, file=self.stream, leave=True)
+            self.bar = tqdm(total=self.total, initial=start, desc=name, file=self.stream, leave=True,
+                            postfix="compiling…")
+        else:  # at once, so a run is never silent while the first chunk compiles
+            print(f"[{name}] step {start}/{self.total} ({100 * start / self.total:.0f}%) compiling…",
+                  file=self.stream, flush=True)
 
     def update(self, step: int, scalars: Mapping[str, Any]) -> None:
         shown = {k: v for k, v in scalars.items() if k != "step" and isinstance(v, (int, float))}

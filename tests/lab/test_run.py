@@ -82,6 +82,7 @@ def test_plain_progress_lines_when_not_a_terminal(toy_project, tmp_path):
     stream = io.StringIO()
     start_run(_load(toy_project / "configs" / "toy.py"), tmp_path, stream=stream)
     lines = stream.getvalue().splitlines()
+    assert lines[0] == "[toy] step 0/20 (0%) compiling…"  # at once, before the first step
     assert lines and all(line.startswith("[toy] step ") for line in lines)
     assert lines[-1].startswith("[toy] step 20/20 (100%)")
     assert len(lines) <= 11  # every 10% (or 30 s), not every step
