@@ -129,8 +129,13 @@ def prepare(trial: Trial, seeds: Union[int, Sequence[int]],
     batched = jax.vmap(trial)
     if devices:
         sharding = NamedSharding(Mesh(np.asarray(devices), ("trial",)), PartitionSpec("trial"))
-        keys = jax.device_put(keys, sharding)
-        hparams = {k: jax.device_put(v, sharding) for k, v in hparams.items()}
+        # Every host holds the whole (small) input; each fills in its own devices' shards, so the same
+        # code places the trial axis on one host or across all hosts of a multi-host job.
+        def place(x):
+            return jax.make_array_from_callback(x.shape, sharding, lambda index: x[index])
+
+        keys = place(keys)
+        hparams = {k: place(v) for k, v in hparams.items()}
         fn = jax.jit(batched, out_shardings=sharding)
     else:
         fn = jax.jit(batched)
