@@ -26,6 +26,43 @@ __all__ = ["Checkpointer"]
 _TMP_GLOB = "*.orbax-checkpoint-tmp*"
 
 
+def _replicated():
+    import numpy as np
+    from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+    return NamedSharding(Mesh(np.asarray(jax.devices()), ("all",)), PartitionSpec())
+
+
+def _is_host_local(x: Any) -> bool:
+    return isinstance(x, jax.Array) and x.is_fully_addressable
+
+
+def _to_global(tree: Any) -> Any:
+    """On several hosts, orbax saves only global arrays: a host-local leaf (identical on every host, as
+    an unsharded experiment's state is) becomes a replicated global array. One host: unchanged."""
+    if jax.process_count() == 1:
+        return tree
+    import numpy as np
+
+    sharding = _replicated()
+
+    def convert(x):
+        if not _is_host_local(x):
+            return x
+        host = np.asarray(x)
+        return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
+
+    return jax.tree.map(convert, tree)
+
+
+def _to_local(tree: Any, template: Any) -> Any:
+    """The inverse of :func:`_to_global` for the leaves that were host-local in ``template``."""
+    if jax.process_count() == 1:
+        return tree
+    return jax.tree.map(lambda x, t: jax.device_put(x.addressable_data(0), t.sharding)
+                        if _is_host_local(t) else x, tree, template)
+
+
 class _HeldLogs(logging.Filter):
     """Holds what orbax logs (through absl) during a save; passes it on afterwards unless dropped."""
 
@@ -82,13 +119,13 @@ class Checkpointer:
         with _HeldLogs() as held:
             try:
                 self.manager.save(step, args=ocp.args.Composite(
-                    state=ocp.args.StandardSave({"state": state}),
+                    state=ocp.args.StandardSave({"state": _to_global(state)}),
                     metrics=ocp.args.JsonSave({"jsonl": metrics})), force=True)
                 self.manager.wait_until_finished()
             except Exception as e:
+                self.remove_temporaries()
                 if is_disk_full(e):
                     held.drop()  # orbax's worker threads log the same failure with their tracebacks
-                    self.remove_temporaries()
                     raise OSError(errno.ENOSPC, "No space left on device",
                                   str(self.directory / str(step))) from e
                 raise
@@ -97,10 +134,10 @@ class Checkpointer:
         step = self.latest_step() if step is None else step
         if step is None:
             return None
-        abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, {"state": template})
+        abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, {"state": _to_global(template)})
         restored = self.manager.restore(step, args=ocp.args.Composite(
             state=ocp.args.StandardRestore(abstract)))
-        return step, restored["state"]["state"]
+        return step, _to_local(restored["state"]["state"], template)
 
     def metrics(self, step: int) -> Optional[str]:
         """The ``metrics.jsonl`` text stored with checkpoint ``step`` (None for one without it)."""

@@ -161,3 +161,46 @@ def test_sigkill_mid_run_then_resume_matches_uninterrupted(repo_root, tmp_path):
     assert (run_dir / "metrics.jsonl").read_text() == (ref_dir / "metrics.jsonl").read_text()
     assert (json.loads((run_dir / "summary.json").read_text())
             == json.loads((ref_dir / "summary.json").read_text()))
+
+
+@pytest.mark.slow
+def test_two_processes_share_one_run_directory_written_by_process_0(toy_project, tmp_path):
+    """`run --distributed` over two local CPU processes: one run directory (same name on both), metrics
+    written once, orbax checkpoints of the (host-local) state saved jointly; a sweep's trial axis spans
+    both processes and gives the single-process numbers."""
+    pytest.importorskip("jaxopt_lab.train.distributed")
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "JAX_PLATFORMS": "cpu", "JAXOPT_LAB_ROOT": str(toy_project)}
+    env.pop("XLA_FLAGS", None)
+
+    def both(*args):
+        procs = [subprocess.Popen(_cli(*args, "--distributed", "--coordinator", f"127.0.0.1:{port}",
+                                       "--num-processes", "2", "--process-id", str(i)),
+                                  cwd=toy_project, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  text=True) for i in range(2)]
+        outs = [p.communicate(timeout=300) for p in procs]
+        assert [p.returncode for p in procs] == [0, 0], [o[1][-2000:] for o in outs]
+        return [o[0].strip().splitlines()[-1] for o in outs]
+
+    lines = both("run", "configs/toy.py", "--workdir", str(tmp_path / "runs"))
+    assert lines[0] == lines[1] and lines[0].startswith("done: ")
+    (run_dir,) = (tmp_path / "runs" / "toy").iterdir()
+    assert [r["step"] for r in metrics_lib.read_metrics(run_dir / "metrics.jsonl")] == list(range(1, 21))
+    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["15", "20"]
+    reference = start_run(_load(toy_project / "configs" / "toy.py"), tmp_path / "one")
+    assert (run_dir / "metrics.jsonl").read_text() == (reference.run_dir / "metrics.jsonl").read_text()
+
+    port += 1
+    both("sweep", "configs/toy.py", "--seeds", "3", "--grid", "lr=0.1,0.5", "--workdir", str(tmp_path / "sw"))
+    (sweep_dir,) = (tmp_path / "sw" / "toy").iterdir()
+    single = subprocess.run(_cli("sweep", "configs/toy.py", "--seeds", "3", "--grid", "lr=0.1,0.5",
+                                 "--workdir", str(tmp_path / "sw1")), cwd=toy_project, env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert single.returncode == 0, single.stderr
+    (single_dir,) = (tmp_path / "sw1" / "toy").iterdir()
+    assert (json.loads((sweep_dir / "summary.json").read_text())
+            == json.loads((single_dir / "summary.json").read_text()))
