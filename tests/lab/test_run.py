@@ -166,8 +166,8 @@ def test_sigkill_mid_run_then_resume_matches_uninterrupted(repo_root, tmp_path):
 @pytest.mark.slow
 def test_two_processes_share_one_run_directory_written_by_process_0(toy_project, tmp_path):
     """`run --distributed` over two local CPU processes: one run directory (same name on both), metrics
-    written once, orbax checkpoints of the (host-local) state saved jointly; a sweep's trial axis spans
-    both processes and gives the single-process numbers."""
+    written once and equal to a one-process run's, orbax checkpoints of the (host-local) state saved
+    jointly."""
     pytest.importorskip("jaxopt_lab.train.distributed")
     import socket
 
@@ -193,14 +193,3 @@ def test_two_processes_share_one_run_directory_written_by_process_0(toy_project,
     assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["15", "20"]
     reference = start_run(_load(toy_project / "configs" / "toy.py"), tmp_path / "one")
     assert (run_dir / "metrics.jsonl").read_text() == (reference.run_dir / "metrics.jsonl").read_text()
-
-    port += 1
-    both("sweep", "configs/toy.py", "--seeds", "3", "--grid", "lr=0.1,0.5", "--workdir", str(tmp_path / "sw"))
-    (sweep_dir,) = (tmp_path / "sw" / "toy").iterdir()
-    single = subprocess.run(_cli("sweep", "configs/toy.py", "--seeds", "3", "--grid", "lr=0.1,0.5",
-                                 "--workdir", str(tmp_path / "sw1")), cwd=toy_project, env=env,
-                            capture_output=True, text=True, timeout=300)
-    assert single.returncode == 0, single.stderr
-    (single_dir,) = (tmp_path / "sw1" / "toy").iterdir()
-    assert (json.loads((sweep_dir / "summary.json").read_text())
-            == json.loads((single_dir / "summary.json").read_text()))
