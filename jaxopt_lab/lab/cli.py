@@ -239,17 +239,23 @@ def _list_runs(workdir: str) -> int:
 
 
 def _cmd_show(args) -> int:
-    from .config import flat_items, load_config
+    from .config import flat_items, load_config, load_config_module
+    from .project import load_experiment
 
-    base = load_config(args.config)
     cfg = load_config(args.config, args.overrides)
+    stated = dict(flat_items(load_config_module(args.config).get_config()))
+    defaults = getattr(load_experiment(cfg.experiment), "default_config", None)
+    default_items = dict(flat_items(defaults())) if callable(defaults) else {}
     overridden = {o.partition("=")[0].strip() for o in args.overrides}
-    base_items = dict(flat_items(base))
     width = max(len(k) for k, _ in flat_items(cfg))
     for key, value in flat_items(cfg):
-        source = "--set" if key in overridden else args.config
-        if key in overridden and base_items.get(key) == value:
-            source = "--set (same as the file)"
+        if key in overridden:
+            source = "--set"
+        elif key in stated:
+            source = args.config + (" (same as the default)" if default_items.get(key, object()) == value
+                                    else "")
+        else:
+            source = f"default of experiment {cfg.experiment!r}"
         print(f"{key:<{width}} = {value!r:<24} # {source}")
     return 0
 

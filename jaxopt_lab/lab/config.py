@@ -28,7 +28,7 @@ from typing import Any, Callable, Iterable, Mapping, Optional, Sequence, Union
 import ml_collections
 
 __all__ = ["ConfigError", "Range", "OneOf", "Each", "require", "load_config", "load_config_module", "apply_overrides",
-           "parse_override", "key_patterns", "optimizer_arguments", "check_keys", "validate", "config_hash", "config_to_json", "config_from_json",
+           "parse_override", "with_defaults", "key_patterns", "optimizer_arguments", "check_keys", "validate", "config_hash", "config_to_json", "config_from_json",
            "flat_items"]
 
 
@@ -190,14 +190,40 @@ def load_config(path: Union[str, pathlib.Path], overrides: Sequence[str] = (), *
         from .project import known_keys, load_experiment, rooted_at
 
         with rooted_at(path):
-            known = known_keys(load_experiment(cfg.experiment), cfg.experiment, exclude=path)
+            experiment = load_experiment(cfg.experiment)
+            known = known_keys(experiment, cfg.experiment, exclude=path)
         if known is not None:
             try:
                 check_keys(cfg, known, cfg.experiment)
             except ConfigError as e:
                 raise ConfigError(f"config file {str(path)!r}: {e}") from None
+        if callable(getattr(experiment, "default_config", None)):
+            cfg = with_defaults(cfg, experiment.default_config())
     apply_overrides(cfg, [parse_override(o) for o in overrides])
     return cfg
+
+
+def with_defaults(cfg: ml_collections.ConfigDict, defaults: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """``defaults`` with every value ``cfg`` states put over it: a config states only what it changes
+    from its experiment's ``default_config()``."""
+    merged = ml_collections.ConfigDict(defaults.to_dict())
+    with merged.unlocked():
+        for key, value in flat_items(cfg):
+            node, *parents = merged, *key.split(".")[:-1]
+            for part in parents:
+                if part not in node or not isinstance(node[part], ml_collections.ConfigDict):
+                    node[part] = ml_collections.ConfigDict()
+                node = node[part]
+            leaf = key.rpartition(".")[2]
+            if leaf in node and node[leaf] is not None and value is not None \
+                    and not isinstance(value, type(node[leaf])) \
+                    and not (isinstance(node[leaf], float) and isinstance(value, int)):
+                raise ConfigError(f"config key {key!r} = {value!r}: must be a {type(node[leaf]).__name__} "
+                                  f"(the type of its default {node[leaf]!r})")
+            if leaf in node:
+                del node[leaf]  # replace, whatever the default's type (e.g. a tuple by a list)
+            node[leaf] = float(value) if isinstance(node.get(leaf), float) else value
+    return merged
 
 
 def parse_override(text: str) -> tuple[str, str]:
