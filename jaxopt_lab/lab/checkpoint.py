@@ -146,7 +146,7 @@ class Checkpointer:
         restored = self.manager.restore(step, args=ocp.args.Composite(metrics=ocp.args.JsonRestore()))
         return str(restored["metrics"]["jsonl"])
 
-    def newest_intact(self, quarantine: pathlib.Path, check_state: bool = True) -> tuple[Optional[int], list]:
+    def newest_intact(self, quarantine: pathlib.Path) -> tuple[Optional[int], list]:
         """The newest checkpoint that restores completely; damaged newer ones are moved to ``quarantine``.
 
         Returns ``(step or None, [(step, reason), ...] moved aside)``.
@@ -155,8 +155,8 @@ class Checkpointer:
         for step in reversed(self.steps()):
             try:
                 self.metrics(step)
-                if check_state:  # read every array back: a truncated or garbled file fails here
-                    self.manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))
+                # read every array back: a truncated or garbled file fails here
+                self.manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))
                 return step, moved
             except Exception as e:  # noqa: BLE001 -- any failure to read it back means damaged
                 quarantine.mkdir(parents=True, exist_ok=True)

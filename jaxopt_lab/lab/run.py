@@ -498,8 +498,10 @@ def _recover_history(run_dir: pathlib.Path) -> tuple[Optional[int], list[str]]:
         removed = checkpointer.remove_temporaries()
         if removed:
             notes.append(f"removed {len(removed)} unfinished checkpoint folder(s)")
-        step, moved = checkpointer.newest_intact(run_dir / "damaged_checkpoints",
-                                                 check_state=jax.process_count() == 1)
+        if jax.process_count() == 1:
+            step, moved = checkpointer.newest_intact(run_dir / "damaged_checkpoints")
+        else:  # several hosts: orbax restores jointly; damaged checkpoints are not moved by one host
+            step, moved = checkpointer.latest_step(), []
         for bad, reason in moved:
             notes.append(f"checkpoint {bad} is damaged ({reason}); moved to damaged_checkpoints/")
         stored = checkpointer.metrics(step) if step is not None else ""
@@ -509,9 +511,11 @@ def _recover_history(run_dir: pathlib.Path) -> tuple[Optional[int], list[str]]:
     path = run_dir / "metrics.jsonl"
     have = path.read_bytes().decode(errors="replace") if path.exists() else ""
     if stored is None:  # a checkpoint without a copy of the metrics: the file must be sound up to it
-        records, n_bad = metrics_lib.read_metrics_checked(path)
-        kept = [r for r in records if r["step"] <= step]
-        if n_bad > 1 or not kept or [r["step"] for r in kept] != sorted(r["step"] for r in kept):
+        records, _ = metrics_lib.read_metrics_checked(path)
+        intact = metrics_lib.read_metrics(path)  # stops at the first unreadable line
+        kept = [r for r in intact if r["step"] <= step]
+        if len(intact) != len(records) or not kept or [r["step"] for r in kept] != sorted(
+                r["step"] for r in kept):
             raise config_lib.ConfigError(
                 f"cannot resume {str(run_dir)!r}: metrics.jsonl is damaged and checkpoint {step} holds no "
                 f"copy of the metrics to rebuild it from")
