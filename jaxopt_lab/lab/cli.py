@@ -281,7 +281,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
         if not is_disk_full(e):
             raise
-
         print(f"jaxopt-lab: error: {disk_full_message(e)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
