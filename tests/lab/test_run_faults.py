@@ -76,6 +76,7 @@ RECOVERED = {
 }
 
 
+@pytest.mark.slow
 def test_resume_recovers_exactly_from_damage(runs, capsys):
     full, killed_copy = runs
     for case, damage in RECOVERED.items():

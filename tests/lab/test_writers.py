@@ -86,6 +86,7 @@ def test_tensorboard_events_match_metrics_and_resume_purges_replayed_steps(toy_p
         assert latest[(r["step"], "loss")] == pytest.approx(r["loss"], rel=1e-6)
 
 
+@pytest.mark.slow  # W&B starts a service process
 def test_wandb_offline_history_matches_metrics(toy_project, tmp_path, monkeypatch):
     pytest.importorskip("wandb")
     monkeypatch.setenv("WANDB_SILENT", "true")
