@@ -8,6 +8,14 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture(autouse=True)
+def _fresh_project_roots(monkeypatch):
+    """Each test starts without the project roots that earlier tests' config files made known."""
+    from jaxopt_lab.lab import project
+
+    monkeypatch.setattr(project, "_LOADED_ROOTS", [])
+
+
 @pytest.fixture
 def repo_root() -> pathlib.Path:
     return ROOT

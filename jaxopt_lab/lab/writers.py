@@ -19,6 +19,7 @@ from __future__ import annotations
 import importlib.util
 import math
 import pathlib
+import time
 from typing import Any, Mapping, Optional
 
 from .config import ConfigError
@@ -50,7 +51,9 @@ class TensorBoardWriter(Writer):
 
         # purge_step drops events logged after the checkpoint by the interrupted run
         purge = None if resume_step is None else resume_step + 1
-        self._writer = SummaryWriter(logdir=str(run_dir / "tensorboard"), purge_step=purge)
+        # a unique suffix: a resume within the same second must not overwrite the first event file
+        self._writer = SummaryWriter(logdir=str(run_dir / "tensorboard"), purge_step=purge,
+                                     filename_suffix=f".{time.time_ns()}")
 
     def write(self, step, scalars):
         for key, value in _numbers(scalars).items():

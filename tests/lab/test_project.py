@@ -11,7 +11,6 @@ from jaxopt_lab.lab import config as config_lib
 @pytest.fixture
 def user_project(tmp_path, monkeypatch):
     monkeypatch.delenv("JAXOPT_LAB_ROOT", raising=False)
-    monkeypatch.setattr(project, "_LOADED_ROOTS", [])  # roots remembered from earlier loads in this process
     root = tmp_path / "mine"
     (root / "experiments").mkdir(parents=True)
     (root / "configs").mkdir()
