@@ -1,7 +1,7 @@
 """Over-parameterization slows GD in matrix sensing: symmetric k=r vs k>r, asymmetric alpha, one-step fix.
 
 "How Over-Parameterization Slows Down Gradient Descent in Matrix Sensing: The Curses of Symmetry and
-Initialization" (Xiong, Ding, Du; arXiv 2310.01769), PAPERS.md C2. Three sweeps over seeds (``lab.sweep``),
+Initialization" (Xiong, Ding, Du; arXiv 2310.01769). Three sweeps over seeds (``lab.sweep``),
 all on one symmetric PSD ground truth per seed with dense Gaussian measurements (symmetrised for the
 symmetric model, i.i.d. for the asymmetric one; one operator per run, drawn from ``seed``):
 
@@ -17,7 +17,7 @@ symmetric model, i.i.d. for the asymmetric one; one operator per run, drawn from
 3. the same with the one-step modification (:func:`jaxopt_lab.sensing.rebalance`, applied once when the
    error first drops below ``asym.rebalance_below``): the speed after it, across alphas.
 
-Float64 when ``x64`` (the curves run down to the 1e-13 floor, PAPERS.md C2). Errors at or below
+Float64 when ``x64`` (the curves run down to the 1e-13 floor). Errors at or below
 ``fit.floor`` are left out of every fit.
 """
 
@@ -28,7 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxopt_lab import sensing
-from jaxopt_lab.lab import OneOf, Range, plots, sweep
+from jaxopt_lab.lab import Each, OneOf, Range, plots, require, sweep
 
 CONFIG_SPEC = {
     "problem.n": Range(2, integer=True),
@@ -47,7 +47,22 @@ CONFIG_SPEC = {
     "fit.ceiling": Range(0.0, 1.0, open_low=True),
     "log_points": Range(2, integer=True),
     "x64": OneOf([True, False]),
+    "sym.ks": Each(Range(1, integer=True)),
+    "asym.alphas": Each(Range(0.0, open_low=True)),
 }
+
+
+def check_config(cfg):
+    """Cross-field checks, before any work: rank <= n, the symmetric widths include k = r and one above
+    it, and the asymmetric width is over-parameterized (k > r)."""
+    r = cfg.problem.rank
+    require(r <= cfg.problem.n, "problem.rank", r, f"<= problem.n = {cfg.problem.n}")
+    require(r in cfg.sym.ks and any(k > r for k in cfg.sym.ks), "sym.ks", cfg.sym.ks,
+            f"a tuple of widths containing problem.rank = {r} and one above it")
+    require(cfg.asym.k > r, "asym.k", cfg.asym.k, f"> problem.rank = {r} (over-parameterized)")
+    require(cfg.asym.num_steps >= cfg.num_steps, "asym.num_steps", cfg.asym.num_steps,
+            f">= num_steps = {cfg.num_steps} (the comparison at equal T reads the asymmetric trace at "
+            f"step num_steps)")
 
 
 def _problem(cfg, key, symmetric_operator=True):
@@ -142,13 +157,6 @@ def run(cfg, ctx):
 
 def _run(cfg, ctx):
     r, T, T_asym = cfg.problem.rank, cfg.num_steps, cfg.asym.num_steps
-    if T_asym < T:
-        raise ValueError(f"asym.num_steps must be >= num_steps={T} (the comparison at equal T reads the "
-                         f"asymmetric trace at step num_steps), got {T_asym}")
-    if r not in cfg.sym.ks or not any(k > r for k in cfg.sym.ks):
-        raise ValueError(f"sym.ks must contain problem.rank={r} and a width above it, got {cfg.sym.ks}")
-    if cfg.asym.k <= r:
-        raise ValueError(f"asym.k must be > problem.rank={r} (over-parameterized), got {cfg.asym.k}")
     seeds = range(cfg.seed, cfg.seed + cfg.seeds)
 
     sym = sweep.sweep(symmetric_trial(cfg), seeds, {"k": list(cfg.sym.ks)})

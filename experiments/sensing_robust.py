@@ -1,7 +1,7 @@
 """Robust sensing: l1 sub-gradient method from small init vs l2 GD under sparse, large outliers.
 
 "Global Convergence of Sub-gradient Method for Robust Matrix Recovery: Small Initialization, Noisy
-Measurements, and Over-parameterization" (Ma, Fattahi; arXiv 2202.08788), PAPERS.md C3. Two sweeps over
+Measurements, and Over-parameterization" (Ma, Fattahi; arXiv 2202.08788). Two sweeps over
 seeds (``lab.sweep``) on a symmetric rank-r PSD M* with dense Gaussian measurements, a fraction of which
 is corrupted by ``+-outlier_scale * ||y||_inf`` (one operator per run, drawn from ``seed``; the seeds vary
 M*, the outliers and the init):
@@ -18,7 +18,7 @@ import jax
 import numpy as np
 
 from jaxopt_lab import sensing
-from jaxopt_lab.lab import Range, plots, sweep
+from jaxopt_lab.lab import Each, Range, plots, require, sweep
 
 CONFIG_SPEC = {
     "problem.n": Range(2, integer=True),
@@ -35,7 +35,20 @@ CONFIG_SPEC = {
     "seeds": Range(1, integer=True),
     "success_below": Range(0.0, open_low=True),
     "log_points": Range(2, integer=True),
+    "widths": Each(Range(1, integer=True)),
+    "alphas": Each(Range(0.0, open_low=True)),
+    "fractions": Each(Range(0.0, 1.0)),
 }
+
+
+def check_config(cfg):
+    """Cross-field checks, before any work: rank <= n, and every width (and the comparison width) at
+    least the rank (widths above n are clipped to n)."""
+    p = cfg.problem
+    require(p.rank <= p.n, "problem.rank", p.rank, f"<= problem.n = {p.n}")
+    require(all(min(w, p.n) >= p.rank for w in cfg.widths), "widths", cfg.widths,
+            f"widths >= problem.rank = {p.rank}")
+    require(cfg.compare_width >= p.rank, "compare_width", cfg.compare_width, f">= problem.rank = {p.rank}")
 
 
 def make_trial(cfg, method: str, k_max: int):
@@ -72,8 +85,6 @@ def trial(cfg):
 def run(cfg, ctx):
     p, T = cfg.problem, cfg.num_steps
     widths = [min(w, p.n) for w in cfg.widths]
-    if min(widths) < p.rank:
-        raise ValueError(f"widths must be >= problem.rank={p.rank}, got {cfg.widths}")
     seeds = range(cfg.seed, cfg.seed + cfg.seeds)
     k_max = max(widths)
     width_sweep = sweep.sweep(make_trial(cfg, "l1", k_max), seeds,

@@ -1,7 +1,7 @@
 """Iterations to a 1e-10 error vs condition number: GD vs ScaledGD(lambda) vs PrecGD (over-parameterized).
 
 "The Power of Preconditioning in Overparameterized Low-Rank Matrix Sensing" (Xu, Shen, Ma, Tong, Chi;
-arXiv 2302.01186), PAPERS.md C4; PrecGD of Zhang, Fattahi, Zhang (NeurIPS 2021). Symmetric dense Gaussian
+arXiv 2302.01186); PrecGD of Zhang, Fattahi, Zhang (NeurIPS 2021). Symmetric dense Gaussian
 sensing of a rank-r PSD M* with condition number kappa (geometric spectrum from 1 to 1/kappa), width
 ``k > r`` from a small random init; one ``lab.sweep`` per method over kappa x seeds (one operator per
 run, drawn from ``seed``; the seeds vary M* and the init). ScaledGD(lambda) uses
@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxopt_lab import sensing
-from jaxopt_lab.lab import OneOf, Range, plots, sweep
+from jaxopt_lab.lab import Each, OneOf, Range, plots, require, sweep
 
 CONFIG_SPEC = {
     "problem.n": Range(2, integer=True),
@@ -34,7 +34,15 @@ CONFIG_SPEC = {
     "seeds": Range(1, integer=True),
     "log_points": Range(2, integer=True),
     "x64": OneOf([True, False]),
+    "kappas": Each(Range(1.0)),
 }
+
+
+def check_config(cfg):
+    """Cross-field checks, before any work: rank <= n and an (over-)parameterized width k >= rank."""
+    p = cfg.problem
+    require(p.rank <= p.n, "problem.rank", p.rank, f"<= problem.n = {p.n}")
+    require(cfg.k >= p.rank, "k", cfg.k, f">= problem.rank = {p.rank}")
 
 METHODS = ("gd", "scaledgd", "precgd")
 
@@ -86,8 +94,6 @@ def run(cfg, ctx):
 
 
 def _run(cfg, ctx):
-    if cfg.k < cfg.problem.rank:
-        raise ValueError(f"k must be >= problem.rank={cfg.problem.rank}, got {cfg.k}")
     kappas = [float(c) for c in cfg.kappas]
     seeds = range(cfg.seed, cfg.seed + cfg.seeds)
     T = cfg.num_steps

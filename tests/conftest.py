@@ -8,6 +8,14 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture(autouse=True)
+def _fresh_project_roots(monkeypatch):
+    """Each test starts without the project roots that earlier tests' config files made known."""
+    from jaxopt_lab.lab import project
+
+    monkeypatch.setattr(project, "_LOADED_ROOTS", [])
+
+
 @pytest.fixture
 def repo_root() -> pathlib.Path:
     return ROOT
@@ -16,8 +24,13 @@ def repo_root() -> pathlib.Path:
 TOY_EXPERIMENT = '''
 """Toy: gradient descent x <- (1 - lr) x on ||x||^2, checkpointed every 5 steps."""
 import jax, jax.numpy as jnp
-from jaxopt_lab.lab import Range
+from jaxopt_lab.lab import Range, require
 CONFIG_SPEC = {"lr": Range(0.0, open_low=True), "steps": Range(1, integer=True)}
+
+def check_config(cfg):
+    require(cfg.fail_at_step <= cfg.steps, "fail_at_step", cfg.fail_at_step, f"<= steps = {cfg.steps}")
+    if "bad" in cfg.tags:  # a plain ValueError, as a hook might raise: reported like a ConfigError
+        raise ValueError(f"tags {cfg.tags!r}: 'bad' is not allowed")
 
 def trial(cfg):
     def fn(key, hp):

@@ -1,6 +1,6 @@
 """Timing for benchmark experiments: compile time and run time measured apart, side by side.
 
-Benchmarks compare ratios measured in one process (DESIGN.md: not timed unit tests). ``time_jitted``
+Benchmarks compare ratios measured in one process (rather than timed unit tests). ``time_jitted``
 lowers and compiles a jitted function once (the compile time), then calls the compiled executable
 ``repeats`` times, blocking on the result each time, and reports the median (robust to a noisy,
 shared machine).

@@ -7,7 +7,10 @@ one line naming the key, the value and what is allowed; the CLI prints it and ex
 any work is done.
 
 Experiments state their ranges declaratively in ``CONFIG_SPEC = {"train.steps": Range(1, integer=True),
-"optimizer.name": OneOf(optim.names), ...}``; :func:`validate` checks a config against it.
+"optimizer.name": OneOf(optim.names), "ks": Each(Range(1, integer=True)), ...}``; :func:`validate` checks
+a config against it. Cross-field checks go in the experiment's ``check_config(cfg)`` (with
+:func:`require`), which the runtime calls after ``CONFIG_SPEC`` and before the run directory exists.
+Every key of a config file must be known to its experiment (:func:`check_keys`).
 """
 
 from __future__ import annotations
@@ -24,8 +27,8 @@ from typing import Any, Callable, Iterable, Mapping, Optional, Sequence, Union
 
 import ml_collections
 
-__all__ = ["ConfigError", "Range", "OneOf", "load_config", "load_config_module", "apply_overrides",
-           "parse_override", "validate", "config_hash", "config_to_json", "config_from_json",
+__all__ = ["ConfigError", "Range", "OneOf", "Each", "require", "load_config", "load_config_module", "apply_overrides",
+           "parse_override", "with_defaults", "key_patterns", "optimizer_arguments", "check_keys", "validate", "config_hash", "config_to_json", "config_from_json",
            "flat_items"]
 
 
@@ -92,29 +95,90 @@ class OneOf:
         return difflib.get_close_matches(value, [str(c) for c in self._choices()], n=3, cutoff=0.5)
 
 
-Spec = Union[Range, OneOf]
+@dataclasses.dataclass(frozen=True)
+class Each:
+    """A non-empty tuple or list whose every element the ``rule`` allows."""
+
+    rule: Union[Range, OneOf]
+
+    def describe(self) -> str:
+        return f"a non-empty sequence, each element {self.rule.describe()}"
+
+    def allows(self, value: Any) -> bool:
+        return isinstance(value, (tuple, list)) and len(value) > 0 and all(map(self.rule.allows, value))
+
+
+Spec = Union[Range, OneOf, Each]
+
+
+def require(condition: bool, key: str, value: Any, allowed: str) -> None:
+    """For an experiment's ``check_config``: ``ConfigError("config key K = V: must be ALLOWED")``
+    unless ``condition``."""
+    if not condition:
+        raise ConfigError(f"config key {key!r} = {value!r}: must be {allowed}")
 
 
 # ------------------------------------------------------------------------------------------------
 # Loading and overriding.
 
 def load_config_module(path: Union[str, pathlib.Path]):
-    """Import a config file as a module (configs are plain Python, not a package)."""
-    path = pathlib.Path(path)
-    if not path.is_file():
+    """Import a config file as a module (configs are plain Python, not a package).
+
+    A file that does not parse, imports a missing module or raises while importing is a
+    :class:`ConfigError` naming the file and the line, not a traceback.
+    """
+    from .project import resolve_config, rooted_at
+
+    path = resolve_config(path)
+    if path.is_dir() or not path.is_file():
         raise ConfigError(f"config file {str(path)!r} does not exist")
     name = "jaxopt_lab_config_" + hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:12]
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module.__jaxopt_lab_path__ = path
+    try:
+        with rooted_at(path):
+            spec.loader.exec_module(module)
+    except SyntaxError as e:
+        raise ConfigError(f"config file {str(path)!r}: syntax error at line {e.lineno}: {e.msg}") from None
+    except ImportError as e:
+        missing = f"module {e.name!r}" if e.name else str(e)
+        raise ConfigError(f"config file {str(path)!r} imports {missing}, which cannot be imported "
+                          f"({e})") from None
+    except Exception as e:  # noqa: BLE001 -- any error in the user's file is reported as one line
+        raise ConfigError(f"config file {str(path)!r}: {_where(e, path)}{type(e).__name__}: {e}") from None
     if not callable(getattr(module, "get_config", None)):
         raise ConfigError(f"config file {str(path)!r} defines no get_config()")
     return module
 
 
-def load_config(path: Union[str, pathlib.Path], overrides: Sequence[str] = ()) -> ml_collections.ConfigDict:
-    """Load ``path``'s ``get_config()`` and apply ``key=value`` overrides (type-checked)."""
-    cfg = load_config_module(path).get_config()
+def _where(error: BaseException, path: pathlib.Path) -> str:
+    """``"line N: "`` of the deepest frame of ``error`` inside ``path`` (empty if none)."""
+    import traceback
+
+    target = str(path.resolve())
+    lines = [f.lineno for f in traceback.extract_tb(error.__traceback__)
+             if str(pathlib.Path(f.filename).resolve()) == target]
+    return f"line {lines[-1]}: " if lines else ""
+
+
+def load_config(path: Union[str, pathlib.Path], overrides: Sequence[str] = (), *,
+                check: bool = True) -> ml_collections.ConfigDict:
+    """Load ``path``'s ``get_config()`` and apply ``key=value`` overrides (type-checked).
+
+    With ``check``, every key of the file must be known to its experiment
+    (:func:`jaxopt_lab.lab.project.known_keys`), so a typo is an error rather than a silent default.
+    """
+    from .project import rooted_at
+
+    module = load_config_module(path)
+    path = module.__jaxopt_lab_path__
+    try:
+        with rooted_at(path):
+            cfg = module.get_config()
+    except Exception as e:  # noqa: BLE001
+        raise ConfigError(f"config file {str(path)!r}: get_config() raised at {_where(e, pathlib.Path(path))}"
+                          f"{type(e).__name__}: {e}") from None
     if not isinstance(cfg, ml_collections.ConfigDict):
         raise ConfigError(f"get_config() in {str(path)!r} must return an ml_collections.ConfigDict, "
                           f"got {type(cfg).__name__}")
@@ -122,8 +186,44 @@ def load_config(path: Union[str, pathlib.Path], overrides: Sequence[str] = ()) -
         if required not in cfg or not isinstance(cfg[required], kind):
             raise ConfigError(f"config {str(path)!r}: key {required!r} is required and must be a "
                               f"{kind.__name__}")
+    if check:
+        from .project import known_keys, load_experiment, rooted_at
+
+        with rooted_at(path):
+            experiment = load_experiment(cfg.experiment)
+            known = known_keys(experiment, cfg.experiment, exclude=path)
+        if known is not None:
+            try:
+                check_keys(cfg, known, cfg.experiment)
+            except ConfigError as e:
+                raise ConfigError(f"config file {str(path)!r}: {e}") from None
+        if callable(getattr(experiment, "default_config", None)):
+            cfg = with_defaults(cfg, experiment.default_config())
     apply_overrides(cfg, [parse_override(o) for o in overrides])
     return cfg
+
+
+def with_defaults(cfg: ml_collections.ConfigDict, defaults: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """``defaults`` with every value ``cfg`` states put over it: a config states only what it changes
+    from its experiment's ``default_config()``."""
+    merged = ml_collections.ConfigDict(defaults.to_dict())
+    with merged.unlocked():
+        for key, value in flat_items(cfg):
+            node, *parents = merged, *key.split(".")[:-1]
+            for part in parents:
+                if part not in node or not isinstance(node[part], ml_collections.ConfigDict):
+                    node[part] = ml_collections.ConfigDict()
+                node = node[part]
+            leaf = key.rpartition(".")[2]
+            if leaf in node and node[leaf] is not None and value is not None \
+                    and not isinstance(value, type(node[leaf])) \
+                    and not (isinstance(node[leaf], float) and isinstance(value, int)):
+                raise ConfigError(f"config key {key!r} = {value!r}: must be a {type(node[leaf]).__name__} "
+                                  f"(the type of its default {node[leaf]!r})")
+            if leaf in node:
+                del node[leaf]  # replace, whatever the default's type (e.g. a tuple by a list)
+            node[leaf] = float(value) if isinstance(node.get(leaf), float) else value
+    return merged
 
 
 def parse_override(text: str) -> tuple[str, str]:
@@ -221,13 +321,113 @@ def apply_overrides(cfg: ml_collections.ConfigDict, overrides: Iterable[tuple[st
                 raise ConfigError(f"config key {key!r}: {e}") from None
 
 
+# keys every config may hold: the runtime's, not the experiment's (see jaxopt_lab.lab.writers)
+RUNTIME_KEYS = ("experiment", "seed", "logging.writers", "logging.wandb_project", "logging.wandb_mode")
+MAX_SEED = 2 ** 32 - 1  # jax.random.PRNGKey keeps only the low 32 bits of a seed (without x64)
+
+
+def key_patterns(cfg: ml_collections.ConfigDict) -> set[str]:
+    """The dotted keys of ``cfg``, with the entry names of *collections* replaced by ``*``.
+
+    A collection is a group whose members are all groups (e.g. ``optimizers.adam``, ``optimizers.sam``):
+    its entries are named by the user, so any name is allowed, while their fields are still checked
+    (``optimizers.*.learning_rate``).
+    """
+    out = set()
+
+    def walk(node, prefix):
+        values = [node[k] for k in node.keys()]
+        collection = bool(prefix) and values and all(isinstance(v, ml_collections.ConfigDict) for v in values)
+        for key, value in zip(node.keys(), values):
+            name = f"{prefix}{'*' if collection else key}"
+            if isinstance(value, ml_collections.ConfigDict):
+                walk(value, name + ".")
+            else:
+                out.add(name)
+
+    walk(cfg, "")
+    return out
+
+
+def _matches(key: str, pattern: str) -> bool:
+    parts, want = key.split("."), pattern.split(".")
+    if want[-1] == "**":
+        return len(parts) > len(want) - 1 and _matches(".".join(parts[:len(want) - 1]), ".".join(want[:-1]))
+    return len(parts) == len(want) and all(w in ("*", p) for p, w in zip(parts, want))
+
+
+def optimizer_arguments(cfg: ml_collections.ConfigDict, key: str) -> Optional[list[str]]:
+    """If ``key``'s group names a registry optimizer (``<group>.name``), the fields that group may hold:
+    ``name`` and the optimizer's arguments; else None."""
+    parent = key.rpartition(".")[0]
+    try:
+        name = cfg[parent + ".name"] if parent else cfg.get("name")
+    except (KeyError, AttributeError):
+        return None
+    if not isinstance(name, str):
+        return None
+    import inspect
+
+    from .. import optim
+
+    if name not in optim.names():
+        return None
+    return ["name", *inspect.signature(optim.info(name).factory).parameters]
+
+
+def check_keys(cfg: ml_collections.ConfigDict, known: Iterable[str], experiment: str) -> None:
+    """Every leaf key of ``cfg`` must match one of ``known``; else one line with a suggestion.
+
+    ``known`` holds dotted keys, where a ``*`` segment stands for any one name and a final ``**`` for
+    anything below (see :func:`jaxopt_lab.lab.project.known_keys`). The fields of a group naming a
+    registry optimizer (``optimizer.name = "adam"``) may also be that optimizer's arguments.
+    """
+    known = set(known) | set(RUNTIME_KEYS)
+    exact = {k for k in known if "*" not in k}
+    patterns = [k for k in known if "*" in k]
+    for key, _ in flat_items(cfg):
+        if key in exact or any(_matches(key, p) for p in patterns):
+            continue
+        parent, _, leaf = key.rpartition(".")
+        arguments = optimizer_arguments(cfg, key)
+        if arguments is not None:
+            if leaf in arguments:
+                continue
+            exact = exact | {f"{parent}.{a}" for a in arguments}
+        parts = key.split(".")
+        candidates = exact | {".".join(parts[i] if w == "*" and i < len(parts) else w
+                                       for i, w in enumerate(p.split("."))) for p in patterns
+                              if not p.endswith("**")}
+        close = _suggest(key, sorted(candidates))
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise ConfigError(f"unknown config key {key!r} for experiment {experiment!r}{hint}")
+
+
+def _suggest(key: str, known: Sequence[str]) -> list[str]:
+    """Known keys close to ``key``: an acronym of a sibling first (``lr`` -> ``learning_rate``), then
+    difflib's closest."""
+    parent, _, leaf = key.rpartition(".")
+    acronyms = [k for k in known if k.rpartition(".")[0] == parent and "_" in k.rpartition(".")[2]
+                and leaf == "".join(w[:1] for w in k.rpartition(".")[2].split("_"))]
+    return acronyms or difflib.get_close_matches(key, sorted(known), n=3, cutoff=0.6)
+
+
 def validate(cfg: ml_collections.ConfigDict, spec: Mapping[str, Spec]) -> None:
     """Check every key named in ``spec``; raise :class:`ConfigError` at the first violation."""
-    if not (isinstance(cfg.get("seed"), int) and cfg.seed >= 0):
-        raise ConfigError(f"config key 'seed' = {cfg.get('seed')!r}: must be an integer >= 0")
+    seed = cfg.get("seed")
+    if isinstance(seed, bool) or not (isinstance(seed, int) and 0 <= seed <= MAX_SEED):
+        raise ConfigError(f"config key 'seed' = {seed!r}: must be an integer in [0, 2**32 - 1]")
     for key, rule in spec.items():
-        parent, leaf = _lookup_parent(cfg, key)
-        value = parent[leaf]
+        node, present = cfg, True
+        for part in key.split("."):
+            if not isinstance(node, ml_collections.ConfigDict) or part not in node:
+                present = False
+                break
+            node = node[part]
+        if not present:
+            raise ConfigError(f"config is missing key {key!r} (required by the experiment: "
+                              f"{rule.describe()})")
+        value = node
         if not rule.allows(value):
             close = rule.close_matches(value) if isinstance(rule, OneOf) else []
             hint = f" (did you mean {', '.join(map(repr, close))}?)" if close else ""

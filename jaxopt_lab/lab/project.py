@@ -1,46 +1,127 @@
-"""Where experiments and configs live: the project root with ``experiments/`` and ``configs/``.
+"""Where experiments and configs live: project roots, each with ``experiments/`` and/or ``configs/``.
 
-The root is ``$JAXOPT_LAB_ROOT`` if set, else the nearest directory from the working directory upwards
-that holds both folders, else the checkout this package was installed from (``pip install -e .``).
+Roots are searched in order:
+
+1. ``$JAXOPT_LAB_ROOT`` if set (then it is the only root);
+2. the root of the config file being loaded, then of those loaded before it (the nearest folder above
+   the file with ``experiments/`` or ``configs/``), so an absolute config path identifies its project
+   by itself;
+3. the nearest such folder from the working directory upwards: a user's own project;
+4. the built-in project: the checkout this package was installed from (``pip install -e .``), or the
+   copy of ``experiments/`` and ``configs/`` shipped inside the package (``jaxopt_lab/_project``) by a
+   regular install.
+
+An experiment or config in an earlier root shadows one of the same name in a later root, so a user's
+project works beside the built-in experiments and reproductions.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib.util
 import os
 import pathlib
 import sys
 from types import ModuleType
+from typing import Iterator, Optional, Union
 
 from .config import ConfigError
 
-__all__ = ["project_root", "experiment_names", "load_experiment", "config_files"]
+__all__ = ["project_root", "project_roots", "builtin_root", "root_of", "rooted_at", "resolve_config",
+           "experiment_names", "experiment_path", "load_experiment", "config_files", "known_keys"]
 
 _PACKAGE_PARENT = pathlib.Path(__file__).resolve().parents[2]
+_SHIPPED = pathlib.Path(__file__).resolve().parents[1] / "_project"
+_CONFIG_ROOTS: list[pathlib.Path] = []  # roots of the config files being loaded (innermost last)
+_LOADED_ROOTS: list[pathlib.Path] = []  # roots of the config files loaded so far (latest first)
 
 
 def _is_root(path: pathlib.Path) -> bool:
-    return (path / "experiments").is_dir() and (path / "configs").is_dir()
+    return (path / "experiments").is_dir() or (path / "configs").is_dir()
+
+
+def builtin_root() -> Optional[pathlib.Path]:
+    for candidate in (_PACKAGE_PARENT, _SHIPPED):
+        if (candidate / "experiments").is_dir() and (candidate / "configs").is_dir():
+            return candidate
+    return None
+
+
+def root_of(path: Union[str, pathlib.Path]) -> Optional[pathlib.Path]:
+    """The nearest folder above ``path`` that holds ``experiments/`` or ``configs/``."""
+    path = pathlib.Path(path).resolve()
+    for candidate in path.parents:
+        if _is_root(candidate):
+            return candidate
+    return None
+
+
+@contextlib.contextmanager
+def rooted_at(config_path: Union[str, pathlib.Path]) -> Iterator[None]:
+    """While a config file is loaded, its own project comes first (see the module docstring)."""
+    root = root_of(config_path)
+    if root is not None:
+        _CONFIG_ROOTS.append(root)
+        if root in _LOADED_ROOTS:
+            _LOADED_ROOTS.remove(root)
+        _LOADED_ROOTS.insert(0, root)  # the run that follows finds the config's experiment there
+    try:
+        yield
+    finally:
+        if root is not None:
+            _CONFIG_ROOTS.pop()
+
+
+def project_roots() -> list[pathlib.Path]:
+    env = os.environ.get("JAXOPT_LAB_ROOT")
+    if env:
+        return [pathlib.Path(env).resolve()]
+    roots = list(reversed(_CONFIG_ROOTS)) + _LOADED_ROOTS
+    here = pathlib.Path.cwd().resolve()
+    roots += [c for c in (here, *here.parents) if _is_root(c)][:1]
+    builtin = builtin_root()
+    roots += [builtin] if builtin is not None else []
+    unique = list(dict.fromkeys(roots))
+    if not unique:
+        raise ConfigError("cannot find experiments/ and configs/ folders: this installation ships none "
+                          "and none are above the working directory; set JAXOPT_LAB_ROOT")
+    return unique
 
 
 def project_root() -> pathlib.Path:
-    env = os.environ.get("JAXOPT_LAB_ROOT")
-    if env:
-        return pathlib.Path(env).resolve()
-    here = pathlib.Path.cwd().resolve()
-    for candidate in (here, *here.parents):
-        if _is_root(candidate):
-            return candidate
-    if _is_root(_PACKAGE_PARENT):
-        return _PACKAGE_PARENT
-    raise ConfigError("cannot find the project's experiments/ and configs/ folders; run from the "
-                      "jaxopt_lab checkout or set JAXOPT_LAB_ROOT")
+    """The first project root: the current config's project, the user's, or the built-in one."""
+    return project_roots()[0]
+
+
+def resolve_config(text: Union[str, pathlib.Path]) -> pathlib.Path:
+    """A config file given as a path (absolute, or relative to the working directory or to a project
+    root) or by name (``quickstart``, ``reproduce/sns_iterations``); ``ConfigError`` if none exists."""
+    path = pathlib.Path(text)
+    if path.is_file() or path.is_absolute():
+        return path
+    tries = [path] if path.suffix == ".py" else [path.with_name(path.name + ".py")]
+    if path.parts[:1] != ("configs",):
+        tries += [pathlib.Path("configs") / t for t in tries]
+    for root in project_roots():
+        for t in tries:
+            if (root / t).is_file():
+                return root / t
+    return path
 
 
 def experiment_names() -> list[str]:
-    folder = project_root() / "experiments"
-    return sorted(p.stem for p in folder.glob("*.py") if not p.name.startswith("_"))
+    names = set()
+    for root in project_roots():
+        names |= {p.stem for p in (root / "experiments").glob("*.py") if not p.name.startswith("_")}
+    return sorted(names)
+
+
+def experiment_path(name: str) -> Optional[pathlib.Path]:
+    for root in project_roots():
+        if (root / "experiments" / f"{name}.py").is_file():
+            return root / "experiments" / f"{name}.py"
+    return None
 
 
 @functools.lru_cache(maxsize=None)
@@ -54,9 +135,10 @@ def _import(path: str) -> ModuleType:
 
 
 def load_experiment(name: str) -> ModuleType:
-    """The module ``experiments/<name>.py``; ``ConfigError`` listing what exists if unknown."""
-    path = project_root() / "experiments" / f"{name}.py"
-    if not path.is_file():
+    """The module ``experiments/<name>.py`` of the first root that has it; ``ConfigError`` listing what
+    exists if none does."""
+    path = experiment_path(name)
+    if path is None:
         raise ConfigError(f"config key 'experiment' = {name!r}: unknown experiment; must be one of "
                           f"{', '.join(experiment_names())}")
     module = _import(str(path))
@@ -66,5 +148,58 @@ def load_experiment(name: str) -> ModuleType:
 
 
 def config_files() -> list[pathlib.Path]:
-    root = project_root() / "configs"
-    return sorted(p for p in root.rglob("*.py") if not p.name.startswith("_"))
+    """Every config file, by path relative to its root; an earlier root shadows a later one."""
+    seen = {}
+    for root in project_roots():
+        for p in sorted((root / "configs").rglob("*.py")):
+            if not p.name.startswith("_"):
+                seen.setdefault(p.relative_to(root), p)
+    return [seen[k] for k in sorted(seen)]
+
+
+def _config_keys(path: pathlib.Path) -> tuple[Optional[str], frozenset]:
+    """``(experiment, dotted keys)`` of one config file; ``(None, {})`` if it does not load."""
+    from .config import key_patterns, load_config_module
+
+    try:
+        cfg = load_config_module(path).get_config()
+        return cfg.get("experiment"), frozenset(key_patterns(cfg))
+    except Exception:  # noqa: BLE001 -- a broken config elsewhere must not block this one
+        return None, frozenset()
+
+
+@functools.lru_cache(maxsize=None)
+def _shipped_keys(roots: tuple, experiment: str) -> dict:
+    """``{path: keys}`` of the config files under the roots' ``configs/`` that run ``experiment``."""
+    found = {}
+    for path in sorted(p for root in roots for p in pathlib.Path(root, "configs").rglob("*.py")):
+        text = path.read_text(errors="replace")
+        if f"'{experiment}'" not in text and f'"{experiment}"' not in text and "load_config" not in text:
+            continue  # cheap filter: a config naming the experiment spells its name (or loads another)
+        name, keys = _config_keys(path)
+        if name == experiment:
+            found[str(path.resolve())] = keys
+    return found
+
+
+def known_keys(experiment: ModuleType, name: str,
+               exclude: Optional[pathlib.Path] = None) -> Optional[frozenset]:
+    """The config keys experiment ``name`` knows, or None when it declares none to check against.
+
+    Known keys are the experiment's ``CONFIG_SPEC`` keys, its optional ``CONFIG_KEYS`` (dotted keys; a
+    ``*`` segment matches any one name, a final ``**`` anything below), the keys of its optional
+    ``default_config()``, and the keys of the project's shipped configs that run it
+    (:func:`jaxopt_lab.lab.config.key_patterns`) -- except ``exclude``, the file being checked, so that
+    a typo cannot vouch for itself.
+    """
+    from .config import key_patterns
+
+    declared = set(getattr(experiment, "CONFIG_SPEC", {})) | set(getattr(experiment, "CONFIG_KEYS", ()))
+    if callable(getattr(experiment, "default_config", None)):
+        declared |= key_patterns(experiment.default_config())
+    skip = str(pathlib.Path(exclude).resolve()) if exclude is not None else None
+    shipped = [keys for path, keys in _shipped_keys(tuple(map(str, project_roots())), name).items() if path != skip]
+    if not shipped and not getattr(experiment, "CONFIG_KEYS", None) and not callable(
+            getattr(experiment, "default_config", None)):
+        return None  # only the file itself describes this experiment: nothing to check it against
+    return frozenset(declared.union(*shipped))

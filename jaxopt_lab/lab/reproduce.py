@@ -23,8 +23,7 @@ from typing import Any, Mapping, Optional, Sequence, Union
 
 from . import config as config_lib
 from . import metrics as metrics_lib
-from .project import project_root
-from .run import RunResult, start_run
+from .project import project_roots
 
 __all__ = ["Claim", "Verdict", "Reproduction", "ids", "load", "reproduce", "evaluate", "format_table"]
 
@@ -37,7 +36,7 @@ class Claim:
 
     Attributes:
       name: short name of the check.
-      quote: the paper's claim it tests (quoted as PAPERS.md gives it) and its source.
+      quote: the paper's claim it tests (quoted from the paper) and its source.
       key: the summary value measured.
       op: ``>``, ``>=``, ``<``, ``<=``, or ``~`` (equal within ``rtol``/``atol``).
       bound: a number, or the name of another summary value.
@@ -111,18 +110,24 @@ class Reproduction:
         return cfg
 
 
-def _folder() -> pathlib.Path:
-    return project_root() / "configs" / "reproduce"
+def _files() -> dict[str, pathlib.Path]:
+    """id -> file of every reproduction, over all project roots (an earlier root shadows a later)."""
+    found = {}
+    for root in project_roots():
+        for p in sorted((root / "configs" / "reproduce").glob("*.py")):
+            if not p.name.startswith("_"):
+                found.setdefault(p.stem.replace("_", "-"), p)
+    return found
 
 
 def ids() -> list[str]:
     """All registered figure ids."""
-    return sorted(p.stem.replace("_", "-") for p in _folder().glob("*.py") if not p.name.startswith("_"))
+    return sorted(_files())
 
 
 def load(figure_id: str) -> Reproduction:
-    path = _folder() / f"{figure_id.replace('-', '_')}.py"
-    if not path.is_file():
+    path = _files().get(figure_id)
+    if path is None:
         import difflib
         close = difflib.get_close_matches(figure_id, ids(), n=3, cutoff=0.5)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
@@ -157,8 +162,10 @@ def format_table(figure_id: str, verdicts: Sequence[Verdict], quick: bool = Fals
 
 
 def reproduce(figure_id: str, *, quick: bool = False, workdir: Union[str, pathlib.Path] = "runs",
-              overrides: Sequence[str] = (), stream=None) -> tuple[RunResult, list[Verdict]]:
+              overrides: Sequence[str] = (), stream=None) -> tuple["RunResult", list[Verdict]]:
     """Run the reproduction, check its claims, write ``claims.json``; returns (run, verdicts)."""
+    from .run import start_run  # jax is imported only when something runs
+
     repro = load(figure_id)
     cfg = repro.config(quick=quick, overrides=overrides)
     result = start_run(cfg, workdir, stream=stream)

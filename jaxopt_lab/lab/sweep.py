@@ -5,7 +5,8 @@ A trial is a pure function ``trial(key, hparams) -> pytree`` where ``hparams`` m
 of the device count (repeating the last trial; the padding is dropped afterwards), places the inputs
 with a ``NamedSharding`` that splits the trial axis over ``jax.devices()``, and runs
 ``jit(vmap(trial))`` once. The same code runs on one CPU, several GPUs or a TPU slice; on several hosts
-call ``jax.distributed.initialize()`` first. Outputs come back with shape ``(*grid_shape, n_seeds, ...)``.
+start it with ``jaxopt-lab sweep --distributed``: the trial axis
+then spans the devices of every host. Outputs come back with shape ``(*grid_shape, n_seeds, ...)``.
 
 The key of seed ``s`` is ``jax.random.PRNGKey(s)``, the same as ``ctx.key`` of a run with ``seed=s``,
 so a sweep trial and a single run of the same pure function agree.
@@ -72,6 +73,11 @@ class Sweep:
     def finish(self, outputs: Any) -> SweepResult:
         shape = tuple(len(v) for v in self.grid.values()) + (len(self.seeds),)
 
+        if jax.process_count() > 1:  # the trial axis spans hosts: gather every host's trials
+            from jax.experimental import multihost_utils
+
+            outputs = multihost_utils.process_allgather(outputs, tiled=True)
+
         def unpad(x):
             x = np.asarray(x)[: self.n_trials]
             return x.reshape(shape + x.shape[1:])
@@ -123,8 +129,13 @@ def prepare(trial: Trial, seeds: Union[int, Sequence[int]],
     batched = jax.vmap(trial)
     if devices:
         sharding = NamedSharding(Mesh(np.asarray(devices), ("trial",)), PartitionSpec("trial"))
-        keys = jax.device_put(keys, sharding)
-        hparams = {k: jax.device_put(v, sharding) for k, v in hparams.items()}
+        # Every host holds the whole (small) input; each fills in its own devices' shards, so the same
+        # code places the trial axis on one host or across all hosts of a multi-host job.
+        def place(x):
+            return jax.make_array_from_callback(x.shape, sharding, lambda index: x[index])
+
+        keys = place(keys)
+        hparams = {k: place(v) for k, v in hparams.items()}
         fn = jax.jit(batched, out_shardings=sharding)
     else:
         fn = jax.jit(batched)
@@ -177,7 +188,7 @@ def run_sweep_experiment(cfg, seeds: int, grid: Mapping[str, Sequence[str]],
     from . import metrics as metrics_lib
     from . import plots
     from .config import ConfigError
-    from .run import _new_run_dir, _write_status, environment, prepare
+    from .run import _new_run_dir, _write_status, check_experiment, environment, is_primary, prepare
 
     experiment = prepare(cfg)
     if not callable(getattr(experiment, "trial", None)):
@@ -200,27 +211,29 @@ def run_sweep_experiment(cfg, seeds: int, grid: Mapping[str, Sequence[str]],
             other[key] = values
 
     # Every grid point must be a valid config, checked before any work.
-    spec = getattr(experiment, "CONFIG_SPEC", {})
     variants = {}
     for combo in itertools.product(*other.values()) if other else [()]:
         variant = cfg.copy_and_resolve_references()
         config_lib.apply_overrides(variant, list(zip(other, combo)))
-        config_lib.validate(variant, spec)
+        check_experiment(experiment, variant)
         for key, values in numeric.items():
             for v in values:
                 probe = variant.copy_and_resolve_references()
                 config_lib.apply_overrides(probe, [(key, v)])
-                config_lib.validate(probe, spec)
+                check_experiment(experiment, probe)
         variants[combo] = variant
 
     run_dir = _new_run_dir(pathlib.Path(workdir), cfg.experiment,
                            "sweep-" + config_lib.config_hash(cfg))
-    metrics_lib.atomic_write_text(run_dir / "config.json", config_lib.config_to_json(cfg) + "\n")
-    metrics_lib.atomic_write_json(run_dir / "env.json", environment())
-    metrics_lib.atomic_write_json(run_dir / "sweep_spec.json", {"seeds": seeds, "grid": dict(grid)})
+    primary = is_primary()  # on several hosts only process 0 writes files; all take part in the sweep
+    if primary:
+        metrics_lib.atomic_write_text(run_dir / "config.json", config_lib.config_to_json(cfg) + "\n")
+        metrics_lib.atomic_write_json(run_dir / "env.json", environment())
+        metrics_lib.atomic_write_json(run_dir / "sweep_spec.json", {"seeds": seeds, "grid": dict(grid)})
     _write_status(run_dir, "running")
     figures = run_dir / "figures"
-    figures.mkdir(exist_ok=True)
+    if primary:
+        figures.mkdir(exist_ok=True)
     rows, summary = [], {}
     try:
         for combo in itertools.product(*other.values()) if other else [()]:
@@ -237,7 +250,7 @@ def run_sweep_experiment(cfg, seeds: int, grid: Mapping[str, Sequence[str]],
                         k: np.asarray(v)[idx + (s_i,)].item() for k, v in result.outputs.items()}})
                 summary[name] = {**{f"{k}_mean": np.asarray(v)[idx].item() for k, v in means.items()},
                                  **{f"{k}_std": np.asarray(v)[idx].item() for k, v in stds.items()}}
-            if len(numeric) == 1:
+            if len(numeric) == 1 and primary:
                 (key, values), = numeric.items()
                 for out_key, mean in means.items():
                     fig = plots.lines({label or out_key: (values, np.asarray(mean))},
@@ -246,8 +259,9 @@ def run_sweep_experiment(cfg, seeds: int, grid: Mapping[str, Sequence[str]],
                                       title=f"{cfg.experiment}: {out_key} over {seeds} seeds")
                     fig.savefig(figures / f"{out_key}{'-' + label if label else ''}.png", dpi=110)
                     plots.plt.close(fig)
-        metrics_lib.atomic_write_json(run_dir / "sweep.json", rows)
-        metrics_lib.atomic_write_json(run_dir / "summary.json", summary)
+        if primary:
+            metrics_lib.atomic_write_json(run_dir / "sweep.json", rows)
+            metrics_lib.atomic_write_json(run_dir / "summary.json", summary)
         _write_status(run_dir, "done")
     except ConfigError:
         _write_status(run_dir, "failed", "bad sweep configuration")

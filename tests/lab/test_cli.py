@@ -1,6 +1,8 @@
 """The CLI: --help on every command, `list` shows what exists, `run` end to end."""
 
+import os
 import subprocess
+import sys
 
 
 import pytest
@@ -52,3 +54,52 @@ def test_console_script_runs_the_quickstart(repo_root, tmp_path):
     (run_dir,) = (tmp_path / "train_classifier").iterdir()
     assert (run_dir / "figures" / "loss.png").exists()
 
+
+
+def test_help_and_list_import_no_jax(repo_root):
+    code = ("import sys, io, contextlib\n"
+            "from jaxopt_lab.lab import cli\n"
+            "with contextlib.redirect_stdout(io.StringIO()):\n"
+            "    assert cli.main(['list']) == 0 and cli.main(['reproduce', '--list']) == 0\n"
+            "heavy = sorted(m for m in sys.modules if m.split('.')[0] in "
+            "('jax', 'jaxlib', 'orbax', 'optax', 'matplotlib', 'flax'))\n"
+            "print(heavy)\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=repo_root, capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "PYTHONPATH": str(repo_root)})
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.startswith("jaxopt-lab 0.")
+
+
+def test_list_reads_the_optimizer_registry_without_importing_it():
+    from jaxopt_lab.lab import catalog
+
+    listed = {e.name: e for e in catalog.optimizers()}
+    assert sorted(listed) == optim.names()
+    for name in optim.names():
+        i = optim.info(name)
+        assert listed[name].summary == i.paper and listed[name].extra == (i.family, tuple(i.extra_args))
+
+
+def test_list_shows_experiments_that_cannot_be_imported(toy_project, monkeypatch, capsys):
+    (toy_project / "experiments" / "needs_pkg.py").write_text('"""Needs a package."""\nimport no_such_pkg\n')
+    (toy_project / "experiments" / "broken.py").write_text('"""Broken."""\ndef run(cfg, ctx:\n')
+    assert cli.main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert "needs_pkg                Needs a package.  [cannot import: needs 'no_such_pkg', not installed]" in out
+    assert "broken" in out and "[cannot import: syntax error at line 2" in out
+    assert "toy                      Toy: gradient descent" in out
+
+
+def test_show_prints_each_value_with_its_source(toy_project, monkeypatch, capsys):
+    monkeypatch.chdir(toy_project)
+    assert cli.main(["show", "configs/toy.py", "--set", "lr=0.25"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert any(line.startswith("lr ") and "= 0.25" in line and line.endswith("# --set") for line in lines)
+    assert any(line.startswith("steps ") and line.endswith("# configs/toy.py") for line in lines)

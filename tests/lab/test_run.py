@@ -82,6 +82,7 @@ def test_plain_progress_lines_when_not_a_terminal(toy_project, tmp_path):
     stream = io.StringIO()
     start_run(_load(toy_project / "configs" / "toy.py"), tmp_path, stream=stream)
     lines = stream.getvalue().splitlines()
+    assert lines[0] == "[toy] step 0/20 (0%) compiling…"  # at once, before the first step
     assert lines and all(line.startswith("[toy] step ") for line in lines)
     assert lines[-1].startswith("[toy] step 20/20 (100%)")
     assert len(lines) <= 11  # every 10% (or 30 s), not every step
@@ -106,10 +107,12 @@ def test_resume_in_process_truncates_to_checkpoint(toy_project, tmp_path):
     full = start_run(cfg, tmp_path / "full")
     crashed = start_run(_load(toy_project / "configs" / "toy.py", ["fail_at_step=13"]), tmp_path / "c")
     assert crashed.status == "failed"
-    # The crashed run's config differs (fail_at_step); resume the same directory with the
-    # original config, as if the crash had been a kill.
-    (crashed.run_dir / "config.json").write_text(config_lib.config_to_json(cfg))
-    resumed = resume_run(crashed.run_dir)
+    # The crashed run's config differs (fail_at_step); give the directory the original config and
+    # its hash, as if the crash had been a kill.
+    run_dir = crashed.run_dir.with_name(crashed.run_dir.name.split("-")[0] + "-" + config_lib.config_hash(cfg))
+    crashed.run_dir.rename(run_dir)
+    (run_dir / "config.json").write_text(config_lib.config_to_json(cfg))
+    resumed = resume_run(run_dir)
     assert resumed.status == "done"
     assert ((resumed.run_dir / "metrics.jsonl").read_text()
             == (full.run_dir / "metrics.jsonl").read_text())
@@ -158,3 +161,35 @@ def test_sigkill_mid_run_then_resume_matches_uninterrupted(repo_root, tmp_path):
     assert (run_dir / "metrics.jsonl").read_text() == (ref_dir / "metrics.jsonl").read_text()
     assert (json.loads((run_dir / "summary.json").read_text())
             == json.loads((ref_dir / "summary.json").read_text()))
+
+
+@pytest.mark.slow
+def test_two_processes_share_one_run_directory_written_by_process_0(toy_project, tmp_path):
+    """`run --distributed` over two local CPU processes: one run directory (same name on both), metrics
+    written once and equal to a one-process run's, orbax checkpoints of the (host-local) state saved
+    jointly."""
+    pytest.importorskip("jaxopt_lab.train.distributed")
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "JAX_PLATFORMS": "cpu", "JAXOPT_LAB_ROOT": str(toy_project)}
+    env.pop("XLA_FLAGS", None)
+
+    def both(*args):
+        procs = [subprocess.Popen(_cli(*args, "--distributed", "--coordinator", f"127.0.0.1:{port}",
+                                       "--num-processes", "2", "--process-id", str(i)),
+                                  cwd=toy_project, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  text=True) for i in range(2)]
+        outs = [p.communicate(timeout=300) for p in procs]
+        assert [p.returncode for p in procs] == [0, 0], [o[1][-2000:] for o in outs]
+        return [o[0].strip().splitlines()[-1] for o in outs]
+
+    lines = both("run", "configs/toy.py", "--workdir", str(tmp_path / "runs"))
+    assert lines[0] == lines[1] and lines[0].startswith("done: ")
+    (run_dir,) = (tmp_path / "runs" / "toy").iterdir()
+    assert [r["step"] for r in metrics_lib.read_metrics(run_dir / "metrics.jsonl")] == list(range(1, 21))
+    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["15", "20"]
+    reference = start_run(_load(toy_project / "configs" / "toy.py"), tmp_path / "one")
+    assert (run_dir / "metrics.jsonl").read_text() == (reference.run_dir / "metrics.jsonl").read_text()
