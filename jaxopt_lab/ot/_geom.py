@@ -77,6 +77,10 @@ class DenseCost:
     def dtype(self):
         return self.cost.dtype
 
+    def poisoned(self, invalid):
+        """The same cost, all NaN where ``invalid`` (a traced flag): the solve then reports ``nonfinite``."""
+        return DenseCost(jnp.where(invalid, jnp.nan, self.cost))
+
     def row_lse(self, g, eps):
         return safe_lse((g[None, :] - self.cost) / eps, axis=1)
 
@@ -117,6 +121,9 @@ class OnlineCost:
     @property
     def dtype(self):
         return self.x.dtype
+
+    def poisoned(self, invalid):
+        return dataclasses.replace(self, inv_scale=jnp.where(invalid, jnp.nan, self.inv_scale))
 
     def block_cost(self, xb, y=None):
         return self.cost_fn.all_pairs(xb, self.y if y is None else y) * self.inv_scale

@@ -34,7 +34,7 @@ from ott.problems.linear import linear_problem
 import numpy as np
 
 from .. import _loop
-from .output import (OTResult, compute_dtype, is_concrete, poison_invalid, raise_if_failed, static_field,
+from .output import (OTResult, compute_dtype, is_concrete, invalid_input, raise_if_failed, static_field,
                      validate_problem)
 
 __all__ = ["MirrorSinkhorn", "MirrorSinkhornOutput"]
@@ -123,8 +123,8 @@ class MirrorSinkhorn:
 
 @functools.partial(jax.jit, static_argnums=(2, 3))
 def _solve(solver: MirrorSinkhorn, prob, objective, gradient) -> MirrorSinkhornOutput:
-    prob = poison_invalid(compute_dtype(prob))
-    cost = prob.geom.cost_matrix
+    prob = compute_dtype(prob)
+    cost = jnp.where(invalid_input(prob), jnp.nan, prob.geom.cost_matrix)
     dtype = cost.dtype
     a, b = prob.a, prob.b
     log_a, log_b = jnp.log(a), jnp.log(b)

@@ -20,8 +20,8 @@ through raw potentials (defined up to f + c, g - c).
 converge (``equinox.error_if``, as optimistix does, so it also works under ``jit``).
 
 ``validate_problem`` checks concrete inputs only: under ``jit``/``vmap``/``grad`` any array may be a
-tracer, and traced values are never branched on (:func:`poison_invalid` instead turns an invalid traced
-epsilon or weight into NaN, so the solve reports status ``nonfinite``).
+tracer, and traced values are never branched on (:func:`invalid_input` instead makes the cost of a problem
+with an invalid traced epsilon or weight NaN, so the solve reports status ``nonfinite``).
 """
 
 from __future__ import annotations
@@ -118,9 +118,9 @@ def raise_if_failed(out, throw: bool, solver: str):
                                 f"the threshold, or check the inputs (NaN, epsilon)")
         return out
     import equinox as eqx   # in-jit errors as optimistix raises them (installed with ott-jax via lineax)
-    status = eqx.error_if(out.status, out.status != _loop.CONVERGED,
-                          f"{solver} did not converge (status: max_iterations, nonfinite or diverged)")
-    return out._replace(status=status)
+    # every array of the output carries the check, so it runs whichever of them the caller keeps
+    return eqx.error_if(out, jnp.any(out.status != _loop.CONVERGED),
+                        f"{solver} did not converge (status: max_iterations, nonfinite or diverged)")
 
 
 def _last_error(errors) -> float:
@@ -235,16 +235,16 @@ def compute_dtype(prob):
     return jax.tree.map(up, prob)
 
 
-def poison_invalid(prob):
-    """Inside the jitted solve: a traced epsilon that is not finite and > 0 or weights with a negative or
-    non-finite entry make ``a`` NaN, so the solve ends with status ``nonfinite`` instead of a silent
-    answer to an invalid problem (concrete values were already rejected by :func:`validate_problem`)."""
+def invalid_input(prob) -> jax.Array:
+    """Inside the jitted solve: whether a (traced) epsilon is not finite and > 0 or a weight is negative
+    or not finite. Solvers then make their cost NaN (``cost_operator(...).poisoned(...)``), so the solve
+    ends with status ``nonfinite`` instead of a silent answer to an invalid problem (concrete values were
+    already rejected by :func:`validate_problem`)."""
     eps = jnp.asarray(prob.geom.epsilon)
     valid = jnp.all(jnp.isfinite(eps) & (eps > 0))
     for w in (prob.a, prob.b):
         valid &= jnp.all(jnp.isfinite(w) & (w >= 0))
-    a = jnp.where(valid, prob.a, jnp.nan)
-    return linear_problem.LinearProblem(prob.geom, a=a, b=prob.b, tau_a=prob.tau_a, tau_b=prob.tau_b)
+    return ~valid
 
 
 def validate_problem(prob: linear_problem.LinearProblem, *, require_balanced_mass: bool = True,
@@ -256,7 +256,7 @@ def validate_problem(prob: linear_problem.LinearProblem, *, require_balanced_mas
     finite and >= 0 (up to rounding, 1e-4 max|C|; ``check_cost=False`` skips forming it, e.g. online);
     a concrete ``epsilon`` finite and > 0; for balanced problems (tau_a = tau_b = 1) equal total mass of
     concrete ``a`` and ``b`` (relative tolerance :func:`mass_tolerance` of their dtype). Traced values
-    (under ``jit``/``grad``/``vmap``) are not checked here: see :func:`poison_invalid`.
+    (under ``jit``/``grad``/``vmap``) are not checked here: see :func:`invalid_input`.
     """
     for name in ("tau_a", "tau_b"):
         tau = getattr(prob, name)

@@ -70,7 +70,7 @@ from ott.problems.linear import linear_problem
 
 from .. import _loop
 from ._geom import DENSE_MAX_ENTRIES, cost_operator, is_online, log_half_step
-from .output import (OTOutput, compute_dtype, is_concrete, poison_invalid, raise_if_failed, static_field,
+from .output import (OTOutput, compute_dtype, is_concrete, invalid_input, raise_if_failed, static_field,
                      validate_problem)
 
 __all__ = ["Sinkhorn", "OTOutput", "validate_problem", "dual_gradient"]
@@ -83,8 +83,9 @@ DIVERGENCE_FACTOR = 1e6
 def _log_marginal(w):
     # log with log(0) = -inf and a finite gradient elsewhere (the inner where keeps reverse mode free of
     # 0 * inf = NaN). Zero-mass entries give -inf potentials (rows / columns of P that are exactly
-    # zero), as in ott-jax.
-    return jnp.where(w > 0, jnp.log(jnp.where(w > 0, w, 1.0)), -jnp.inf)
+    # zero), as in ott-jax. A NaN or negative weight (an invalid traced input, see
+    # ``output.invalid_input``) stays NaN, so the solve ends with status "nonfinite".
+    return jnp.where(w > 0, jnp.log(jnp.where(w > 0, w, 1.0)), jnp.where(w == 0, -jnp.inf, jnp.nan))
 
 
 def dual_gradient(f: Float[Array, "n"], g: Float[Array, "m"], prob: linear_problem.LinearProblem,
@@ -515,9 +516,9 @@ def _marginal_error(row, col, f, g, prob, eps, both: bool = False):
 
 @jax.jit
 def _solve(solver: Sinkhorn, prob: linear_problem.LinearProblem, init) -> OTOutput:
-    prob = poison_invalid(compute_dtype(prob))
+    prob = compute_dtype(prob)
     online = is_online(prob.geom, solver.online)
-    op = cost_operator(prob.geom, online, solver.block_size)
+    op = cost_operator(prob.geom, online, solver.block_size).poisoned(invalid_input(prob))
     n, m = op.shape
     if init is None:
         init = (jnp.zeros((n,), op.dtype), jnp.zeros((m,), op.dtype))

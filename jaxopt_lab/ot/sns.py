@@ -43,7 +43,7 @@ import numpy as np
 
 from .. import _loop
 from ._geom import DenseCost, log_half_step
-from .output import (OTOutput, compute_dtype, is_concrete, poison_invalid, raise_if_failed, static_field,
+from .output import (OTOutput, compute_dtype, is_concrete, invalid_input, raise_if_failed, static_field,
                      validate_problem)
 from .sinkhorn import Sinkhorn, conjugate_gradient
 
@@ -150,8 +150,8 @@ def _dual(f, g, a, b, p, eps):
 
 @jax.jit
 def _solve(solver: SinkhornNewtonSparse, prob, init) -> OTOutput:
-    prob = poison_invalid(compute_dtype(prob))
-    cost = prob.geom.cost_matrix
+    prob = compute_dtype(prob)
+    cost = DenseCost(prob.geom.cost_matrix).poisoned(invalid_input(prob)).cost
     n, m = cost.shape
     dtype = cost.dtype
     a, b, eps = prob.a, prob.b, jnp.asarray(prob.geom.epsilon, dtype)
