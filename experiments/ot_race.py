@@ -26,10 +26,10 @@ import contextlib
 import jax
 import jax.numpy as jnp
 import numpy as np
-import ot as pot
 from ott.solvers.linear import sinkhorn as ott_sinkhorn
 
 from jaxopt_lab import ot
+from jaxopt_lab.ot.pot_reference import require_pot
 from jaxopt_lab.lab import OneOf, Range, bench, plots
 
 PROBLEMS = ("cloud", "grid_w1", "grid_w2")
@@ -65,6 +65,20 @@ def make_problem(name: str, key, cfg, dtype):
 
 def _precision(cfg):
     return jax.enable_x64(True) if cfg.get("float64", False) else contextlib.nullcontext()
+
+
+def check_config(cfg) -> None:
+    """The mirror study compares with POT (an optional extra): say so in one line before any work."""
+    if cfg.study != "race":
+        _pot_or_config_error()
+
+
+def _pot_or_config_error():
+    from jaxopt_lab.lab import ConfigError
+    try:
+        return require_pot("study='mirror'")
+    except ModuleNotFoundError as err:
+        raise ConfigError(str(err)) from None
 
 
 def run(cfg, ctx):
@@ -196,6 +210,7 @@ def _slope(ts, values):
 
 
 def _mirror(cfg, ctx, dtype):
+    pot = _pot_or_config_error()
     m = cfg.mirror
     prob = ot.point_cloud_problem(ctx.key, m.n, epsilon_scale=cfg.epsilon_scale, dtype=dtype)
     cost = prob.geom.cost_matrix
