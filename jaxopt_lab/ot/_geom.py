@@ -50,15 +50,35 @@ def safe_lse(z, axis):
     return jnp.where(jnp.isfinite(out), out, 0.0)
 
 
-def log_half_step(op, other, log_w, tau, eps, axis: int):
+def log_half_step(op, other, log_w, tau, eps, axis: int, current=None):
     r"""The log-domain half-step shared by Sinkhorn, SNS and P^2OT:
 
     ``axis=0``: ``g_j = tau (eps log b_j - eps LSE_i((f_i - C_ij)/eps))`` from ``other = f``;
     ``axis=1``: ``f_i = tau (eps log a_i - eps LSE_j((g_j - C_ij)/eps))`` from ``other = g``.
     ``tau`` may be a scalar or one value per entry (P^2OT's per-column relaxation).
+
+    ``current`` (the potential being updated) centres the log-sum-exp as ott-jax does: it is taken over
+    ``(f_i + g_j - C_ij)/eps``, the log-plan, whose entries are O(1) near the optimum, and ``current/eps``
+    is subtracted afterwards. The same value, but in float32 the uncentred form rounds ``(f_i - C_ij)/eps``
+    at the scale of ``|g_j|/eps`` and stalls at a ~3x higher marginal error (1000 x 10 point clouds:
+    6e-7 to 1.1e-6 uncentred, 2.3e-7 to 2.9e-7 centred, ott-jax 2.3e-7 to 2.9e-7).
     """
-    lse = op.col_lse(other, eps) if axis == 0 else op.row_lse(other, eps)
+    lse = op.col_lse(other, eps, current) if axis == 0 else op.row_lse(other, eps, current)
     return tau * (eps * log_w - eps * lse)
+
+
+def lse_marginals(op, f, g, eps):
+    """``(P 1, P^T 1)`` as exponentials of centred log-sum-exps, ``exp(LSE_j((f_i + g_j - C_ij)/eps))``:
+    the plan is never formed, and in float32 this is ~2x more accurate than summing its entries (the
+    marginal error of a 1000 x 10 problem: 1.1e-6 from summed entries, see :func:`log_half_step`)."""
+    row = jnp.where(jnp.isfinite(f), jnp.exp(op.row_lse(g, eps, f) + _centre(f, eps)), 0.0)
+    col = jnp.where(jnp.isfinite(g), jnp.exp(op.col_lse(f, eps, g) + _centre(g, eps)), 0.0)
+    return row, col
+
+
+def _centre(current, eps):
+    # the potential being updated, -inf (zero mass) treated as 0 (as ott-jax does)
+    return jnp.where(jnp.isfinite(current), current, 0.0) / eps
 
 
 @jax.tree_util.register_dataclass
@@ -81,18 +101,25 @@ class DenseCost:
         """The same cost, all NaN where ``invalid`` (a traced flag): the solve then reports ``nonfinite``."""
         return DenseCost(jnp.where(invalid, jnp.nan, self.cost))
 
-    def row_lse(self, g, eps):
-        return safe_lse((g[None, :] - self.cost) / eps, axis=1)
+    def row_lse(self, g, eps, current=None):
+        """``LSE_j((g_j - C_ij)/eps)`` (centred on ``current`` = f when given, see :func:`log_half_step`)."""
+        if current is None:
+            return safe_lse((g[None, :] - self.cost) / eps, axis=1)
+        c = _centre(current, eps)
+        return safe_lse((g[None, :] - self.cost) / eps + c[:, None], axis=1) - c
 
-    def col_lse(self, f, eps):
-        return safe_lse((f[:, None] - self.cost) / eps, axis=0)
+    def col_lse(self, f, eps, current=None):
+        """``LSE_i((f_i - C_ij)/eps)`` (centred on ``current`` = g when given)."""
+        if current is None:
+            return safe_lse((f[:, None] - self.cost) / eps, axis=0)
+        c = _centre(current, eps)
+        return safe_lse((f[:, None] - self.cost) / eps + c[None, :], axis=0) - c
 
     def plan(self, f, g, eps):
         return jnp.exp((f[:, None] + g[None, :] - self.cost) / eps)
 
     def marginals(self, f, g, eps):
-        p = self.plan(f, g, eps)
-        return p.sum(axis=1), p.sum(axis=0)
+        return lse_marginals(self, f, g, eps)
 
     def mass(self, f, g, eps):
         return jnp.sum(self.plan(f, g, eps))
@@ -128,10 +155,10 @@ class OnlineCost:
     def block_cost(self, xb, y=None):
         return self.cost_fn.all_pairs(xb, self.y if y is None else y) * self.inv_scale
 
-    def _blocks(self, *row_arrays, fill=0.0):
+    def _blocks(self, *row_arrays, fill=0.0, block_size=None):
         """Row arrays padded to a multiple of the block size and reshaped (n_blocks, block, ...)."""
         n = self.shape[0]
-        bs = min(self.block_size, n)
+        bs = min(block_size or self.block_size, n)
         pad = -n % bs
         out = []
         for arr, value in zip(row_arrays, fill if isinstance(fill, tuple) else (fill,) * len(row_arrays)):
@@ -139,20 +166,23 @@ class OnlineCost:
             out.append(arr.reshape((-1, bs) + arr.shape[1:]))
         return out
 
-    def row_lse(self, g, eps):
+    def row_lse(self, g, eps, current=None):
         n = self.shape[0]
-        (xb,) = self._blocks(self.x)
-        out = jax.lax.map(lambda xi: safe_lse((g[None, :] - self.block_cost(xi)) / eps, axis=1), xb)
+        c = jnp.zeros((n,), self.dtype) if current is None else _centre(current, eps)
+        xb, cb = self._blocks(self.x, c)
+        out = jax.lax.map(lambda blk: safe_lse((g[None, :] - self.block_cost(blk[0])) / eps + blk[1][:, None],
+                                               axis=1) - blk[1], (xb, cb))
         return out.reshape(-1)[:n]
 
-    def col_lse(self, f, eps):
+    def col_lse(self, f, eps, current=None):
         xb, fb = self._blocks(self.x, f, fill=(0.0, -jnp.inf))
         m = self.shape[1]
+        c = jnp.zeros((m,), self.dtype) if current is None else _centre(current, eps)
 
         def body(carry, blk):   # streaming log-sum-exp over the row blocks: running max, rescaled sum
             mx, s = carry
             xi, fi = blk
-            z = (fi[:, None] - self.block_cost(xi)) / eps
+            z = (fi[:, None] - self.block_cost(xi)) / eps + c[None, :]
             new_mx = jnp.maximum(mx, jnp.max(z, axis=0))
             safe = jnp.where(jnp.isfinite(new_mx), new_mx, 0.0)
             s = s * jnp.exp(jnp.where(jnp.isfinite(mx), mx - safe, -jnp.inf)) + jnp.sum(jnp.exp(z - safe), axis=0)
@@ -161,16 +191,13 @@ class OnlineCost:
         init = (jnp.full((m,), -jnp.inf, self.dtype), jnp.zeros((m,), self.dtype))
         (mx, s), _ = jax.lax.scan(body, init, (xb, fb))
         out = jnp.where(jnp.isfinite(mx), mx, 0.0) + jnp.log(s)
-        return jnp.where(jnp.isfinite(out), out, 0.0)
+        return jnp.where(jnp.isfinite(out), out, 0.0) - c
 
     def plan(self, f, g, eps):
         return jnp.exp((f[:, None] + g[None, :] - self.block_cost(self.x)) / eps)
 
     def marginals(self, f, g, eps):
-        ok_f, ok_g = jnp.isfinite(f), jnp.isfinite(g)
-        row = jnp.where(ok_f, jnp.exp(f / eps + self.row_lse(g, eps)), 0.0)
-        col = jnp.where(ok_g, jnp.exp(g / eps + self.col_lse(f, eps)), 0.0)
-        return row, col
+        return lse_marginals(self, f, g, eps)
 
     def mass(self, f, g, eps):
         return plan_mass(self, f, g, eps)
@@ -211,8 +238,10 @@ def _plan_mass_fwd(op, f, g, eps):
 
 def _plan_mass_bwd(res, ct):
     op, f, g, eps = res
-    n = op.shape[0]
-    xb, fb = op._blocks(op.x, f, fill=(0.0, -jnp.inf))
+    n, d = op.shape[0], op.x.shape[1]
+    # The VJP of a generic pairwise cost holds a (block, m, d) gradient: blocks d + 3 times smaller keep
+    # this pass's peak memory at the forward's.
+    xb, fb = op._blocks(op.x, f, fill=(0.0, -jnp.inf), block_size=max(1, op.block_size // (d + 3)))
     zeros = jax.tree.map(jnp.zeros_like, (op, g, eps))
 
     def body(acc, blk):

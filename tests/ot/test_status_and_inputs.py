@@ -130,3 +130,13 @@ def test_unbalanced_reference_measure_is_ones_and_product_option_matches_pot_kl(
             ref = pot.unbalanced.sinkhorn_unbalanced(a, b, c, eps, rho, method="sinkhorn_stabilized",
                                                       reg_type=reg_type, stopThr=1e-14, numItermax=20000)
             np.testing.assert_allclose(ours, ref, rtol=1e-6, atol=1e-12)
+
+
+def test_float32_log_mode_reaches_1e6_on_a_1000_by_10_problem_and_warns_below_the_floor():
+    # Failed before: log mode stalled at 1.1e-6 on this problem (marginals summed from the plan's entries).
+    from jaxopt_lab.ot import point_cloud_problem
+    prob = point_cloud_problem(jax.random.PRNGKey(0), 1000, 10, epsilon_scale=0.05)
+    out = Sinkhorn(threshold=1e-6, max_iterations=1000, lse_mode=True)(prob)
+    assert out.status_name == "converged"
+    with pytest.warns(UserWarning, match="below the float32 log-domain floor"):
+        Sinkhorn(threshold=1e-8, max_iterations=10, lse_mode=True)(prob)
