@@ -1,4 +1,4 @@
-"""Benchmark: our Sinkhorn / SNS vs ott-jax and POT, side by side in one process (issue 6 targets).
+"""Benchmark: our Sinkhorn / SNS vs ott-jax and POT, side by side in one process (the targets below).
 
 Three measurements (compile and run times apart, ``lab.bench``; medians of ``repeats``):
 

@@ -1,4 +1,4 @@
-r"""Mirror Sinkhorn: mirror descent on the transport polytope with Sinkhorn projections (PAPERS.md B3).
+r"""Mirror Sinkhorn: mirror descent on the transport polytope with Sinkhorn projections.
 
 "Mirror Sinkhorn: Fast Online Optimization on Transport Polytopes" (Ballu, Berthet; ICML 2023,
 arXiv:2211.10420). To minimise a convex ``f`` over ``U(a, b) = {P >= 0: P 1 = a, P^T 1 = b}``:

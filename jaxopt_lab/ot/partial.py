@@ -1,4 +1,4 @@
-r"""Unbalanced, semi-relaxed and partial OT, and OT pseudo-labelling: P^2OT / SP^2OT and SeLa (PAPERS.md B4-B7).
+r"""Unbalanced, semi-relaxed and partial OT, and OT pseudo-labelling: P^2OT / SP^2OT and SeLa.
 
 **Unbalanced / semi-relaxed OT** (B4) is ``Sinkhorn`` on an ott-jax ``LinearProblem`` whose marginals are
 KL-relaxed, min_P <C,P> - eps H(P) + rho_a KL(P1 | a) + rho_b KL(P^T 1 | b), which ott-jax parameterises by
@@ -227,7 +227,7 @@ class PartialOutput(OTResult):
 @jax.tree_util.register_dataclass
 @dataclasses.dataclass(frozen=True)
 class PartialTransport:
-    r"""Partial OT of total mass ``mass`` through the dummy-point construction (PAPERS.md B5).
+    r"""Partial OT of total mass ``mass`` through the dummy-point construction (POT's ``partial_wasserstein``).
 
     ``PartialTransport(mass=0.5)(prob) -> PartialOutput``. ``prob`` is a ``LinearProblem`` whose ``a`` and
     ``b`` may have different total masses (tau_a = tau_b = 1); 0 < mass <= min(|a|, |b|).

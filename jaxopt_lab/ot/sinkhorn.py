@@ -1,4 +1,4 @@
-r"""Sinkhorn's algorithm on ott-jax problems: log-domain stable, kernel-domain fast (PAPERS.md B1).
+r"""Sinkhorn's algorithm on ott-jax problems: log-domain stable, kernel-domain fast.
 
 Entropic OT with (optionally KL-relaxed) marginals, in ott-jax's parameterisation::
 

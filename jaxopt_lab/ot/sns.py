@@ -1,4 +1,4 @@
-r"""Sinkhorn-Newton-Sparse (PAPERS.md B2).
+r"""Sinkhorn-Newton-Sparse.
 
 "Accelerating Sinkhorn Algorithm with Sparse Newton Iterations" (Tang, Shavlovsky, Rahmanian, Tardini,
 Thekumparampil, Xiao, Ying; ICLR 2024, arXiv:2401.12253).
@@ -63,7 +63,7 @@ class SinkhornNewtonSparse:
       max_iterations: maximum Newton steps of stage 2.
       kept_per_row: entries of each row of P kept in the sparsified Hessian: an int, or a float in (0, 1]
         for the fraction ``ceil(kept_per_row * m)``. Default 0.2: at eps = 0.01 x median cost on W1/W2
-        grid problems we measured 2-5% (PAPERS.md's suggestion) to drop too much mass, giving Newton
+        grid problems we measured 2-5% (the paper's range) to drop too much mass, giving Newton
         steps that converge only linearly; 20% gave superlinear convergence.
       cg_tolerance, cg_max_iterations: relative residual and iteration cap of each CG solve.
       ridge: relative ridge ``ridge * mean(diag)`` added to the sparsified Hessian.
