@@ -25,7 +25,6 @@ regularised cost (``OTOutput.reg_cost``) w.r.t. x, y, a, b and the potentials co
 from __future__ import annotations
 
 import dataclasses
-import functools
 from typing import Any, Optional
 
 import jax

@@ -36,7 +36,7 @@ from ott.problems.linear import linear_problem
 from ott.solvers.linear import sinkhorn as ott_sinkhorn
 
 from .. import _loop
-from ._geom import cost_operator, is_online, static_field
+from ._geom import cost_operator, static_field
 
 __all__ = ["OTResult", "OTOutput", "OTSolverError", "validate_problem", "is_concrete", "static_field",
            "STATUS_NAMES"]

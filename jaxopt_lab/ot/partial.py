@@ -59,7 +59,7 @@ from ott.problems.linear import linear_problem
 
 from .. import _loop
 from ._geom import DenseCost, log_half_step
-from .output import OTOutput, OTResult, is_concrete, raise_if_failed, static_field, validate_problem
+from .output import OTOutput, OTResult, is_concrete, static_field, validate_problem
 from .sinkhorn import Sinkhorn
 
 __all__ = [

@@ -70,9 +70,8 @@ from ott.math import unbalanced_functions as uf
 from ott.problems.linear import linear_problem
 
 from .. import _loop
-from ._geom import DENSE_MAX_ENTRIES, cost_operator, is_online, log_half_step
-from .output import (OTOutput, compute_dtype, is_concrete, invalid_input, raise_if_failed, static_field,
-                     validate_problem)
+from ._geom import cost_operator, is_online, log_half_step
+from .output import OTOutput, compute_dtype, invalid_input, raise_if_failed, static_field, validate_problem
 
 __all__ = ["Sinkhorn", "OTOutput", "validate_problem", "dual_gradient"]
 
