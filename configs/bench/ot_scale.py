@@ -8,7 +8,8 @@ forward solve. Full size needs the machine alone (minutes, ~1-2 GiB).
 
 import ml_collections
 
-QUICK = {"large.n": 3000, "mid.n": 1500, "mid.dense_n": 1000, "mid.iterations": 20, "block_size": 256}
+QUICK = {"large.n": 1000, "mid.n": 600, "mid.dense_n": 400, "mid.iterations": 10, "block_size": 128,
+         "median_sample": 400}
 
 
 def get_config() -> ml_collections.ConfigDict:

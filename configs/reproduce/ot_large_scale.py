@@ -30,7 +30,7 @@ CLAIMS = [
           key="all_converged", op=">=", bound=1.0),
 ]
 
-QUICK = {"n": 1500, "epsilons": (1.0, 0.3, 0.1), "max_iterations": 2000, "block_size": 512}
+QUICK = {"n": 1000, "epsilons": (1.0, 0.3, 0.1), "max_iterations": 2000, "block_size": 256}
 
 
 def get_config() -> ml_collections.ConfigDict:
