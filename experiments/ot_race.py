@@ -2,7 +2,7 @@
 
 Two studies (``cfg.study``):
 
-* ``race`` (PAPERS.md B1, B2, B9): on each problem family (``cloud``: two random empirical measures in
+* ``race`` (Sinkhorn vs Sinkhorn-Newton-Sparse, arXiv:2401.12253): on each problem family (``cloud``: two random empirical measures in
   R^2 with the squared-Euclidean cost; ``grid_w1`` / ``grid_w2``: bump-mixture densities on a
   ``grid_size^2`` grid with cost ||x-y|| / ||x-y||^2), each solver in ``cfg.solvers`` (``sinkhorn``: ours,
   kernel scaling with log absorption; ``sinkhorn_lse``: ours, pure log domain; ``ott``: ott-jax's
@@ -12,7 +12,7 @@ Two studies (``cfg.study``):
   Wall time is the jitted solve to the target (compile excluded, median of ``repeats``); the error-vs-time
   curve spreads each stage's measured time evenly over its iterations (SNS: warm-up and Newton stages
   timed separately). ``float64`` turns on 64-bit floats for this run only (needed below ~1e-7).
-* ``mirror`` (PAPERS.md B3): Mirror Sinkhorn on a cloud problem for T in ``mirror.iterations``: the gap
+* ``mirror`` (Mirror Sinkhorn, arXiv:2211.10420): Mirror Sinkhorn on a cloud problem for T in ``mirror.iterations``: the gap
   ``|<C, gamma_bar_T> - OT(C)|`` to POT's exact ``emd2``, the same with a noisy online cost
   ``C_t = C + noise * median(C) * N(0, 1)``, the marginal violation of gamma_bar_T, and for the convex
   objective ``<C, P> + (tau/2)||P||^2`` the l1 distance to POT's ``smooth_ot_dual(reg_type="l2")`` plan;
@@ -26,10 +26,10 @@ import contextlib
 import jax
 import jax.numpy as jnp
 import numpy as np
-import ot as pot
 from ott.solvers.linear import sinkhorn as ott_sinkhorn
 
 from jaxopt_lab import ot
+from jaxopt_lab.ot.pot_reference import require_pot
 from jaxopt_lab.lab import OneOf, Range, bench, plots
 
 PROBLEMS = ("cloud", "grid_w1", "grid_w2")
@@ -65,6 +65,20 @@ def make_problem(name: str, key, cfg, dtype):
 
 def _precision(cfg):
     return jax.enable_x64(True) if cfg.get("float64", False) else contextlib.nullcontext()
+
+
+def check_config(cfg) -> None:
+    """The mirror study compares with POT (an optional extra): say so in one line before any work."""
+    if cfg.study != "race":
+        _pot_or_config_error()
+
+
+def _pot_or_config_error():
+    from jaxopt_lab.lab import ConfigError
+    try:
+        return require_pot("study='mirror'")
+    except ModuleNotFoundError as err:
+        raise ConfigError(str(err)) from None
 
 
 def run(cfg, ctx):
@@ -196,6 +210,7 @@ def _slope(ts, values):
 
 
 def _mirror(cfg, ctx, dtype):
+    pot = _pot_or_config_error()
     m = cfg.mirror
     prob = ot.point_cloud_problem(ctx.key, m.n, epsilon_scale=cfg.epsilon_scale, dtype=dtype)
     cost = prob.geom.cost_matrix

@@ -5,7 +5,13 @@ A solver supplies ``step(iteration, state) -> state`` and ``error(state) -> scal
 ``lax.while_loop`` that stops when
 
     error < threshold  and  iteration >= min_iterations,   or   iteration >= max_iterations,
-    or the error is not finite (the solver diverged; ``converged`` is then False).
+    or the error is not finite,   or (optionally) the error has grown ``divergence_factor``-fold above the
+    smallest error seen so far.
+
+Why it stopped is the output's ``status``, an int32 decided inside the loop (so it jits and vmaps):
+``CONVERGED`` (0), ``MAX_ITERATIONS`` (1, the budget ran out first), ``NONFINITE`` (2, the error became
+NaN or inf: a NaN input, an overflow) or ``DIVERGED`` (3, the growth test above). ``converged`` is the
+derived ``status == CONVERGED``; :data:`STATUS_NAMES` maps a code to its name.
 
 The per-block errors go into a preallocated trace of length ``ceil(max_iterations / inner_iterations)``,
 filled with ``-1`` where no block ran (ott-jax's convention), so the output has a static shape and the
@@ -33,9 +39,13 @@ from typing import Any, Callable, NamedTuple, Optional
 import jax
 import jax.numpy as jnp
 
-__all__ = ["LoopOutput", "any_member", "batch_aware", "iterate", "num_blocks", "update_if"]
+__all__ = ["LoopOutput", "any_member", "batch_aware", "iterate", "num_blocks", "update_if",
+           "CONVERGED", "MAX_ITERATIONS", "NONFINITE", "DIVERGED", "STATUS_NAMES"]
 
 State = Any
+
+CONVERGED, MAX_ITERATIONS, NONFINITE, DIVERGED = 0, 1, 2, 3
+STATUS_NAMES = ("converged", "max_iterations", "nonfinite", "diverged")
 
 
 class LoopOutput(NamedTuple):
@@ -46,13 +56,19 @@ class LoopOutput(NamedTuple):
       errors: per-block error trace, shape ``(num_blocks,)``; ``-1`` where no block ran.
       n_iters: number of steps taken, a multiple of ``inner_iterations`` (the last block runs whole, so
         up to ``inner_iterations - 1`` steps past ``max_iterations`` when it does not divide evenly).
-      converged: ``error < threshold`` was reached with ``n_iters >= min_iterations``.
+      status: int32 reason for stopping (module docstring: ``CONVERGED``, ``MAX_ITERATIONS``,
+        ``NONFINITE``, ``DIVERGED``).
     """
 
     state: State
     errors: jax.Array
     n_iters: jax.Array
-    converged: jax.Array
+    status: jax.Array
+
+    @property
+    def converged(self) -> jax.Array:
+        """``error < threshold`` was reached with ``n_iters >= min_iterations``."""
+        return self.status == CONVERGED
 
 
 def num_blocks(max_iterations: int, inner_iterations: int) -> int:
@@ -122,7 +138,10 @@ def batch_aware(fn: Callable[..., Any]) -> Callable[..., Any]:
     return functools.wraps(fn)(wrapped)
 
 
-def _validate(threshold, max_iterations, min_iterations, inner_iterations):
+def _validate(threshold, max_iterations, min_iterations, inner_iterations, divergence_factor=None):
+    if divergence_factor is not None and not (isinstance(divergence_factor, (int, float))
+                                              and divergence_factor > 1):
+        raise ValueError(f"divergence_factor must be None or a number > 1, got {divergence_factor!r}")
     if not isinstance(max_iterations, int) or max_iterations < 1:
         raise ValueError(f"max_iterations must be an int >= 1, got {max_iterations!r}")
     if not isinstance(inner_iterations, int) or inner_iterations < 1:
@@ -146,6 +165,7 @@ def iterate(
     unroll: bool = False,
     callback: Optional[Callable[[Any, Any], None]] = None,
     axis_name: Optional[Any] = None,
+    divergence_factor: Optional[float] = None,
 ) -> LoopOutput:
     """Iterate ``step`` from ``init_state`` until ``error(state) < threshold`` (see module docstring).
 
@@ -166,15 +186,17 @@ def iterate(
         done (the steps it still runs are discarded), so that it stays out of batch-wide decisions
         (``any_member(pred & active, axis_name)``) -- a diverged member would otherwise vote forever.
         Ignored with ``unroll=True``.
+      divergence_factor: stop with status ``DIVERGED`` once the error exceeds this multiple of the
+        smallest error seen so far (``None``: never; a static number > 1).
 
     Example:
       >>> import jax.numpy as jnp
       >>> out = iterate(lambda i, x: 0.5 * x, lambda x: jnp.abs(x), jnp.float32(1.0),
       ...               threshold=1e-3, max_iterations=100, inner_iterations=1)
-      >>> int(out.n_iters), bool(out.converged)
-      (10, True)
+      >>> int(out.n_iters), bool(out.converged), STATUS_NAMES[int(out.status)]
+      (10, True, 'converged')
     """
-    _validate(threshold, max_iterations, min_iterations, inner_iterations)
+    _validate(threshold, max_iterations, min_iterations, inner_iterations, divergence_factor)
     n_blocks = num_blocks(max_iterations, inner_iterations)
     errors0 = -jnp.ones((n_blocks,), dtype=jnp.result_type(float))
 
@@ -189,66 +211,76 @@ def iterate(
             jax.debug.callback(callback, (block + 1) * inner_iterations, err)
         return state, err
 
-    def is_done(block, err):
+    def block_status(block, err, best):
+        # (status after this block, done): the first reason that applies, MAX_ITERATIONS if none does
         n_iters = (block + 1) * inner_iterations
-        converged = (err < threshold) & (n_iters >= min_iterations)
-        return converged, converged | (n_iters >= max_iterations) | ~jnp.isfinite(err)
+        status = jnp.where(~jnp.isfinite(err), NONFINITE,
+                           jnp.where((err < threshold) & (n_iters >= min_iterations), CONVERGED,
+                                     MAX_ITERATIONS))
+        if divergence_factor is not None:
+            status = jnp.where((status == MAX_ITERATIONS) & (err > divergence_factor * best), DIVERGED, status)
+        status = status.astype(jnp.int32)
+        return status, (status != MAX_ITERATIONS) | (n_iters >= max_iterations)
 
+    inf = jnp.asarray(jnp.inf, errors0.dtype)
     if axis_name is not None and not unroll:
-        return _iterate_member(run_block, is_done, init_state, errors0, n_blocks, inner_iterations, axis_name)
+        return _iterate_member(run_block, block_status, init_state, errors0, n_blocks, inner_iterations,
+                               axis_name)
 
     if not unroll:
         def cond(carry):
-            block, _, _, done, _ = carry
+            block, _, _, done, _, _ = carry
             return (~done) & (block < n_blocks)
 
         def body(carry):
-            block, state, errors, _, _ = carry
+            block, state, errors, _, _, best = carry
             state, err = run_block(block, state)
-            converged, done = is_done(block, err)
-            return block + 1, state, errors.at[block].set(err), done, converged
+            status, done = block_status(block, err, best)
+            return block + 1, state, errors.at[block].set(err), done, status, jnp.minimum(best, err)
 
-        init = (jnp.int32(0), init_state, errors0, jnp.bool_(False), jnp.bool_(False))
-        block, state, errors, _, converged = jax.lax.while_loop(cond, body, init)
-        n_iters = block * inner_iterations
-        return LoopOutput(state, errors, n_iters, converged)
+        init = (jnp.int32(0), init_state, errors0, jnp.bool_(False), jnp.int32(MAX_ITERATIONS), inf)
+        block, state, errors, _, status, _ = jax.lax.while_loop(cond, body, init)
+        return LoopOutput(state, errors, block * inner_iterations, status)
 
     def scan_body(carry, block):
-        state, done, converged, n_iters = carry
+        state, done, status, n_iters, best = carry
         new_state, err = run_block(block, state)
         # Frozen once done: later blocks recompute but keep the converged state, so the gradient is
         # that of the loop that stopped.
         state = jax.tree.map(lambda new, old: jnp.where(done, old, new), new_state, state)
-        blk_converged, blk_done = is_done(block, err)
+        blk_status, blk_done = block_status(block, err, best)
         err = jnp.where(done, -1.0, err).astype(errors0.dtype)
         n_iters = jnp.where(done, n_iters, (block + 1) * inner_iterations)
-        converged = jnp.where(done, converged, blk_converged)
-        return (state, done | blk_done, converged, n_iters), err
+        status = jnp.where(done, status, blk_status)
+        best = jnp.where(done, best, jnp.minimum(best, err))
+        return (state, done | blk_done, status, n_iters, best), err
 
-    init = (init_state, jnp.bool_(False), jnp.bool_(False), jnp.int32(0))
-    (state, _, converged, n_iters), errors = jax.lax.scan(
+    init = (init_state, jnp.bool_(False), jnp.int32(MAX_ITERATIONS), jnp.int32(0), inf)
+    (state, _, status, n_iters, _), errors = jax.lax.scan(
         scan_body, init, jnp.arange(n_blocks, dtype=jnp.int32))
-    return LoopOutput(state, errors, n_iters, converged)
+    return LoopOutput(state, errors, n_iters, status)
 
 
-def _iterate_member(run_block, is_done, init_state, errors0, n_blocks, inner_iterations, axis_name):
+def _iterate_member(run_block, block_status, init_state, errors0, n_blocks, inner_iterations, axis_name):
     """The ``while_loop`` of :func:`iterate` for one member of the batch named ``axis_name``."""
 
     def cond(carry):
-        block, _, _, done, _, _ = carry
+        block, _, _, done, _, _, _ = carry
         return any_member(~done, axis_name) & (block < n_blocks)
 
     def body(carry):
-        block, state, errors, done, converged, blocks = carry
+        block, state, errors, done, status, blocks, best = carry
         new_state, err = run_block(block, state, ~done)
-        new_converged, new_done = is_done(block, err)
+        new_status, new_done = block_status(block, err, best)
 
         def keep(old, new):   # a finished member keeps what it had
             return jnp.where(done, old, new)
 
         return (block + 1, jax.tree.map(keep, state, new_state), keep(errors, errors.at[block].set(err)),
-                done | new_done, keep(converged, new_converged), keep(blocks, block + 1))
+                done | new_done, keep(status, new_status), keep(blocks, block + 1),
+                keep(best, jnp.minimum(best, err)))
 
-    init = (jnp.int32(0), init_state, errors0, jnp.bool_(False), jnp.bool_(False), jnp.int32(0))
-    _, state, errors, _, converged, blocks = jax.lax.while_loop(cond, body, init)
-    return LoopOutput(state, errors, blocks * inner_iterations, converged)
+    init = (jnp.int32(0), init_state, errors0, jnp.bool_(False), jnp.int32(MAX_ITERATIONS), jnp.int32(0),
+            jnp.asarray(jnp.inf, errors0.dtype))
+    _, state, errors, _, status, blocks, _ = jax.lax.while_loop(cond, body, init)
+    return LoopOutput(state, errors, blocks * inner_iterations, status)

@@ -5,7 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxopt_lab._loop import any_member, batch_aware, iterate, num_blocks, update_if
+from jaxopt_lab._loop import (CONVERGED, DIVERGED, MAX_ITERATIONS, NONFINITE, STATUS_NAMES, any_member,
+                              batch_aware, iterate, num_blocks, update_if)
 
 
 def _halving(threshold=1e-3, **kw):
@@ -36,6 +37,24 @@ def test_non_finite_error_stops_and_is_not_converged():
                   max_iterations=1000, inner_iterations=1)
     assert not bool(out.converged)
     assert int(out.n_iters) < 10
+
+
+def test_status_says_why_the_loop_stopped():
+    assert int(_halving(threshold=1e-3, max_iterations=100).status) == CONVERGED
+    assert int(_halving(threshold=1e-12, max_iterations=10, inner_iterations=5).status) == MAX_ITERATIONS
+    out = iterate(lambda i, x: x * 1e30, jnp.abs, jnp.float32(1.0), threshold=1e-3, max_iterations=1000,
+                  inner_iterations=1)
+    assert int(out.status) == NONFINITE and STATUS_NAMES[int(out.status)] == "nonfinite"
+    # x -> 0.5 x for 5 steps, then x -> 10 x: the error grows 1e3-fold over its minimum within 4 steps
+    grow = lambda i, x: jnp.where(i < 5, 0.5, 10.0) * x  # noqa: E731
+    out = iterate(grow, jnp.abs, jnp.float32(1.0), threshold=1e-9, max_iterations=100, inner_iterations=1,
+                  divergence_factor=1e3)
+    assert int(out.status) == DIVERGED and int(out.n_iters) == 5 + 4
+    for unroll in (False, True):   # the same status from the unrolled loop, and under vmap
+        assert int(iterate(grow, jnp.abs, jnp.float32(1.0), threshold=1e-9, max_iterations=100,
+                           inner_iterations=1, divergence_factor=1e3, unroll=unroll).status) == DIVERGED
+    with pytest.raises(ValueError, match="divergence_factor"):
+        iterate(grow, jnp.abs, jnp.float32(1.0), threshold=1e-9, max_iterations=10, divergence_factor=0.5)
 
 
 def test_step_receives_the_global_iteration_index():

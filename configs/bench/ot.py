@@ -1,6 +1,6 @@
 """jaxopt-lab run configs/bench/ot.py
 
-Issue 6 performance targets, measured side by side in one process: (1) Sinkhorn per-iteration time at
+Performance targets of the OT solvers, measured side by side in one process: (1) Sinkhorn per-iteration time at
 n=2000 (float32) vs ott-jax (target <= 0.7x) and POT sinkhorn_log (target >= 10x faster); (2) SNS time to
 marginal error 1e-6 vs ott-jax's Sinkhorn at epsilon = 0.01 x median cost (target >= 10x; float64, n=1000);
 (3) 256 problems of n=64 in one vmapped call vs POT in a Python loop (target >= 20x).

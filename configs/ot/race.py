@@ -3,7 +3,7 @@
 Sinkhorn (kernel scaling with log absorption, and pure log domain), ott-jax's Sinkhorn and
 Sinkhorn-Newton-Sparse race to a marginal error of 1e-5 (float32) on point clouds (n=500) and W1/W2
 between grid densities (24^2 = 576 points), at epsilon = 0.01 x median cost: error vs iteration and vs
-wall time (PAPERS.md B1, B2, B9).
+wall time (Sinkhorn-Newton-Sparse, arXiv:2401.12253).
 """
 
 import ml_collections

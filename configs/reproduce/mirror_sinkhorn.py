@@ -11,7 +11,7 @@ from jaxopt_lab.lab import Claim
 TITLE = ("Mirror Sinkhorn: Fast Online Optimization on Transport Polytopes (Ballu, Berthet; ICML 2023, "
          "arXiv 2211.10420)")
 DESCRIPTION = (
-    "PAPERS.md B3. Two random empirical measures in R^2 (n=50, squared-Euclidean cost, float64: enabled "
+    "Two random empirical measures in R^2 (n=50, squared-Euclidean cost, float64: enabled "
     "for this run so that gaps to the exact LP are not float32 rounding). Mirror Sinkhorn with the "
     "step eta_t = sqrt(delta/t)/B, gamma_1 = a b^T, alternating row/column normalisation, Cesaro average, "
     "T in {100, ..., 30000}. (a) exact cost C: |<C, avg> - OT(C)| with OT(C) from POT emd2; (a') online "
@@ -33,7 +33,7 @@ CLAIMS = [
     Claim("general_convex_objective", _ABSTRACT + " -- (b): for <C,P> + (1/2)||P||^2 the average approaches "
           "POT's l2-smoothed OT plan (l1 distance fitted slope <= -0.4)",
           key="mirror/l2_distance_slope", op="<=", bound=-0.4),
-    Claim("marginals_converge", "PAPERS.md B3 (c): the marginal violation of the average decays at the "
+    Claim("marginals_converge", "Ballu & Berthet, arXiv:2211.10420: the marginal violation of the average decays at the "
           "O~(T^-1/2) rate (fitted slope <= -0.4)", key="mirror/marginal_slope", op="<=", bound=-0.4),
 ]
 

@@ -11,13 +11,13 @@ from jaxopt_lab.lab import Claim
 TITLE = ("Accelerating Sinkhorn Algorithm with Sparse Newton Iterations (Tang et al., ICLR 2024, "
          "arXiv 2401.12253)")
 DESCRIPTION = (
-    "PAPERS.md B2 + B9. Problems: two random empirical measures in R^2 (n=500, squared-Euclidean cost) and "
+    "Problems: two random empirical measures in R^2 (n=500, squared-Euclidean cost) and "
     "bump-mixture densities on a 20x20 grid (n=400) with W1 cost ||x-y|| and W2 cost ||x-y||^2; "
-    "epsilon = 1e-3 x median cost (the smallest epsilon of PAPERS.md B1's sweep). 64-bit floats are "
+    "epsilon = 1e-3 x median cost (the smallest epsilon of our Sinkhorn sweep). 64-bit floats are "
     "enabled for this run (a marginal error of 1e-8 is below float32 resolution). Sinkhorn: ours "
     "(stabilised kernel scaling; ott-jax's Sinkhorn is run too, for reference); SNS: 20 Sinkhorn warm-up "
-    "steps (PAPERS.md suggestion N1=20), then Newton steps with the Hessian sparsified to the 20% largest "
-    "entries of each row (PAPERS.md suggests 2%, which we measured to converge only linearly at these "
+    "steps (the paper's N1=20), then Newton steps with the Hessian sparsified to the 20% largest "
+    "entries of each row (the paper suggests 2%, which we measured to converge only linearly at these "
     "epsilons), at most 50 CG iterations per step (tolerance 1e-10), Armijo backtracking. One warm-up "
     "step and one Newton step each count as one iteration; CG iterations are reported separately. The "
     "paper's MNIST L1 experiments are replaced by the synthetic grid densities (no download).")

@@ -1,5 +1,8 @@
-"""Optimal transport solvers on ott-jax problems (DESIGN.md contract 2; PAPERS.md section B). Each module lists its public names in __all__; they are re-exported here."""
+"""Optimal transport solvers on ott-jax problems: Sinkhorn (dense or online point clouds), Sinkhorn-Newton-Sparse,
+Mirror Sinkhorn, unbalanced / partial OT and OT pseudo-labelling, sliced distances (see ``docs/``). Each
+module lists its public names in __all__; they are re-exported here."""
 
+from .output import *  # noqa: F401,F403
 from .problems import *  # noqa: F401,F403
 from .sinkhorn import *  # noqa: F401,F403
 from .sns import *  # noqa: F401,F403

@@ -1,4 +1,4 @@
-r"""Mirror Sinkhorn: mirror descent on the transport polytope with Sinkhorn projections (PAPERS.md B3).
+r"""Mirror Sinkhorn: mirror descent on the transport polytope with Sinkhorn projections.
 
 "Mirror Sinkhorn: Fast Online Optimization on Transport Polytopes" (Ballu, Berthet; ICML 2023,
 arXiv:2211.10420). To minimise a convex ``f`` over ``U(a, b) = {P >= 0: P 1 = a, P^T 1 = b}``:
@@ -25,49 +25,40 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Callable, NamedTuple, Optional
+from typing import Callable, Optional
 
 import jax
 import jax.numpy as jnp
 from ott.problems.linear import linear_problem
 
+import numpy as np
+
 from .. import _loop
-from .output import is_concrete, validate_problem
+from .output import (OTResult, compute_dtype, is_concrete, invalid_input, raise_if_failed, static_field,
+                     validate_problem)
 
 __all__ = ["MirrorSinkhorn", "MirrorSinkhornOutput"]
 
+_static = static_field
 
-class MirrorSinkhornOutput(NamedTuple):
-    """Result of :class:`MirrorSinkhorn`.
 
-    Attributes:
-      matrix: the Cesaro average plan gamma_bar_T (the solution).
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True)
+class MirrorSinkhornOutput(OTResult):
+    """Result of :class:`MirrorSinkhorn` (``cost = <C, gamma_bar>``, marginals: :class:`OTResult`).
+
+    Attributes (besides ``errors`` -- the marginal violation of the average per block --, ``n_iters``,
+    ``status``, ``ot_prob``):
+      plan: the Cesaro average plan gamma_bar_T (the solution), also ``matrix``.
       last_matrix: the last iterate gamma_T.
-      errors: per-block marginal violation of the average (``-1`` where no block ran).
-      n_iters, converged: as for every solver.
-      ot_prob: the problem (a, b and the cost C).
     """
 
-    matrix: jax.Array
-    last_matrix: jax.Array
-    errors: jax.Array
-    n_iters: jax.Array
-    converged: jax.Array
-    ot_prob: linear_problem.LinearProblem
+    plan: jax.Array = None
+    last_matrix: jax.Array = None
 
     @property
-    def cost(self) -> jax.Array:
-        """``<C, gamma_bar>``."""
-        return jnp.sum(self.matrix * self.ot_prob.geom.cost_matrix)
-
-    @property
-    def marginal_error(self) -> jax.Array:
-        return (jnp.sum(jnp.abs(self.matrix.sum(1) - self.ot_prob.a))
-                + jnp.sum(jnp.abs(self.matrix.sum(0) - self.ot_prob.b)))
-
-
-def _static(default):
-    return dataclasses.field(default=default, metadata=dict(static=True))
+    def matrix(self) -> jax.Array:
+        return self.plan
 
 
 @functools.partial(jax.tree_util.register_dataclass)
@@ -101,6 +92,7 @@ class MirrorSinkhorn:
     min_iterations: int = _static(0)
     inner_iterations: int = _static(10)
     gradient_bound: Optional[float] = _static(None)
+    throw: bool = _static(False)
 
     def __post_init__(self):
         if isinstance(self.threshold, (int, float)) and not self.threshold >= 0:
@@ -124,14 +116,15 @@ class MirrorSinkhorn:
             raise ValueError("pass at most one of objective (P -> scalar) and gradient ((t, P) -> array)")
         for name in ("a", "b"):
             w = getattr(prob, name)
-            if is_concrete(w) and not bool(jnp.all(w > 0)):
+            if is_concrete(w) and not np.all(np.asarray(w) > 0):
                 raise ValueError(f"{name} must be > 0 everywhere for MirrorSinkhorn (delta uses ||log {name}||_inf)")
-        return _solve(self, prob, objective, gradient)
+        return raise_if_failed(_solve(self, prob, objective, gradient), self.throw, "MirrorSinkhorn")
 
 
 @functools.partial(jax.jit, static_argnums=(2, 3))
 def _solve(solver: MirrorSinkhorn, prob, objective, gradient) -> MirrorSinkhornOutput:
-    cost = prob.geom.cost_matrix
+    prob = compute_dtype(prob)
+    cost = jnp.where(invalid_input(prob), jnp.nan, prob.geom.cost_matrix)
     dtype = cost.dtype
     a, b = prob.a, prob.b
     log_a, log_b = jnp.log(a), jnp.log(b)
@@ -176,5 +169,5 @@ def _solve(solver: MirrorSinkhorn, prob, objective, gradient) -> MirrorSinkhornO
     out = _loop.iterate(step, error, (log_p0.astype(dtype), jnp.zeros_like(cost)), threshold=solver.threshold,
                         max_iterations=solver.max_iterations, min_iterations=solver.min_iterations,
                         inner_iterations=solver.inner_iterations)
-    return MirrorSinkhornOutput(average(out.state, out.n_iters), jnp.exp(out.state[0]), out.errors,
-                                out.n_iters, out.converged, prob)
+    return MirrorSinkhornOutput(errors=out.errors, n_iters=out.n_iters, status=out.status, ot_prob=prob,
+                                plan=average(out.state, out.n_iters), last_matrix=jnp.exp(out.state[0]))

@@ -1,4 +1,4 @@
-r"""Unbalanced, semi-relaxed and partial OT, and OT pseudo-labelling: P^2OT / SP^2OT and SeLa (PAPERS.md B4-B7).
+r"""Unbalanced, semi-relaxed and partial OT, and OT pseudo-labelling: P^2OT / SP^2OT and SeLa.
 
 **Unbalanced / semi-relaxed OT** (B4) is ``Sinkhorn`` on an ott-jax ``LinearProblem`` whose marginals are
 KL-relaxed, min_P <C,P> - eps H(P) + rho_a KL(P1 | a) + rho_b KL(P^T 1 | b), which ott-jax parameterises by
@@ -48,7 +48,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import NamedTuple, Optional
+from typing import Optional
 
 import jax
 import jax.numpy as jnp
@@ -58,7 +58,8 @@ from ott.geometry import geometry
 from ott.problems.linear import linear_problem
 
 from .. import _loop
-from .output import OTOutput, is_concrete, validate_problem
+from ._geom import DenseCost, log_half_step
+from .output import OTOutput, OTResult, is_concrete, static_field, validate_problem
 from .sinkhorn import Sinkhorn
 
 __all__ = [
@@ -79,8 +80,7 @@ __all__ = [
 ]
 
 
-def _static(default):
-    return dataclasses.field(default=default, metadata=dict(static=True))
+_static = static_field
 
 
 def _check_number(name, value, *, low=None, high=None, low_open=False, allow_none=False, what=""):
@@ -125,17 +125,35 @@ def unbalanced_problem(
     *,
     rho_a: Optional[float] = None,
     rho_b: Optional[float] = None,
+    reference: str = "ones",
 ) -> linear_problem.LinearProblem:
     r"""``LinearProblem`` with KL-relaxed marginals rho_a KL(P1 | a) + rho_b KL(P^T 1 | b).
 
     ``rho=None`` (or inf) keeps that marginal a hard constraint. tau = rho / (rho + eps) with the geometry's
     epsilon (concrete, since ott-jax keeps tau as static data). Solve with ``Sinkhorn()(prob)``.
+
+    ``reference`` is the reference measure of the entropic term ``eps KL(P | R)``: ``"ones"`` (R = 1 1^T,
+    the solver's own objective, ott-jax's and POT's ``sinkhorn_unbalanced(reg_type='entropy')``) or
+    ``"product"`` (R = a b^T, POT's ``reg_type='kl'``). The two differ for unbalanced problems (up to
+    ~80% on the plan); the product reference is solved as the all-ones one on the cost
+    ``C_ij - eps (log a_i + log b_j)`` (a dense ``Geometry``; it needs a, b > 0, and the cost stays >= 0
+    while every weight is <= 1).
     """
     _check_number("rho_a", rho_a, low=0, high=np.inf, low_open=True, allow_none=True)
     _check_number("rho_b", rho_b, low=0, high=np.inf, low_open=True, allow_none=True)
+    if reference not in ("ones", "product"):
+        raise ValueError(f"reference must be 'ones' (KL(P | 1 1^T)) or 'product' (KL(P | a b^T)), got {reference!r}")
     eps = _concrete_float("geom.epsilon", geom.epsilon)
     tau_a = relaxation_tau(None if rho_a is None else float(rho_a), eps)
     tau_b = relaxation_tau(None if rho_b is None else float(rho_b), eps)
+    if reference == "product":
+        n, m = geom.shape
+        a = jnp.full((n,), 1.0 / n) if a is None else jnp.asarray(a)
+        b = jnp.full((m,), 1.0 / m) if b is None else jnp.asarray(b)
+        if is_concrete(a, b) and not (np.all(np.asarray(a) > 0) and np.all(np.asarray(b) > 0)):
+            raise ValueError("a and b must be > 0 everywhere for reference='product' (log a, log b enter the cost)")
+        cost = geom.cost_matrix - eps * (jnp.log(a)[:, None] + jnp.log(b)[None, :])
+        geom = geometry.Geometry(cost_matrix=cost, epsilon=geom.epsilon_scheduler)
     return linear_problem.LinearProblem(geom, a=a, b=b, tau_a=float(tau_a), tau_b=float(tau_b))
 
 
@@ -171,22 +189,20 @@ def dummy_point_problem(prob: linear_problem.LinearProblem, mass, *, n_dummies: 
     return linear_problem.LinearProblem(ext, a=a_ext, b=b_ext)
 
 
-class PartialOutput(NamedTuple):
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True)
+class PartialOutput(OTResult):
     """Partial OT result: the extended balanced solve and its top-left (real-to-real) block.
 
-    Attributes:
+    Attributes (``errors``, ``n_iters``, ``status`` are those of the extended solve; ``ot_prob`` is the
+    original problem, so ``cost`` is ``<C, P>`` over the real block, POT's ``partial_wasserstein2``
+    value, and ``marginals`` are bounded by a and b):
       extended: ``OTOutput`` of ``Sinkhorn`` on :func:`dummy_point_problem` (f, g over the extended problem).
-      errors, n_iters, converged: those of the extended solve.
-      ot_prob: the original problem (its a, b, cost).
       mass: the prescribed transported mass s.
     """
 
-    extended: OTOutput
-    errors: jax.Array
-    n_iters: jax.Array
-    converged: jax.Array
-    ot_prob: linear_problem.LinearProblem
-    mass: jax.Array
+    extended: OTOutput = None
+    mass: jax.Array = None
 
     @property
     def matrix(self) -> jax.Array:
@@ -200,17 +216,6 @@ class PartialOutput(NamedTuple):
         return jnp.sum(self.matrix)
 
     @property
-    def cost(self) -> jax.Array:
-        """<C, P> over the real block (POT's ``partial_wasserstein2`` value)."""
-        return jnp.sum(self.matrix * self.ot_prob.geom.cost_matrix)
-
-    @property
-    def marginals(self) -> tuple[jax.Array, jax.Array]:
-        """(P 1, P^T 1): both bounded by a and b (the partial-OT constraints)."""
-        p = self.matrix
-        return p.sum(axis=1), p.sum(axis=0)
-
-    @property
     def f(self) -> jax.Array:
         return self.extended.f[: self.ot_prob.geom.shape[0]]
 
@@ -222,7 +227,7 @@ class PartialOutput(NamedTuple):
 @jax.tree_util.register_dataclass
 @dataclasses.dataclass(frozen=True)
 class PartialTransport:
-    r"""Partial OT of total mass ``mass`` through the dummy-point construction (PAPERS.md B5).
+    r"""Partial OT of total mass ``mass`` through the dummy-point construction (POT's ``partial_wasserstein``).
 
     ``PartialTransport(mass=0.5)(prob) -> PartialOutput``. ``prob`` is a ``LinearProblem`` whose ``a`` and
     ``b`` may have different total masses (tau_a = tau_b = 1); 0 < mass <= min(|a|, |b|).
@@ -270,8 +275,8 @@ class PartialTransport:
 def _solve_partial(solver: PartialTransport, prob) -> PartialOutput:
     ext = dummy_point_problem(prob, solver.mass, n_dummies=solver.n_dummies, dummy_margin=solver.dummy_margin)
     out = solver.sinkhorn(ext)
-    return PartialOutput(out, out.errors, out.n_iters, out.converged, prob,
-                         jnp.asarray(solver.mass, prob.geom.cost_matrix.dtype))
+    return PartialOutput(errors=out.errors, n_iters=out.n_iters, status=out.status, ot_prob=prob, extended=out,
+                         mass=jnp.asarray(solver.mass, prob.geom.cost_matrix.dtype))
 
 
 # -------------------------------------------------------------------------------------- pseudo-labels
@@ -322,24 +327,22 @@ def rho_schedule(step, total_steps, rho_base: float = 0.1, rho_upper: float = 1.
     return rho_base + (rho_upper - rho_base) * jnp.exp(-5.0 * (1.0 - t) ** 2)
 
 
-class LabellingOutput(NamedTuple):
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True)
+class LabellingOutput(OTResult):
     """OT pseudo-labelling result (SeLa, P^2OT, SP^2OT) on a :func:`labelling_problem`.
 
-    Attributes:
+    Attributes (``errors``, ``n_iters``, ``status``: of the (last) scaling loop, per-block trace as in
+    ``_loop.iterate``; ``ot_prob``: the labelling problem, cost -log softmax(logits), a = 1/n,
+    b = cluster prior):
       f: potentials of the samples (n,).
       g: potentials of the clusters, (K,) or (K + 1,) with P^2OT's dummy column last.
-      errors, n_iters, converged: of the (last) scaling loop; per-block trace as in ``_loop.iterate``.
-      ot_prob: the labelling problem (cost -log softmax(logits), a = 1/n, b = cluster prior).
       rho: the fraction of the mass assigned to real clusters (1 for SeLa).
     """
 
-    f: jax.Array
-    g: jax.Array
-    errors: jax.Array
-    n_iters: jax.Array
-    converged: jax.Array
-    ot_prob: linear_problem.LinearProblem
-    rho: jax.Array
+    f: jax.Array = None
+    g: jax.Array = None
+    rho: jax.Array = None
 
     @property
     def matrix(self) -> jax.Array:
@@ -375,11 +378,6 @@ class LabellingOutput(NamedTuple):
     def cluster_masses(self) -> jax.Array:
         """Q^T 1 (K,): the mass given to each cluster (sums to rho)."""
         return jnp.sum(self.matrix, axis=0)
-
-    @property
-    def cost(self) -> jax.Array:
-        """<C, Q> over the real clusters."""
-        return jnp.sum(self.matrix * self.ot_prob.geom.cost_matrix)
 
 
 def _check_labelling_problem(prob, name="prob"):
@@ -425,11 +423,6 @@ class P2OT:
         return _solve_p2ot(self, prob, init)
 
 
-def _safe_lse(z, axis):
-    out = jax.nn.logsumexp(z, axis=axis)
-    return jnp.where(jnp.isfinite(out), out, -jnp.inf)
-
-
 def _p2ot_parts(solver: P2OT, prob):
     """Extended cost [C, 0], log a, log b' = log [rho b, 1 - rho], per-column tau and 1 / (KL weight)."""
     cost = prob.geom.cost_matrix
@@ -457,12 +450,13 @@ def _p2ot_loop(solver: P2OT, prob, init):
     n, k1 = ext_cost.shape
     finite_b = jnp.isfinite(log_b)
 
+    op = DenseCost(ext_cost)
+
     def step(_, state):
         f, g = state
-        g = tau * (eps * log_b - eps * _safe_lse((f[:, None] - ext_cost) / eps, axis=0))
+        g = log_half_step(op, f, log_b, tau, eps, axis=0)
         g = jnp.where(finite_b, g, -jnp.inf)  # zero-mass columns (rho = 1: the dummy) stay empty
-        f = eps * log_a - eps * _safe_lse((g[None, :] - ext_cost) / eps, axis=1)
-        return f, g
+        return log_half_step(op, g, log_a, 1.0, eps, axis=1), g
 
     def error(state):
         # l1 norm of the dual gradient: P 1 = a, and column j fits b'_j exp(-g_j / gamma_j).
@@ -509,8 +503,8 @@ def _plan_objective(p2ot: P2OT, prob, q_real, f, g):
 def _solve_p2ot(solver: P2OT, prob, init) -> LabellingOutput:
     out = _p2ot_loop(solver, prob, init)
     f, g = out.state
-    return LabellingOutput(f, g, out.errors, out.n_iters, out.converged, prob,
-                           jnp.asarray(solver.rho, prob.geom.cost_matrix.dtype))
+    return LabellingOutput(errors=out.errors, n_iters=out.n_iters, status=out.status, ot_prob=prob, f=f, g=g,
+                           rho=jnp.asarray(solver.rho, prob.geom.cost_matrix.dtype))
 
 
 def knn_similarity(features: Float[Array, "n d"], k: int) -> Float[Array, "n n"]:
@@ -595,21 +589,23 @@ def _solve_sp2ot(solver: SP2OT, prob, similarity) -> LabellingOutput:
         out = _p2ot_loop(solver.p2ot, prob_t, (f, g))
         f, g = out.state
         q_new = jnp.exp((f[:, None] + g[None, :k] - prob_t.geom.cost_matrix) / eps)
-        return f, g, q, q_new, _sp2ot_objective(solver, prob, similarity, q_new, f, g), value, out.converged
+        return f, g, q, q_new, _sp2ot_objective(solver, prob, similarity, q_new, f, g), value, out.status
 
     # Start from the uniform plan rho / (n K) (SPPOT's initialization).
     q0 = jnp.full((n, k), solver.p2ot.rho / (n * k), dtype)
     inf = jnp.asarray(jnp.inf, dtype)
-    init = (jnp.zeros((n,), dtype), jnp.zeros((k + 1,), dtype), q0, q0, inf, inf, jnp.bool_(False))
+    init = (jnp.zeros((n,), dtype), jnp.zeros((k + 1,), dtype), q0, q0, inf, inf, jnp.int32(_loop.MAX_ITERATIONS))
     def change(state):  # objective change; "not yet measured" (inf) is a large finite error, not a failure
         value, previous = state[4], state[5]
         return jnp.where(jnp.isfinite(previous), jnp.abs(value - previous), jnp.finfo(dtype).max)
 
     out = _loop.iterate(step, change, init, threshold=solver.threshold,
                         max_iterations=solver.max_iterations, inner_iterations=1)
-    f, g, q_lin, _, _, _, inner_converged = out.state
-    return LabellingOutput(f, g, out.errors, out.n_iters, out.converged & inner_converged, linearized(q_lin),
-                           jnp.asarray(solver.p2ot.rho, dtype))
+    f, g, q_lin, _, _, _, inner_status = out.state
+    # converged needs the last P^2OT solve converged too; otherwise its status (or the MM loop's) stands
+    status = jnp.where(out.status == _loop.CONVERGED, inner_status, out.status)
+    return LabellingOutput(errors=out.errors, n_iters=out.n_iters, status=status, ot_prob=linearized(q_lin),
+                           f=f, g=g, rho=jnp.asarray(solver.p2ot.rho, dtype))
 
 
 @jax.tree_util.register_dataclass
@@ -631,5 +627,5 @@ class SeLa:
 @jax.jit
 def _solve_sela(solver: SeLa, prob, init) -> LabellingOutput:
     out = solver.sinkhorn(prob, init)
-    return LabellingOutput(out.f, out.g, out.errors, out.n_iters, out.converged, prob,
-                           jnp.ones((), prob.geom.cost_matrix.dtype))
+    return LabellingOutput(errors=out.errors, n_iters=out.n_iters, status=out.status, ot_prob=prob, f=out.f,
+                           g=out.g, rho=jnp.ones((), prob.geom.cost_matrix.dtype))

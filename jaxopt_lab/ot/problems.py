@@ -1,9 +1,9 @@
-"""Benchmark problem generators for the OT solvers (PAPERS.md B2, B6, B9).
+"""Benchmark problem generators for the OT solvers.
 
 Every generator is a pure function of an explicit ``key`` and returns ott-jax objects (a
 ``LinearProblem`` over a ``PointCloud`` geometry), so our solvers, ott-jax and POT can always be run on the
 same problem. Epsilon belongs to the geometry (as in ott-jax); the generators set it relative to the
-median of the cost matrix, ``epsilon = epsilon_scale * median(C)``, the scale used throughout PAPERS.md.
+median of the cost matrix, ``epsilon = epsilon_scale * median(C)``, the scale used by Sinkhorn-Newton-Sparse (arXiv:2401.12253).
 
 * :func:`point_cloud_problem` -- two empirical distributions in R^d ("optimal transportation between
   empirical distributions", the first problem family of Sinkhorn-Newton-Sparse, arXiv:2401.12253).
@@ -119,7 +119,7 @@ def grid_densities(key: jax.Array, grid_size: int, *, n_bumps: int = 3, floor: f
 
     Bump centres ~ Uniform([0.15, 0.85]^2), widths ~ Uniform(0.05, 0.2), weights ~ Uniform(0.5, 1.5).
     The density is floored at ``floor`` before renormalizing: zero-mass cells would make ``log a`` infinite
-    (PAPERS.md B9 pitfall).
+    (a pitfall of discretized-density benchmarks).
     """
     _check_positive_int("n_bumps", n_bumps)
     if not floor > 0:
@@ -148,7 +148,7 @@ def grid_density_problem(
 
     The support of both measures is the grid; the cost is the Euclidean distance ``||x - y||_2`` for
     ``power=1`` (W1) and its square for ``power=2`` (W2); ``epsilon = epsilon_scale * median(C)``.
-    The problem has ``n = grid_size^2`` points (16^2 = 256, 32^2 = 1024, 48^2 = 2304 in PAPERS.md B9).
+    The problem has ``n = grid_size^2`` points (16^2 = 256, 32^2 = 1024, 48^2 = 2304 in arXiv:2401.12253's grid experiments).
     """
     if power not in (1, 2):
         raise ValueError(f"power must be 1 (W1, cost ||x-y||) or 2 (W2, cost ||x-y||^2), got {power!r}")
@@ -207,7 +207,7 @@ def imbalanced_mixture(
     separation: float = 4.0,
     dtype=jnp.float32,
 ) -> Mixture:
-    r"""Long-tailed Gaussian mixture for imbalanced clustering (P^2OT's setting, PAPERS.md B6).
+    r"""Long-tailed Gaussian mixture for imbalanced clustering (P^2OT's setting, arXiv:2401.09266).
 
     Class k has n_k = floor(n_head * ratio^(k/(K-1))) samples (:func:`long_tailed_class_sizes`) drawn
     from N(mu_k, I_dim), with means mu_k = separation * (random unit vector), so the classes overlap

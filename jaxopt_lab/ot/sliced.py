@@ -1,4 +1,4 @@
-"""Sliced Wasserstein distance and sliced (Riesz-kernel) MMD (PAPERS.md B8).
+"""Sliced Wasserstein distance and sliced (Riesz-kernel) MMD.
 
 Both reduce a d-dimensional comparison of two weighted point clouds to 1-D problems along random
 directions theta_1..theta_L drawn uniformly on the sphere S^{d-1} (the *same* directions for both clouds):

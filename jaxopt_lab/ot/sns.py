@@ -1,4 +1,4 @@
-r"""Sinkhorn-Newton-Sparse (PAPERS.md B2).
+r"""Sinkhorn-Newton-Sparse.
 
 "Accelerating Sinkhorn Algorithm with Sparse Newton Iterations" (Tang, Shavlovsky, Rahmanian, Tardini,
 Thekumparampil, Xiao, Ying; ICLR 2024, arXiv:2401.12253).
@@ -39,15 +39,17 @@ import jax
 import jax.numpy as jnp
 from ott.problems.linear import linear_problem
 
+import numpy as np
+
 from .. import _loop
-from .output import OTOutput, is_concrete, validate_problem
+from ._geom import DenseCost, log_half_step
+from .output import (OTOutput, compute_dtype, is_concrete, invalid_input, raise_if_failed, static_field,
+                     validate_problem)
 from .sinkhorn import Sinkhorn, conjugate_gradient
 
 __all__ = ["SinkhornNewtonSparse"]
 
-
-def _static(default):
-    return dataclasses.field(default=default, metadata=dict(static=True))
+_static = static_field
 
 
 @functools.partial(jax.tree_util.register_dataclass)
@@ -61,7 +63,7 @@ class SinkhornNewtonSparse:
       max_iterations: maximum Newton steps of stage 2.
       kept_per_row: entries of each row of P kept in the sparsified Hessian: an int, or a float in (0, 1]
         for the fraction ``ceil(kept_per_row * m)``. Default 0.2: at eps = 0.01 x median cost on W1/W2
-        grid problems we measured 2-5% (PAPERS.md's suggestion) to drop too much mass, giving Newton
+        grid problems we measured 2-5% (the paper's range) to drop too much mass, giving Newton
         steps that converge only linearly; 20% gave superlinear convergence.
       cg_tolerance, cg_max_iterations: relative residual and iteration cap of each CG solve.
       ridge: relative ridge ``ridge * mean(diag)`` added to the sparsified Hessian.
@@ -75,6 +77,7 @@ class SinkhornNewtonSparse:
         the relative residual ``max(cg_tolerance, min(cg_forcing, ||grad F||_1))``, a forcing term that
         vanishes with the gradient and so keeps the local convergence superlinear. Default 0: always
         ``cg_tolerance``.
+      throw: raise ``OTSolverError`` with the status when the solve did not converge (see ``Sinkhorn``).
 
     Example:
       >>> import jax
@@ -98,6 +101,7 @@ class SinkhornNewtonSparse:
     warmup_threshold: float = _static(0.0)
     warmup_momentum_start: int = _static(0)
     cg_forcing: float = _static(0.0)
+    throw: bool = _static(False)
 
     def __post_init__(self):
         if isinstance(self.threshold, (int, float)) and not self.threshold >= 0:
@@ -134,10 +138,10 @@ class SinkhornNewtonSparse:
                              f"tau_a={prob.tau_a}, tau_b={prob.tau_b}")
         for name in ("a", "b"):
             w = getattr(prob, name)
-            if is_concrete(w) and not bool(jnp.all(w > 0)):
+            if is_concrete(w) and not np.all(np.asarray(w) > 0):
                 raise ValueError(f"{name} must be > 0 everywhere for SinkhornNewtonSparse (zero mass gives "
                                  f"infinite potentials); floor the weights (e.g. at 1e-12) or drop empty points")
-        return _solve(self, prob, init)
+        return raise_if_failed(_solve(self, prob, init), self.throw, "SinkhornNewtonSparse")
 
 
 def _dual(f, g, a, b, p, eps):
@@ -146,7 +150,8 @@ def _dual(f, g, a, b, p, eps):
 
 @jax.jit
 def _solve(solver: SinkhornNewtonSparse, prob, init) -> OTOutput:
-    cost = prob.geom.cost_matrix
+    prob = compute_dtype(prob)
+    cost = DenseCost(prob.geom.cost_matrix).poisoned(invalid_input(prob)).cost
     n, m = cost.shape
     dtype = cost.dtype
     a, b, eps = prob.a, prob.b, jnp.asarray(prob.geom.epsilon, dtype)
@@ -159,15 +164,15 @@ def _solve(solver: SinkhornNewtonSparse, prob, init) -> OTOutput:
     warm = Sinkhorn(threshold=jnp.maximum(solver.threshold, solver.warmup_threshold),
                     max_iterations=solver.warmup_iterations, inner_iterations=min(10, solver.warmup_iterations),
                     lse_mode=solver.warmup_lse_mode, momentum_start=solver.warmup_momentum_start)
-    f0, g0, warm_out = warm.run_loop(prob, cost, tuple(init), unroll=False)
+    op = DenseCost(cost)
+    f0, g0, warm_out = warm.run_loop(prob, op, tuple(init), unroll=False)
 
     def plan(f, g):
         return jnp.exp((f[:, None] + g[None, :] - cost) / eps)
 
     def sinkhorn_sweep(f, g):
-        g = eps * jnp.log(b) - eps * jax.nn.logsumexp((f[:, None] - cost) / eps, axis=0)
-        f = eps * jnp.log(a) - eps * jax.nn.logsumexp((g[None, :] - cost) / eps, axis=1)
-        return f, g
+        g = log_half_step(op, f, jnp.log(b), 1.0, eps, axis=0)
+        return log_half_step(op, g, jnp.log(a), 1.0, eps, axis=1), g
 
     rounding = 8 * jnp.finfo(dtype).eps
 
@@ -244,11 +249,14 @@ def _solve(solver: SinkhornNewtonSparse, prob, init) -> OTOutput:
     threshold = jnp.where(warm_done, jnp.inf, solver.threshold)
     out = _loop.iterate(newton_step, error, state0, threshold=threshold, max_iterations=solver.max_iterations,
                         inner_iterations=1)
+    # A stage 1 that ended NaN/diverged keeps its status; otherwise stage 2's decides.
+    warm_failed = (warm_out.status == _loop.NONFINITE) | (warm_out.status == _loop.DIVERGED)
     f, g, _, _, cg_iters, steps = out.state
     newton_iters = jnp.where(warm_done, 0, out.n_iters)
-    converged = warm_done | out.converged
+    status = jnp.where(warm_done, _loop.CONVERGED, jnp.where(warm_failed, warm_out.status, out.status))
     stats = dict(warmup_errors=warm_out.errors, warmup_iterations=warm_out.n_iters, newton_iterations=newton_iters,
                  cg_iterations=cg_iters, step_sizes=steps, kept_per_row=jnp.int32(k))
     f = jnp.where(warm_done, f0, f)
     g = jnp.where(warm_done, g0, g)
-    return OTOutput(f, g, out.errors, warm_out.n_iters + newton_iters, converged, prob, stats)
+    return OTOutput(errors=out.errors, n_iters=warm_out.n_iters + newton_iters, status=status.astype(jnp.int32),
+                    ot_prob=prob, f=f, g=g, stats=stats)

@@ -37,7 +37,7 @@ def test_unbalanced_matches_ott_and_pot_with_same_tau():
 
 
 def test_outlier_mass_decreases_as_target_marginal_relaxes():
-    # PAPERS.md B4: source Gaussian, target Gaussian + a 10% far-away outlier cluster.
+    # Unbalanced OT's robustness to outliers: source Gaussian, target Gaussian + a 10% far-away outlier cluster.
     kx, ky, ko = jax.random.split(jax.random.PRNGKey(0), 3)
     x = jax.random.normal(kx, (60, 2))
     y = jnp.concatenate([jax.random.normal(ky, (54, 2)) + 0.5, jax.random.normal(ko, (6, 2)) * 0.3 + 6.0])

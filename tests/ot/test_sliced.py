@@ -1,4 +1,4 @@
-"""Sliced Wasserstein / sliced MMD against POT, ott-jax and closed forms (PAPERS.md B8)."""
+"""Sliced Wasserstein / sliced MMD against POT, ott-jax and closed forms."""
 
 import jax
 import jax.numpy as jnp

@@ -1,0 +1,115 @@
+"""Online (memory-free) point clouds: agreement with the dense path and ott-jax, envelope gradients vs
+finite differences and vs the dense implicit gradient, vmap, jit, degenerate inputs."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from ott.geometry import costs, pointcloud
+from ott.problems.linear.linear_problem import LinearProblem
+from ott.solvers.linear import sinkhorn as ott_sinkhorn
+
+from jaxopt_lab.ot import Sinkhorn
+from jaxopt_lab.ot._geom import DENSE_MAX_ENTRIES, is_online
+
+ONLINE = Sinkhorn(threshold=1e-6, max_iterations=3000, online=True, block_size=7)
+DENSE_KERNEL = Sinkhorn(threshold=1e-6, max_iterations=3000, online=False)
+DENSE_LSE = Sinkhorn(threshold=1e-6, max_iterations=3000, online=False, lse_mode=True)
+
+
+def _problem(key, n=30, m=23, d=3, cost_fn=None, tau=1.0, eps=0.3):
+    kx, ky, ka, kb = jax.random.split(key, 4)
+    x = jax.random.normal(kx, (n, d))
+    y = 0.5 + jax.random.normal(ky, (m, d))
+    a = jax.random.uniform(ka, (n,), minval=0.5, maxval=1.5)
+    b = jax.random.uniform(kb, (m,), minval=0.5, maxval=1.5)
+    geom = pointcloud.PointCloud(x, y, cost_fn=cost_fn or costs.SqEuclidean(), epsilon=eps)
+    return LinearProblem(geom, a / a.sum(), b / b.sum(), tau_a=tau, tau_b=tau)
+
+
+@pytest.mark.parametrize("cost_fn", [costs.SqEuclidean(), pytest.param(costs.Euclidean(), marks=pytest.mark.slow),
+                                     pytest.param(costs.Cosine(), marks=pytest.mark.slow)],
+                         ids=["sqeuclidean", "euclidean", "cosine"])
+@pytest.mark.parametrize("tau", [1.0, 0.8], ids=["balanced", "unbalanced"])
+def test_online_matches_dense_kernel_and_log_modes(cost_fn, tau):
+    eps = 0.3 if not isinstance(cost_fn, costs.Cosine) else 0.05
+    prob = _problem(jax.random.PRNGKey(0), cost_fn=cost_fn, tau=tau, eps=eps)
+    online = ONLINE(prob)
+    assert online.online and online.status_name == "converged"
+    for dense in (DENSE_KERNEL(prob), DENSE_LSE(prob)):
+        assert not dense.online
+        np.testing.assert_allclose(online.matrix, dense.matrix, atol=2e-6)
+        np.testing.assert_allclose(online.cost, dense.cost, rtol=1e-5)
+        np.testing.assert_allclose(online.reg_cost, dense.reg_cost, rtol=1e-5)
+        for mo, md in zip(online.marginals, dense.marginals):
+            np.testing.assert_allclose(mo, md, atol=1e-6)
+        if tau == 1.0:   # potentials agree up to a constant (f + c, g - c)
+            shift = jnp.mean(online.f - dense.f)
+            np.testing.assert_allclose(online.f - shift, dense.f, atol=1e-4)
+            np.testing.assert_allclose(online.g + shift, dense.g, atol=1e-4)
+    ref = jax.jit(lambda p: ott_sinkhorn.Sinkhorn(threshold=1e-6, max_iterations=3000)(p).reg_ot_cost)(prob)
+    np.testing.assert_allclose(online.reg_cost, ref, rtol=1e-5)
+
+
+def test_automatic_choice_and_ott_batch_size():
+    small = _problem(jax.random.PRNGKey(1))
+    assert not is_online(small.geom) and not Sinkhorn()(small).online
+    geom = pointcloud.PointCloud(small.geom.x, small.geom.y, epsilon=0.3, batch_size=8)
+    assert is_online(geom)   # ott-jax's own online flag is honoured
+    big = pointcloud.PointCloud(jnp.zeros((5000, 2)), jnp.zeros((DENSE_MAX_ENTRIES // 5000 + 1, 2)))
+    assert is_online(big)
+
+
+def test_envelope_gradient_matches_finite_differences_and_dense_implicit_float64():
+    with jax.enable_x64(True):
+        key = jax.random.PRNGKey(3)
+        base = _problem(key, n=12, m=9, d=2, eps=0.5)
+        x, y = base.geom.x.astype(jnp.float64), base.geom.y.astype(jnp.float64)
+        a, b = base.a.astype(jnp.float64), base.b.astype(jnp.float64)
+        online = Sinkhorn(threshold=1e-12, max_iterations=2000, online=True, block_size=5)
+        dense = Sinkhorn(threshold=1e-12, max_iterations=2000, online=False)
+
+        def reg(solver, x, y, a, b):
+            return solver(LinearProblem(pointcloud.PointCloud(x, y, epsilon=0.5), a, b)).reg_cost
+
+        g_on = jax.grad(lambda *v: reg(online, *v), argnums=(0, 1, 2, 3))(x, y, a, b)
+        g_de = jax.grad(lambda *v: reg(dense, *v), argnums=(0, 1, 2, 3))(x, y, a, b)
+        for i in (0, 1):
+            np.testing.assert_allclose(g_on[i], g_de[i], rtol=1e-7, atol=1e-9)
+        for i in (2, 3):   # weight gradients are potentials, defined up to a constant on the simplex
+            np.testing.assert_allclose(g_on[i] - g_on[i].mean(), g_de[i] - g_de[i].mean(), atol=1e-8)
+        h = 1e-5
+        for i, v in enumerate((x, y)):
+            direction = jax.random.normal(jax.random.fold_in(key, i), v.shape, jnp.float64)
+            args = [x, y, a, b]
+            plus, minus = list(args), list(args)
+            plus[i], minus[i] = v + h * direction, v - h * direction
+            fd = (reg(online, *plus) - reg(online, *minus)) / (2 * h)
+            np.testing.assert_allclose(jnp.sum(g_on[i] * direction), fd, rtol=1e-6)
+
+
+def test_vmap_and_jit_over_online_problems():
+    keys = jax.random.split(jax.random.PRNGKey(4), 3)
+    probs = [_problem(k) for k in keys]
+    batched = jax.tree.map(lambda *xs: jnp.stack(xs), *probs)
+    out_b = jax.jit(jax.vmap(lambda p: ONLINE(p).reg_cost))(batched)
+    for i, p in enumerate(probs):
+        np.testing.assert_allclose(out_b[i], ONLINE(p).reg_cost, rtol=1e-6)
+
+
+def test_zero_weight_duplicates_and_1000_by_10_rectangle():
+    prob = _problem(jax.random.PRNGKey(5), n=20, m=20)
+    x = prob.geom.x.at[3].set(prob.geom.x[4])   # duplicate points
+    a = prob.a.at[0].set(0.0)
+    a = a / a.sum()
+    p = LinearProblem(pointcloud.PointCloud(x, prob.geom.y, epsilon=0.3), a, prob.b)
+    online, dense = ONLINE(p), DENSE_LSE(p)
+    assert online.status_name == "converged"
+    np.testing.assert_allclose(online.matrix, dense.matrix, atol=2e-6)
+    assert float(jnp.max(online.matrix[0])) == 0.0   # the zero-weight point sends nothing
+    np.testing.assert_allclose(online.matrix[3], online.matrix[4] * a[3] / a[4], rtol=1e-4)
+    rect = _problem(jax.random.PRNGKey(6), n=1000, m=10, eps=0.5)
+    on = Sinkhorn(threshold=1e-5, online=True, block_size=128)(rect)
+    de = Sinkhorn(threshold=1e-5, online=False)(rect)
+    assert on.status_name == de.status_name == "converged"
+    np.testing.assert_allclose(on.reg_cost, de.reg_cost, rtol=1e-5)
