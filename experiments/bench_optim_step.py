@@ -42,8 +42,8 @@ CONFIG_SPEC = {
     "seq_len": Range(1, integer=True),
 }
 
-TARGET_RATIO_TO_BASE = 2.1  # issue 3: one sam step <= 2.1x one step of its base optimizer
-TARGET_RATIO_TO_OPTAX_SAM = 1.05  # issue 3: and <= 1.05x optax.contrib.sam
+TARGET_RATIO_TO_BASE = 2.1  # target: one sam step <= 2.1x one step of its base optimizer
+TARGET_RATIO_TO_OPTAX_SAM = 1.05  # target: and <= 1.05x optax.contrib.sam
 
 
 def validate(cfg: ml_collections.ConfigDict) -> None:

@@ -1,6 +1,6 @@
 """Hopfield pooling for multiple-instance learning on digit bags: HopfieldPooling vs mean pooling.
 
-PAPERS.md D4 (b), after the MNIST-bags task of "Hopfield Networks is All You Need" (Ramsauer et al.,
+After the MNIST-bags task of "Hopfield Networks is All You Need" (Ramsauer et al.,
 arXiv:2008.02217; MNIST is not available here, scikit-learn's 8x8 digits stand in). A bag is a set of
 ``bag_size.min``..``bag_size.max`` digit images (padded to the maximum with a mask); it is positive iff
 it contains the digit ``target``. Positive bags hold 1..``max_positives`` target digits, so the signal is

@@ -1,11 +1,11 @@
 """P2OT vs SeLa pseudo-labelling for imbalanced clustering: a linear head self-trained on fixed features.
 
-PAPERS.md B6/B7 ("P^2OT: Progressive Partial Optimal Transport for Deep Imbalanced Clustering",
+Papers: ("P^2OT: Progressive Partial Optimal Transport for Deep Imbalanced Clustering",
 arXiv:2401.09266; "Self-labelling via simultaneous clustering and representation learning", arXiv:1911.05371).
 Fixed features stand in for the paper's frozen DINO ViT features: a long-tailed Gaussian mixture with known
 labels (``ot.problems.imbalanced_mixture``) or scikit-learn's digits made long-tailed (``data.digits``),
 projected to ``data.dim`` principal components. A linear head starts from noisy class means (the "noisy
-linear head" of PAPERS.md B6) and is trained, for ``train.epochs`` rounds, on the pseudo-labels of one method:
+linear head" of the P^2OT paper) and is trained, for ``train.epochs`` rounds, on the pseudo-labels of one method:
 
 * ``p2ot``: P^2OT soft labels n Q[:, :K] with the rho ramp rho(t) = rho_base + (rho_upper - rho_base)
   exp(-5 (1 - t/T)^2): a cross-entropy in which each sample weighs its transported mass (the confident ones);
@@ -54,10 +54,22 @@ CONFIG_SPEC = {
 }
 
 
-def validate(cfg):
+DIGITS_FEATURES = 64  # 8 x 8 pixels: the most principal components the digits source has
+
+
+def check_config(cfg):
+    """Cross-field and data-dependent checks (run before any work)."""
+    from jaxopt_lab.lab import ConfigError
+
     if cfg.p2ot.rho_upper < cfg.p2ot.rho_base:
-        raise ValueError(f"p2ot.rho_upper must be >= p2ot.rho_base = {cfg.p2ot.rho_base}, "
-                         f"got {cfg.p2ot.rho_upper}")
+        raise ConfigError(f"config key 'p2ot.rho_upper' = {cfg.p2ot.rho_upper}: must be >= p2ot.rho_base = "
+                          f"{cfg.p2ot.rho_base}")
+    if cfg.data.source == "digits" and cfg.data.dim > DIGITS_FEATURES:
+        raise ConfigError(f"config key 'data.dim' = {cfg.data.dim}: must be <= {DIGITS_FEATURES}, the feature "
+                          f"dimension of data.source = 'digits'")
+
+
+validate = check_config  # the runtime's earlier name for the hook
 
 
 # ------------------------------------------------------------------------------------------------- data

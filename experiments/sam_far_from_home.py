@@ -7,7 +7,7 @@ lambda)`` per step, so the dynamics are stable iff ``eta lambda (1 + rho lambda)
 
     lambda*(eta, rho) = (sqrt(1 + 8 rho / eta) - 1) / (2 rho)      (-> 2 / eta, GD's edge, as rho -> 0)
 
-(PAPERS.md A1.9, [derived]). A 2-layer tanh network is trained full batch on random targets (float64)
+([derived]). A 2-layer tanh network is trained full batch on random targets (float64)
 for every (eta, rho) of the grid and several initializations (one ``lab.sweep`` call); every
 ``eval_every`` steps the top Hessian eigenvalue of the training loss is measured by power iteration
 on Hessian-vector products. The *plateau* is the median of the last ``plateau_fraction`` of those
@@ -100,7 +100,7 @@ def make_trial(cfg):
 
 
 def run(cfg, ctx):
-    # float64: the power iteration and the long full-batch runs need it (PAPERS.md A1.9).
+    # float64: the power iteration and the long full-batch runs need it.
     with jax.enable_x64(True):
         grid = {"eta": np.asarray(cfg.etas, np.float64), "rho": np.asarray(cfg.rhos, np.float64)}
         ctx.progress(1)
