@@ -83,6 +83,11 @@ def check_config(cfg) -> None:
         if kind not in optim.PROJECTORS:
             raise ConfigError(f"config key 'projection.kinds' has {kind!r}: must be among "
                               f"{optim.PROJECTORS}")
+    preset = getattr(models.LlamaConfig, cfg.lm_preset)()
+    dim, heads = cfg.model.dim or preset.dim, cfg.model.n_heads or preset.n_heads
+    if dim % heads or (dim // heads) % 2:
+        raise ConfigError(f"config key 'model.n_heads' = {heads}: must divide the model dim {dim} into "
+                          f"heads of even size (rotary pairs)")
     try:
         llama = model_config(cfg)
     except ValueError as e:
