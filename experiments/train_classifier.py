@@ -99,6 +99,12 @@ def check_config(cfg):
     if cfg.train.checkpoint_every % cfg.train.log_every:
         raise ConfigError(f"config key 'train.checkpoint_every' = {cfg.train.checkpoint_every}: must "
                           f"be a multiple of train.log_every = {cfg.train.log_every} (or 0)")
+    check_model_and_data(cfg)
+    train.sharding.check_batch_size(train.mesh_from_config(cfg), cfg.train.batch_size)
+
+
+def check_model_and_data(cfg):
+    """The model widths, the optimizer and the batch size against the training set (also for sweeps)."""
     for key in ("hidden", "channels"):
         widths = tuple(cfg.model[key])
         if not widths and key == "channels" or any(isinstance(w, bool) or not isinstance(w, int) or w < 1
@@ -109,7 +115,6 @@ def check_config(cfg):
     if cfg.train.batch_size > n_train:
         raise ConfigError(f"config key 'train.batch_size' = {cfg.train.batch_size}: must be <= the "
                           f"training set size {n_train}")
-    train.sharding.check_batch_size(train.mesh_from_config(cfg), cfg.train.batch_size)
 
 
 validate = check_config  # the runtime's earlier name for the hook

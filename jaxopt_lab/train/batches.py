@@ -68,8 +68,10 @@ def epochs(n: int, batch_size: int) -> Sampler:
 def token_windows(n_tokens: int, batch_size: int, seq_len: int) -> Sampler:
     """``batch_size`` random windows of a token stream per step, starts drawn from ``fold_in(key, step)``:
     the batches of :func:`jaxopt_lab.data.sample_lm_batch`. ``data`` is the int token array; a batch is
-    ``(inputs, targets)``, both ``(batch_size, seq_len)`` int32, targets shifted by one."""
-    _check("seq_len", seq_len, 1, n_tokens - 1)
+    ``(inputs, targets)``, both ``(batch_size, seq_len)`` int32, targets shifted by one. ``n_tokens`` may
+    be traced (windows then come from the stream's first ``n_tokens`` tokens: a sweep over data sizes)."""
+    if isinstance(n_tokens, int):
+        _check("seq_len", seq_len, 1, n_tokens - 1)
     _check("batch_size", batch_size, 1, 2**31 - 1)
 
     def plan(key, steps):
