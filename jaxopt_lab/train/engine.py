@@ -42,6 +42,7 @@ class Engine:
                                  constrain_batch=constrain)
         self._runs: dict[int, Callable] = {}
         self._init = None
+        self._data = None  # the data set on the devices (run)
 
     @staticmethod
     def _constrain_batch(mesh, batch):
@@ -82,14 +83,22 @@ class Engine:
         return jax.device_put(state, self.state_shardings(state))
 
     def run(self, state: TrainState, data_key, start, length: int):
-        """Jitted :meth:`pure_run` on the engine's data (one compile per distinct ``length``)."""
+        """Jitted :meth:`pure_run` on the engine's data (one compile per distinct ``length``). The data
+        set is an argument of the compiled program, placed on the devices once: closed over, XLA would
+        fold it into the program as a constant, which made small models' steps up to 2.4x slower."""
+        if self._data is None:
+            self._data = self.data if self.mesh is None else jax.device_put(
+                self.data, NamedSharding(self.mesh, P()))
         if length not in self._runs:
-            fn = functools.partial(self.pure_run, length=length)
+            def fn(state, data_key, start, data):
+                return self.pure_run(state, data_key, start, length, data)
+
             if self.mesh is None:
                 self._runs[length] = jax.jit(fn, donate_argnums=0)
             else:
                 replicated = NamedSharding(self.mesh, P())
                 shardings = self.state_shardings(jax.eval_shape(lambda s: s, state))
-                self._runs[length] = jax.jit(fn, in_shardings=(shardings, replicated, replicated),
-                                             out_shardings=(shardings, replicated), donate_argnums=0)
-        return self._runs[length](state, data_key, jnp.asarray(start, jnp.int32))
+                self._runs[length] = jax.jit(
+                    fn, in_shardings=(shardings, replicated, replicated, replicated),
+                    out_shardings=(shardings, replicated), donate_argnums=0)
+        return self._runs[length](state, data_key, jnp.asarray(start, jnp.int32), self._data)
