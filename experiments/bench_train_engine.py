@@ -64,11 +64,11 @@ def problem(cfg):
     return config, loss_fn, init_fn(jax.random.key(cfg.seed)), tokens
 
 
-def hand_written_adam(loss_fn, tokens, cfg, b1=0.9, b2=0.999, eps=1e-8):
+def hand_written_adam(loss_fn, cfg, b1=0.9, b2=0.999, eps=1e-8):
     """The minimal jitted chunk: Adam written out, batches drawn as the engine draws them."""
 
     @jax.jit
-    def run(params, m, v, count, key, start):
+    def run(params, m, v, count, key, start, tokens):  # tokens an argument, as the engine's data is
         def body(carry, step):
             params, m, v, count = carry
             batch = data.sample_lm_batch(jax.random.fold_in(key, step), tokens, cfg.batch_size, cfg.seq_len)
@@ -95,7 +95,7 @@ def time_step(cfg):
     engine = train.Engine(loss_fn, optim.get("adam", learning_rate=cfg.learning_rate),
                           train.batches.token_windows(tokens.shape[0], cfg.batch_size, cfg.seq_len), tokens,
                           mesh=mesh)
-    hand = hand_written_adam(loss_fn, tokens, cfg)
+    hand = hand_written_adam(loss_fn, cfg)
     state = engine.init(params)
     zeros = jax.tree.map(jnp.zeros_like, params)
     carry = (params, zeros, zeros, jnp.float32(0.0))
@@ -104,7 +104,7 @@ def time_step(cfg):
     jax.block_until_ready(engine.run(engine.init(params), key, 0, cfg.chunk))
     compile_engine = time.perf_counter() - t0
     t0 = time.perf_counter()
-    jax.block_until_ready(hand(*carry, key, 0))
+    jax.block_until_ready(hand(*carry, key, 0, tokens))
     compile_hand = time.perf_counter() - t0
 
     engine_s, hand_s, engine_loss, hand_loss = [], [], [], []
@@ -115,7 +115,7 @@ def time_step(cfg):
         jax.block_until_ready(metrics)
         engine_s.append(time.perf_counter() - t0)
         t0 = time.perf_counter()
-        *carry, losses = hand(*carry, key, start)
+        *carry, losses = hand(*carry, key, start, tokens)
         jax.block_until_ready(losses)
         hand_s.append(time.perf_counter() - t0)
         engine_loss.append(np.asarray(metrics["loss"]))

@@ -13,10 +13,10 @@ linear head" of the P^2OT paper) and is trained, for ``train.epochs`` rounds, on
 * ``uot`` (if ``compare_uot``): semi-relaxed OT with all mass transported (P^2OT at rho = 1, PPOT's "uot"
   baseline).
 
-The numerical core (every round's OT solve and head update) is one jitted ``lax.scan`` vmapped over seeds;
-per round it returns confusion matrices, from which the host computes Hungarian-matched accuracies of the
-pseudo-labels on the selected samples (P^2OT's top floor(rho n) by transported mass; all samples for SeLa)
-and on all samples, the head's accuracy, and the recovered cluster proportions.
+The numerical core (every round's OT solve and head update, the latter on the training engine's pure
+chunks, :mod:`jaxopt_lab.train`) is one jitted ``lax.scan`` vmapped over seeds; per round it returns
+confusion matrices, from which the host computes Hungarian-matched accuracies of the pseudo-labels on
+the selected samples (P^2OT's top floor(rho n) by transported mass; all samples for SeLa) and on all samples, the head's accuracy, and the recovered cluster proportions.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import numpy as np
 import optax
 from scipy.optimize import linear_sum_assignment
 
-from jaxopt_lab import ot
+from jaxopt_lab import ot, train
 from jaxopt_lab.lab import OneOf, Range, plots
 
 METHODS = ("p2ot", "sela", "uot")
@@ -131,18 +131,19 @@ def make_simulation(cfg, x, labels):
         out = ot.P2OT(rho=rho, gamma=cfg.p2ot.gamma, threshold=1e-5)(prob, init=(init[0], init[2]))
         return out, out.pseudo_labels, out.selected, (out.f, init[1], out.g)
 
+    def loss_fn(params, targets):
+        return -jnp.sum(targets * jax.nn.log_softmax(logits_fn(params, x))) / n
+
+    # full batch: the batch is the round's pseudo-labels (passed to each chunk as its data)
+    engine = train.Engine(loss_fn, tx, train.batches.full_batch(), None)
+
     def simulate(method, key):
-        params = init_head(key)
-        opt_state = tx.init(params)
         dtype = x.dtype
         potentials = (jnp.zeros((n,), dtype), jnp.zeros((k,), dtype), jnp.zeros((k + 1,), dtype))
 
-        def loss_fn(params, targets):
-            return -jnp.sum(targets * jax.nn.log_softmax(logits_fn(params, x))) / n
-
         def epoch(carry, t):
-            params, opt_state, potentials = carry
-            logits = logits_fn(params, x)
+            state, potentials = carry
+            logits = logits_fn(state.params, x)
             # The ramp reaches rho_upper at the last round; SeLa and UOT transport all the mass.
             rho = (ot.rho_schedule(t, max(epochs - 1, 1), cfg.p2ot.rho_base, cfg.p2ot.rho_upper)
                    if method == "p2ot" else jnp.ones((), dtype))
@@ -158,19 +159,12 @@ def make_simulation(cfg, x, labels):
                 ot_iters=out.n_iters,
                 ot_converged=out.converged,
             )
+            state, _ = engine.pure_run(state, None, t * steps, steps, data=targets)
+            return (state, potentials), record
 
-            def sgd(state, _):
-                params, opt_state = state
-                grads = jax.grad(loss_fn)(params, targets)
-                updates, opt_state = tx.update(grads, opt_state, params)
-                return (optax.apply_updates(params, updates), opt_state), None
-
-            (params, opt_state), _ = jax.lax.scan(sgd, (params, opt_state), None, length=steps)
-            return (params, opt_state, potentials), record
-
-        (params, _, _), records = jax.lax.scan(epoch, (params, opt_state, potentials),
-                                               jnp.arange(epochs, dtype=jnp.int32))
-        records["conf_final_head"] = _confusion(labels, jnp.argmax(logits_fn(params, x), 1),
+        (state, _), records = jax.lax.scan(epoch, (engine.pure_init(init_head(key)), potentials),
+                                           jnp.arange(epochs, dtype=jnp.int32))
+        records["conf_final_head"] = _confusion(labels, jnp.argmax(logits_fn(state.params, x), 1),
                                                 jnp.ones((n,), x.dtype), k)
         return records
 
