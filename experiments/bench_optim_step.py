@@ -2,8 +2,8 @@
 
 For each optimizer of ``cfg.optimizers`` (``label -> {name: registry name, **kwargs}``) it times the
 training engine's own step (:func:`jaxopt_lab.train.make_step`: loss and gradient, ``tx.update`` fed
-``value``, ``grad_fn`` and ``chunk_grad_fn``, apply_updates) on ``cfg.model`` (``mlp``: the digits MLP; ``lm``: the small LLaMA-style decoder of
-``jaxopt_lab.models`` on byte tokens), runs ``cfg.steps_per_call`` steps per call inside one
+``value``, ``grad_fn`` and ``chunk_grad_fn``, apply_updates) on ``cfg.model`` (``mlp``: the digits
+MLP; ``lm``: the small LLaMA-style decoder of ``jaxopt_lab.models`` on byte tokens), runs ``cfg.steps_per_call`` steps per call inside one
 ``lax.scan`` (so dispatch overhead does not dominate tiny models), and times it with
 ``lab.bench.time_jitted`` (compile time apart). Run times are then measured round-robin, one call of
 every function per round for ``cfg.repeats`` rounds, and the median per step is reported (on a
@@ -114,7 +114,7 @@ def _compile(tx, params, loss_fn, batch, cfg):
     engine = train.Engine(loss_fn, tx, train.batches.full_batch(), batch)
     # the batch is an argument, as a training run's batches are, not a constant folded into the program
     args = (engine.pure_init(params), jax.random.key(0), jnp.int32(0), batch)
-    fn = jax.jit(lambda state, key, start, batch: engine.pure_run(state, key, start, cfg.steps_per_call, batch))
+    fn = jax.jit(lambda state, key, start, data: engine.pure_run(state, key, start, cfg.steps_per_call, data))
     return fn, args, bench.time_jitted(fn, *args, repeats=3)
 
 

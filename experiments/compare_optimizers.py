@@ -1,8 +1,8 @@
 """Compare optimizers on the digits classifier over seeds, each optimizer one vmapped lab.sweep.
 
-Every optimizer trains the ``train_classifier`` model (on the training engine) with its own learning rate;
-the seeds of one optimizer run as one compiled, sharded call (``lab.sweep``). The summary has, per optimizer, the mean
-and standard deviation over seeds of the final test accuracy and train loss.
+Every optimizer trains the ``train_classifier`` model (on the training engine) with its own learning
+rate; the seeds of one optimizer run as one compiled, sharded call (``lab.sweep``). The summary has, per
+optimizer, the mean and standard deviation over seeds of the final test accuracy and train loss.
 """
 
 from __future__ import annotations

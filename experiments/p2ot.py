@@ -16,7 +16,8 @@ linear head" of the P^2OT paper) and is trained, for ``train.epochs`` rounds, on
 The numerical core (every round's OT solve and head update, the latter on the training engine's pure
 chunks, :mod:`jaxopt_lab.train`) is one jitted ``lax.scan`` vmapped over seeds; per round it returns
 confusion matrices, from which the host computes Hungarian-matched accuracies of the pseudo-labels on
-the selected samples (P^2OT's top floor(rho n) by transported mass; all samples for SeLa) and on all samples, the head's accuracy, and the recovered cluster proportions.
+the selected samples (P^2OT's top floor(rho n) by transported mass; all samples for SeLa) and on all
+samples, the head's accuracy, and the recovered cluster proportions.
 """
 
 from __future__ import annotations

@@ -4,8 +4,8 @@ Trains the digits MLP with every optimizer of ``cfg.optimizers`` (``label -> {na
 e.g. sgd, sam, asam, gsam, gam, fisher_sam) over ``cfg.seeds`` seeds. Per optimizer, all seeds run as
 one compiled, vmapped call (``lab.sweep``): the training loop is a ``lax.scan`` over evaluation blocks
 of the training engine's pure chunks (:mod:`jaxopt_lab.train`: every optimizer is fed ``value``,
-``grad_fn`` and, for m-sharpness, ``chunk_grad_fn``), and every ``cfg.eval_every`` epochs it records the test accuracy and the top Hessian eigenvalue of the
-training loss on a fixed batch of ``cfg.hessian_batch`` training examples (power iteration on
+``grad_fn`` and, for m-sharpness, ``chunk_grad_fn``), and every ``cfg.eval_every`` epochs it records
+the test accuracy and the top Hessian eigenvalue of the training loss on a fixed batch of ``cfg.hessian_batch`` training examples (power iteration on
 Hessian-vector products, ``optim.top_hessian_eigenvalue``). The same seed gives every optimizer the
 same initialization and the same minibatch order, so differences are paired.
 
