@@ -2,13 +2,13 @@
 
 For each optimizer of ``cfg.optimizers`` (``label -> {name: registry name, **kwargs}``) it times the
 training engine's own step (:func:`jaxopt_lab.train.make_step`: loss and gradient, ``tx.update`` fed
-``value``, ``grad_fn`` and ``chunk_grad_fn``, apply_updates) on ``cfg.model`` (``mlp``: the digits
-MLP; ``lm``: the small LLaMA-style decoder of ``jaxopt_lab.models`` on byte tokens), runs ``cfg.steps_per_call`` steps per call inside one
-``lax.scan`` (so dispatch overhead does not dominate tiny models), and times it with
-``lab.bench.time_jitted`` (compile time apart). Run times are then measured round-robin, one call of
-every function per round for ``cfg.repeats`` rounds, and the median per step is reported (on a
-shared machine, interleaving exposes every optimizer to the same background load), with its ratio
-to ``cfg.reference``.
+``value``, ``grad_fn`` and ``chunk_grad_fn``, apply_updates) on ``cfg.model`` (``mlp``: the digits MLP;
+``lm``: the small LLaMA-style decoder of ``jaxopt_lab.models`` on byte tokens), runs
+``cfg.steps_per_call`` steps per call inside one ``lax.scan`` (so dispatch overhead does not dominate
+tiny models), and times it with ``lab.bench.time_jitted`` (compile time apart). Run times are then
+measured round-robin, one call of every function per round for ``cfg.repeats`` rounds, and the median
+per step is reported (on a shared machine, interleaving exposes every optimizer to the same background
+load), with its ratio to ``cfg.reference``.
 
 For every ``sam`` entry it also times, in the same process, (a) its base optimizer alone (``base``
 from the registry, SGD when absent) and (b) ``optax.contrib.sam`` in the equivalent configuration:

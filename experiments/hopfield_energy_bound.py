@@ -11,8 +11,9 @@ corpus (``jaxopt_lab.data.byte_corpus``) over a grid of model sizes (``dims``) a
 Per model width, one compiled program trains every data size at once (``vmap``; the token streams are
 padded to the longest and each run samples windows only from its own prefix). Training is Adam with
 warm-up and cosine decay on the training engine's pure chunks (:mod:`jaxopt_lab.train`); every
-``log_every`` steps the cross-entropy on ``eval_windows`` evenly spaced windows of the run's *training* data (the quantity the bound is about:
-how far memorisation can push the loss) and on held-out windows is recorded. Losses are in nats.
+``log_every`` steps the cross-entropy on ``eval_windows`` evenly spaced windows of the run's *training*
+data (the quantity the bound is about: how far memorisation can push the loss) and on held-out windows
+is recorded. Losses are in nats.
 """
 
 from __future__ import annotations

@@ -1,13 +1,14 @@
 """Sharpness-aware training on digits (optionally with label noise): test accuracy and lambda_max.
 
-Trains the digits MLP with every optimizer of ``cfg.optimizers`` (``label -> {name, **kwargs}``,
-e.g. sgd, sam, asam, gsam, gam, fisher_sam) over ``cfg.seeds`` seeds. Per optimizer, all seeds run as
-one compiled, vmapped call (``lab.sweep``): the training loop is a ``lax.scan`` over evaluation blocks
-of the training engine's pure chunks (:mod:`jaxopt_lab.train`: every optimizer is fed ``value``,
-``grad_fn`` and, for m-sharpness, ``chunk_grad_fn``), and every ``cfg.eval_every`` epochs it records
-the test accuracy and the top Hessian eigenvalue of the training loss on a fixed batch of ``cfg.hessian_batch`` training examples (power iteration on
-Hessian-vector products, ``optim.top_hessian_eigenvalue``). The same seed gives every optimizer the
-same initialization and the same minibatch order, so differences are paired.
+Trains the digits MLP with every optimizer of ``cfg.optimizers`` (``label -> {name, **kwargs}``, e.g.
+sgd, sam, asam, gsam, gam, fisher_sam) over ``cfg.seeds`` seeds. Per optimizer, all seeds run as one
+compiled, vmapped call (``lab.sweep``): the training loop is a ``lax.scan`` over evaluation blocks of
+the training engine's pure chunks (:mod:`jaxopt_lab.train`: every optimizer is fed ``value``,
+``grad_fn`` and, for m-sharpness, ``chunk_grad_fn``), and every ``cfg.eval_every`` epochs it records the
+test accuracy and the top Hessian eigenvalue of the training loss on a fixed batch of
+``cfg.hessian_batch`` training examples (power iteration on Hessian-vector products,
+``optim.top_hessian_eigenvalue``). The same seed gives every optimizer the same initialization and the
+same minibatch order, so differences are paired.
 
 Summary: per label ``<label>_test_acc_mean/_std`` (final), ``<label>_lambda_max_mean/_std`` (final),
 and, against ``cfg.reference``, the paired gain ``<label>_acc_gain_mean/_std/_min`` (over seeds).
