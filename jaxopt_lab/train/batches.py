@@ -14,7 +14,7 @@ from typing import Any, Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
-__all__ = ["Sampler", "epochs", "token_windows", "full_batch"]
+__all__ = ["Sampler", "epochs", "token_windows", "full_batch", "step_keys"]
 
 
 class Sampler(NamedTuple):
@@ -89,3 +89,10 @@ def token_windows(n_tokens: int, batch_size: int, seq_len: int) -> Sampler:
 def full_batch() -> Sampler:
     """Every step sees the whole data set (full-batch gradient descent)."""
     return Sampler(lambda key, steps: steps, lambda data, _: data, None)
+
+
+def step_keys(total: int) -> Sampler:
+    """A PRNG key per step, ``split(key, total)[step]``, for a stochastic objective that draws its own
+    noise from it (the batch is the key; ``data`` is unused). ``total``: the run's number of steps."""
+    _check("total", total, 1, 2**31 - 1)
+    return Sampler(lambda key, steps: jax.random.split(key, total)[steps], lambda data, key: key, None)
