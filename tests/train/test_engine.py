@@ -139,3 +139,12 @@ def test_fit_resume_ends_identical(tmp_path):
     resumed = fit(tmp_path / "b", 20)
     np.testing.assert_array_equal(straight.params, resumed.params)
     assert int(resumed.step) == 20
+
+
+def test_step_keys_sampler_is_a_key_per_step():
+    key = jax.random.key(2)
+    sampler = train.batches.step_keys(10)
+    keys = jax.random.split(key, 10)
+    for step in (0, 9):
+        assert jnp.array_equal(jax.random.key_data(sampler.batch(None, key, step)),
+                               jax.random.key_data(keys[step]))
