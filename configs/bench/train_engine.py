@@ -7,7 +7,7 @@ simulated devices / one device for adam, galore and smmf (target <= 0.13).
 
 import ml_collections
 
-QUICK = {"chunk": 5, "repeats": 3, "seq_len": 16, "batch_size": 4}
+QUICK = {"chunk": 5, "repeats": 3, "seq_len": 16, "batch_size": 8}
 
 
 def get_config():
