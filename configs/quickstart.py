@@ -33,4 +33,8 @@ def get_config() -> ml_collections.ConfigDict:
     cfg.train.batch_size = 128
     cfg.train.log_every = 50
     cfg.train.checkpoint_every = 250   # 0: no checkpoints
+
+    cfg.mesh = ml_collections.ConfigDict()
+    cfg.mesh.data = 0              # devices on the data axis; 0: all devices not on fsdp
+    cfg.mesh.fsdp = 1              # devices each parameter is split over
     return cfg

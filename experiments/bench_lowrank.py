@@ -6,7 +6,7 @@ batch ``cfg.batch_size``), the issue's setting (4 × 1024², batch 256). In one 
 * **memory**: every optimizer of ``cfg.optimizers`` (``label -> {name, **kw}``, ``name`` a registry
   name or ``optax_galore`` for ``optax.contrib.galore``) is initialised for real and its state
   measured with ``optim.state_bytes``; ``state_ratio_<label>`` is the ratio to ``cfg.reference``,
-  ``formula_match_<label>`` 1.0 when it equals ``optim.formula_bytes`` (PAPERS.md A2.11). The same
+  ``formula_match_<label>`` 1.0 when it equals ``optim.formula_bytes``. The same
   for a LLaMA-60M-shaped tree (``llama60m_state_ratio_<label>``, states from ``jax.eval_shape``).
 * **step time** (``cfg.timing``): one jitted training step (compile time apart), timed at a
   refresh step (count 0: the projector is recomputed) and between refreshes, where it is timed as

@@ -1,14 +1,14 @@
 """Benchmark: time of one jitted training step per optimizer, as ratios measured side by side.
 
-For each optimizer of ``cfg.optimizers`` (``label -> {name: registry name, **kwargs}``) it builds the
-training step ``loss, grad -> tx.update(grads, state, params, value=loss, grad_fn=grad_fn) ->
-apply_updates`` on ``cfg.model`` (``mlp``: the digits MLP; ``lm``: the small LLaMA-style decoder of
-``jaxopt_lab.models`` on byte tokens), runs ``cfg.steps_per_call`` steps per call inside one
-``lax.scan`` (so dispatch overhead does not dominate tiny models), and times it with
-``lab.bench.time_jitted`` (compile time apart). Run times are then measured round-robin, one call of
-every function per round for ``cfg.repeats`` rounds, and the median per step is reported (on a
-shared machine, interleaving exposes every optimizer to the same background load), with its ratio
-to ``cfg.reference``.
+For each optimizer of ``cfg.optimizers`` (``label -> {name: registry name, **kwargs}``) it times the
+training engine's own step (:func:`jaxopt_lab.train.make_step`: loss and gradient, ``tx.update`` fed
+``value``, ``grad_fn`` and ``chunk_grad_fn``, apply_updates) on ``cfg.model`` (``mlp``: the digits MLP;
+``lm``: the small LLaMA-style decoder of ``jaxopt_lab.models`` on byte tokens), runs
+``cfg.steps_per_call`` steps per call inside one ``lax.scan`` (so dispatch overhead does not dominate
+tiny models), and times it with ``lab.bench.time_jitted`` (compile time apart). Run times are then
+measured round-robin, one call of every function per round for ``cfg.repeats`` rounds, and the median
+per step is reported (on a shared machine, interleaving exposes every optimizer to the same background
+load), with its ratio to ``cfg.reference``.
 
 For every ``sam`` entry it also times, in the same process, (a) its base optimizer alone (``base``
 from the registry, SGD when absent) and (b) ``optax.contrib.sam`` in the equivalent configuration:
@@ -28,7 +28,7 @@ import numpy as np
 import optax
 import optax.contrib
 
-from jaxopt_lab import data, models, optim
+from jaxopt_lab import data, models, optim, train
 from jaxopt_lab.lab import OneOf, Range, bench, plots
 from jaxopt_lab.lab.config import ConfigError
 
@@ -42,8 +42,8 @@ CONFIG_SPEC = {
     "seq_len": Range(1, integer=True),
 }
 
-TARGET_RATIO_TO_BASE = 2.1  # issue 3: one sam step <= 2.1x one step of its base optimizer
-TARGET_RATIO_TO_OPTAX_SAM = 1.05  # issue 3: and <= 1.05x optax.contrib.sam
+TARGET_RATIO_TO_BASE = 2.1  # target: one sam step <= 2.1x one step of its base optimizer
+TARGET_RATIO_TO_OPTAX_SAM = 1.05  # target: and <= 1.05x optax.contrib.sam
 
 
 def validate(cfg: ml_collections.ConfigDict) -> None:
@@ -95,23 +95,6 @@ def _problem(cfg, key) -> tuple[Any, Callable, Any, int]:
     return params, loss_fn, batch, models.count_params(params)
 
 
-def _steps(update: Callable, loss_fn: Callable, n_steps: int) -> Callable:
-    """``(params, state, batch) -> (params, state, loss)`` after ``n_steps`` training steps."""
-
-    def run(params, state, batch):
-        def body(carry, _):
-            params, state = carry
-            value, grads = jax.value_and_grad(loss_fn)(params, batch)
-            grad_fn = lambda p: jax.grad(loss_fn)(p, batch)  # noqa: E731
-            updates, state = update(grads, state, params, value=value, grad_fn=grad_fn)
-            return (optax.apply_updates(params, updates), state), value
-
-        (params, state), values = jax.lax.scan(body, (params, state), None, length=n_steps)
-        return params, state, values[-1]
-
-    return run
-
-
 def _optax_sam(base: optax.GradientTransformation, rho: float):
     """optax.contrib.sam equivalent to ``jaxopt_lab.optim.sam(lr, rho, base=...)``, adapted to the
     ``grad_fn: params -> grads`` contract (optax's opaque mode calls ``grad_fn(params, i)``)."""
@@ -122,14 +105,16 @@ def _optax_sam(base: optax.GradientTransformation, rho: float):
         del extra
         return tx.update(grads, state, params, grad_fn=lambda p, _: grad_fn(p))
 
-    return tx.init, update
+    return optax.GradientTransformationExtraArgs(tx.init, update)
 
 
-def _compile(tx_init, tx_update, params, loss_fn, batch, cfg):
-    """The jitted ``steps_per_call``-step function and its arguments, timed by ``time_jitted``
-    (compile time apart, then the median of a few warm calls)."""
-    args = (params, tx_init(params), batch)
-    fn = jax.jit(_steps(tx_update, loss_fn, cfg.steps_per_call))
+def _compile(tx, params, loss_fn, batch, cfg):
+    """``steps_per_call`` steps of the training engine on the fixed ``batch`` (jitted), its arguments,
+    and its timing by ``time_jitted`` (compile time apart, then the median of a few warm calls)."""
+    engine = train.Engine(loss_fn, tx, train.batches.full_batch(), batch)
+    # the batch is an argument, as a training run's batches are, not a constant folded into the program
+    args = (engine.pure_init(params), jax.random.key(0), jnp.int32(0), batch)
+    fn = jax.jit(lambda state, key, start, data: engine.pure_run(state, key, start, cfg.steps_per_call, data))
     return fn, args, bench.time_jitted(fn, *args, repeats=3)
 
 
@@ -154,15 +139,15 @@ def run(cfg, ctx):
     for i, (label, entry) in enumerate(entries.items()):
         kwargs = {k: v for k, v in entry.items() if k != "name"}
         tx = optim.get(entry["name"], **kwargs)
-        compiled[label] = _compile(tx.init, tx.update, params, loss_fn, batch, cfg)
+        compiled[label] = _compile(tx, params, loss_fn, batch, cfg)
         if entry["name"] == "sam":
             base_name = kwargs.get("base") or "sgd"
             lr = kwargs.get("learning_rate")
             base = optim.get(base_name, learning_rate=lr)
-            compiled[f"{label}:base"] = _compile(base.init, base.update, params, loss_fn, batch, cfg)
+            compiled[f"{label}:base"] = _compile(base, params, loss_fn, batch, cfg)
             reference_sam = _optax_sam(optim.get(base_name, learning_rate=lr),
                                        kwargs.get("rho", 0.05))
-            compiled[f"{label}:optax_sam"] = _compile(*reference_sam, params, loss_fn, batch, cfg)
+            compiled[f"{label}:optax_sam"] = _compile(reference_sam, params, loss_fn, batch, cfg)
             sam_bases[label] = base_name
         ctx.log(i + 1, compile_s=compiled[label][2].compile_s)
 

@@ -1,15 +1,15 @@
 """Compare optimizers on the digits classifier over seeds, each optimizer one vmapped lab.sweep.
 
-Every optimizer trains the ``train_classifier`` model with its own learning rate; the seeds of one
-optimizer run as one compiled, sharded call (``lab.sweep``). The summary has, per optimizer, the mean
-and standard deviation over seeds of the final test accuracy and train loss.
+Every optimizer trains the ``train_classifier`` model (on the training engine) with its own learning
+rate; the seeds of one optimizer run as one compiled, sharded call (``lab.sweep``). The summary has, per
+optimizer, the mean and standard deviation over seeds of the final test accuracy and train loss.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from jaxopt_lab import optim
+from jaxopt_lab import optim, train
 from jaxopt_lab.lab import ConfigError, OneOf, Range, plots, sweep
 from jaxopt_lab.lab.project import load_experiment
 
@@ -20,13 +20,19 @@ CONFIG_SPEC = {
 }
 
 
-def validate(cfg):
+def check_config(cfg):
+    for name in cfg.compare.names:
+        train.check_feedable(name, key="compare.names")
+    load_experiment("train_classifier").check_model_and_data(cfg)
     if len(cfg.compare.names) != len(cfg.compare.learning_rates):
         raise ConfigError(f"config key 'compare.learning_rates' = {cfg.compare.learning_rates!r}: must "
                           f"give one learning rate per name in compare.names = {cfg.compare.names!r}")
     if any(not lr > 0 for lr in cfg.compare.learning_rates):
         raise ConfigError(f"config key 'compare.learning_rates' = {cfg.compare.learning_rates!r}: must "
                           f"all be > 0")
+
+
+validate = check_config  # the runtime's earlier name for the hook
 
 
 def run(cfg, ctx):

@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxopt_lab import _loop, optim
+from jaxopt_lab import _loop, optim, train
 from jaxopt_lab.lab import Range, plots
 
 CONFIG_SPEC = {
@@ -80,24 +80,22 @@ def projected_gradient(a, b, radius, *, threshold, max_iterations):
 
 
 def run_lion(a, b, lam, x0, cfg):
-    """Full-batch Lion with decoupled weight decay ``lam``; traces at ``trace_points`` block ends."""
+    """Full-batch Lion with decoupled weight decay ``lam`` on the training engine's pure chunks;
+    traces at ``trace_points`` block ends."""
     schedule = optax.cosine_decay_schedule(cfg.lion.learning_rate, cfg.steps,
                                            alpha=cfg.lion.final_learning_rate / cfg.lion.learning_rate)
     tx = optim.get("lion_kappa", learning_rate=schedule, b1=cfg.lion.b1, b2=cfg.lion.b2,
                    weight_decay=lam, kappa="l1")
     block = cfg.steps // cfg.trace_points
+    engine = train.Engine(lambda x, batch: 0.5 * jnp.sum((batch[0] @ x - batch[1]) ** 2), tx,
+                          train.batches.full_batch(), (a, b))
 
-    def step(carry, _):
-        x, state = carry
-        updates, state = tx.update(a.T @ (a @ x - b), state, x)
-        return (optax.apply_updates(x, updates), state), None
+    def run_block(state, index):
+        state, _ = engine.pure_run(state, None, index * block, block)
+        return state, state.params
 
-    def run_block(carry, _):
-        carry, _ = jax.lax.scan(step, carry, None, length=block)
-        return carry, carry[0]
-
-    (x, _), xs = jax.lax.scan(run_block, (x0, tx.init(x0)), None, length=cfg.trace_points)
-    return x, xs
+    state, xs = jax.lax.scan(run_block, engine.pure_init(x0), jnp.arange(cfg.trace_points))
+    return state.params, xs
 
 
 def run(cfg, ctx):

@@ -2,8 +2,10 @@
 
 The small LLaMA-style decoder of ``jaxopt_lab.models`` on the standard-library byte corpus
 (``jaxopt_lab.data.byte_corpus``), every optimizer of ``cfg.optimizers`` (``label -> {name, **kw}``)
-trained from the same initialisation on the same batch sequence for ``cfg.steps`` steps. Each chunk of
-``cfg.log_every`` steps is one jitted ``lax.scan``; the host only logs. Logged: ``loss_<label>``
+trained from the same initialisation on the same batch sequence for ``cfg.steps`` steps on the training
+engine (:mod:`jaxopt_lab.train`: each chunk of ``cfg.log_every`` steps is one jitted ``lax.scan``, sharded
+over the ``mesh`` section's devices; the host only logs). Every registry optimizer can be named: the
+engine feeds ``value``, ``grad_fn`` and ``chunk_grad_fn``. Logged: ``loss_<label>``
 (mean training loss of the chunk); summary: ``final_loss_<label>`` (held-out loss on
 ``cfg.eval_windows`` test windows), ``state_bytes_<label>`` (``optim.state_bytes``),
 ``state_ratio_<label>`` (to ``cfg.reference``), ``step_ms_<label>`` (median chunk time / steps,
@@ -23,14 +25,11 @@ gradient) and each projector kind of ``cfg.projection.kinds``, the relative resi
 
 from __future__ import annotations
 
-import time
-
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
-from jaxopt_lab import data, models, optim
+from jaxopt_lab import data, models, optim, train
 from jaxopt_lab.lab import OneOf, Range, plots
 from jaxopt_lab.lab.config import ConfigError
 from jaxopt_lab.optim.projectors import Projector
@@ -50,12 +49,16 @@ CONFIG_SPEC = {
     "rank": Range(1, integer=True),
     "update_proj_gap": Range(1, integer=True),
     "projection.every": Range(0, integer=True),
+    "mesh.data": Range(0, integer=True),
+    "mesh.fsdp": Range(1, integer=True),
 }
 
 _LOWRANK_KEYS = ("rank", "update_proj_gap")
 
 
-def validate(cfg) -> None:
+def check_config(cfg) -> None:
+    """Cross-field checks, run before any work: every optimizer entry is built (so a bad hyperparameter
+    stops here), can be fed by the engine, and its rank fits the projected matrices."""
     entries = cfg.optimizers.to_dict()
     if not entries:
         raise ConfigError("config key 'optimizers' = {}: must list at least one optimizer")
@@ -80,6 +83,40 @@ def validate(cfg) -> None:
         if kind not in optim.PROJECTORS:
             raise ConfigError(f"config key 'projection.kinds' has {kind!r}: must be among "
                               f"{optim.PROJECTORS}")
+    preset = getattr(models.LlamaConfig, cfg.lm_preset)()
+    dim, heads = cfg.model.dim or preset.dim, cfg.model.n_heads or preset.n_heads
+    if dim % heads or (dim // heads) % 2:
+        raise ConfigError(f"config key 'model.n_heads' = {heads}: must divide the model dim {dim} into "
+                          f"heads of even size (rotary pairs)")
+    try:
+        llama = model_config(cfg)
+    except ValueError as e:
+        raise ConfigError(f"config key 'model' = {cfg.model.to_dict()} (preset {cfg.lm_preset!r}, "
+                          f"seq_len {cfg.seq_len}): {e}") from None
+    side = min(llama.dim, llama.hidden_dim)  # shortest side of a projected (attention / MLP) matrix
+    for label, entry in entries.items():
+        for key, value in entry.items():
+            if key == "learning_rate" and not (isinstance(value, (int, float)) and value > 0):
+                raise ConfigError(f"config key 'optimizers.{label}.learning_rate' = {value!r}: must "
+                                  f"be a number > 0")
+        train.check_feedable(entry["name"], key=f"optimizers.{label}.name")
+        try:
+            built = _optimizer_kwargs(entry, cfg)
+            optim.get(entry["name"], **built)
+        except (TypeError, ValueError) as e:
+            raise ConfigError(f"config key 'optimizers.{label}' = {entry}: {e}") from None
+        rank = built.get("rank")
+        if isinstance(rank, int) and entry["name"] != "frugal" and rank > side:
+            where = f"optimizers.{label}.rank" if "rank" in entry else "rank"
+            raise ConfigError(f"config key {where!r} = {rank}: must be <= {side}, the shortest side of "
+                              f"the projected matrices (model dim {llama.dim}, hidden {llama.hidden_dim})")
+    if cfg.projection.every and cfg.rank > side:
+        raise ConfigError(f"config key 'rank' = {cfg.rank}: must be <= {side}, the shortest side of the "
+                          f"projected matrices (model dim {llama.dim}, hidden {llama.hidden_dim})")
+    train.sharding.check_batch_size(train.mesh_from_config(cfg), cfg.batch_size, key="batch_size")
+
+
+validate = check_config  # the runtime's earlier name for the hook
 
 
 def model_config(cfg) -> models.LlamaConfig:
@@ -95,7 +132,9 @@ def projection_mask(project_only):
     return mask
 
 
-def build_optimizer(entry: dict, cfg):
+def _optimizer_kwargs(entry: dict, cfg) -> dict:
+    """The entry's hyperparameters, with the run's rank / update_proj_gap / projection mask for the
+    low-rank and factored optimizers that take them."""
     entry = dict(entry)
     name = entry.pop("name")
     info = optim.info(name)
@@ -107,7 +146,11 @@ def build_optimizer(entry: dict, cfg):
                 entry[key] = cfg[key]
         if "mask" in takes and cfg.project_only:
             entry["mask"] = projection_mask(tuple(cfg.project_only))
-    return optim.get(name, **entry)
+    return entry
+
+
+def build_optimizer(entry: dict, cfg):
+    return optim.get(entry["name"], **_optimizer_kwargs(entry, cfg))
 
 
 def make_problem(cfg, key):
@@ -115,34 +158,14 @@ def make_problem(cfg, key):
     apply_fn, init_fn = models.functional_init(
         lambda rngs: models.Llama(model_config(cfg), rngs=rngs))
     corpus = data.byte_corpus(max_bytes=cfg.corpus_bytes, seed=cfg.seed)
-    train, test = data.lm_split(corpus, cfg.seq_len)
-    eval_batch = tuple(jnp.asarray(a) for a in data.lm_batches(test, cfg.seq_len,
+    train_tokens, test_tokens = data.lm_split(corpus, cfg.seq_len)
+    eval_batch = tuple(jnp.asarray(a) for a in data.lm_batches(test_tokens, cfg.seq_len,
                                                                  max_windows=cfg.eval_windows))
 
     def loss_fn(params, batch):
         return models.cross_entropy(apply_fn(params, batch[0]), batch[1])
 
-    return init_fn(key), loss_fn, jnp.asarray(train), eval_batch
-
-
-def make_chunk(tx, loss_fn, tokens, cfg):
-    """Jitted ``(params, state, key, start) -> (params, state, mean loss)`` for log_every steps."""
-
-    @jax.jit
-    def chunk(params, state, key, start):
-        def body(carry, step):
-            params, state = carry
-            batch = data.sample_lm_batch(jax.random.fold_in(key, step), tokens, cfg.batch_size,
-                                         cfg.seq_len)
-            value, grads = jax.value_and_grad(loss_fn)(params, batch)
-            updates, state = tx.update(grads, state, params, value=value)
-            return (optax.apply_updates(params, updates), state), value
-
-        (params, state), values = jax.lax.scan(body, (params, state),
-                                               start + jnp.arange(cfg.log_every))
-        return params, state, values.mean()
-
-    return chunk
+    return init_fn(key), loss_fn, jnp.asarray(train_tokens), eval_batch
 
 
 # ------------------------------------------------------------------------------------------------
@@ -183,62 +206,65 @@ def make_projection_probe(kinds, rank):
 
 # ------------------------------------------------------------------------------------------------
 
+def _projection_logger(cfg, key, engine, loss_fn, probe_out):
+    """``evaluate`` hook for the reference run: every ``projection.every`` steps, the fresh and stale
+    residuals of each projector kind on the gradient of a probe batch, logged and kept in ``probe_out``."""
+    mask_fn = projection_mask(tuple(cfg.project_only)) if cfg.project_only else None
+    probe = make_projection_probe(tuple(cfg.projection.kinds), cfg.rank)
+    grad_fn = jax.jit(jax.grad(loss_fn))
+    previous = None
+
+    def evaluate(state):
+        nonlocal previous
+        step = int(state.step)
+        scalars = {}
+        if step % cfg.projection.every:
+            return scalars
+        batch = engine.sampler.batch(engine.data, key, 10_000 + step)
+        mats = _matrices(grad_fn(state.params, batch), mask_fn, cfg.rank)
+        if previous is None:
+            previous = {k: [jnp.eye(min(g.shape), cfg.rank) for g in mats] for k in cfg.projection.kinds}
+        fresh, stale, bases = probe(mats, previous, jax.random.fold_in(key, step))
+        for k in cfg.projection.kinds:
+            scalars[f"residual_fresh_{k}"] = float(fresh[k])
+            probe_out["fresh"][k].append(float(fresh[k]))
+            if step > cfg.projection.every:  # the first "previous" is arbitrary
+                scalars[f"residual_stale_{k}"] = float(stale[k])
+                probe_out["stale"][k].append(float(stale[k]))
+        previous = bases
+        return scalars
+
+    return evaluate
+
+
 def run(cfg, ctx):
     params0, loss_fn, tokens, eval_batch = make_problem(cfg, ctx.key)
     entries = cfg.optimizers.to_dict()
     labels = [cfg.reference] + [k for k in entries
                                 if k != cfg.reference and (not cfg.only or k in cfg.only)]
-    n_chunks = cfg.steps // cfg.log_every
     ctx.progress(len(labels) * cfg.steps)
     eval_loss = jax.jit(loss_fn)
     data_key = jax.random.fold_in(ctx.key, 1)
     summary, curves, memory = {}, {}, {}
     probe_out = {"fresh": {k: [] for k in cfg.projection.kinds},
                  "stale": {k: [] for k in cfg.projection.kinds}}
-    done = 0
-    for label in labels:
-        tx = build_optimizer(entries[label], cfg)
-        params, state = params0, tx.init(params0)
-        chunk = make_chunk(tx, loss_fn, tokens, cfg)
-        probing = label == cfg.reference and cfg.projection.every > 0
-        if probing:
-            mask_fn = projection_mask(tuple(cfg.project_only)) if cfg.project_only else None
-            probe = make_projection_probe(tuple(cfg.projection.kinds), cfg.rank)
-            grad_fn = jax.jit(jax.grad(loss_fn))
-            previous = None
-        times, xs, ys = [], [], []
-        for c in range(n_chunks):
-            start = c * cfg.log_every
-            t0 = time.perf_counter()
-            params, state, loss = chunk(params, state, data_key, jnp.int32(start))
-            loss = float(loss)  # blocks
-            if c > 0:  # the first call includes the compile
-                times.append(time.perf_counter() - t0)
-            step = start + cfg.log_every
-            done += cfg.log_every
-            scalars = {f"loss_{label}": loss}
-            if probing and step % cfg.projection.every == 0:
-                batch = data.sample_lm_batch(jax.random.fold_in(ctx.key, 10_000 + step), tokens,
-                                             cfg.batch_size, cfg.seq_len)
-                mats = _matrices(grad_fn(params, batch), mask_fn, cfg.rank)
-                if previous is None:
-                    previous = {k: [jnp.eye(min(g.shape), cfg.rank) for g in mats]
-                                for k in cfg.projection.kinds}
-                fresh, stale, bases = probe(mats, previous, jax.random.fold_in(ctx.key, step))
-                for k in cfg.projection.kinds:
-                    scalars[f"residual_fresh_{k}"] = float(fresh[k])
-                    probe_out["fresh"][k].append(float(fresh[k]))
-                    if step > cfg.projection.every:  # the first "previous" is arbitrary
-                        scalars[f"residual_stale_{k}"] = float(stale[k])
-                        probe_out["stale"][k].append(float(stale[k]))
-                previous = bases
-            ctx.log(done, **scalars)
-            xs.append(step)
-            ys.append(loss)
-        curves[label] = (np.asarray(xs), np.asarray(ys))
-        memory[label] = optim.state_bytes(state)
-        summary[f"final_loss_{label}"] = float(eval_loss(params, eval_batch))
-        summary[f"train_loss_{label}"] = ys[-1]
+    mesh = train.mesh_from_config(cfg)
+    sampler = train.batches.token_windows(tokens.shape[0], cfg.batch_size, cfg.seq_len)
+    for i, label in enumerate(labels):
+        engine = train.Engine(loss_fn, build_optimizer(entries[label], cfg), sampler, tokens, mesh=mesh)
+        evaluate = None
+        if label == cfg.reference and cfg.projection.every > 0:
+            evaluate = _projection_logger(cfg, ctx.key, engine, loss_fn, probe_out)
+        times = []
+        state = train.fit(engine, engine.init(params0), ctx, steps=cfg.steps, log_every=cfg.log_every,
+                          data_key=data_key, evaluate=evaluate, log_offset=i * cfg.steps, progress=False,
+                          scalars=lambda m, label=label: {f"loss_{label}": m["loss"].mean()},
+                          timings=times)
+        xs, ys = plots.metric_series(ctx.metrics(), f"loss_{label}")
+        curves[label] = (np.asarray(xs) - i * cfg.steps, np.asarray(ys))
+        memory[label] = optim.state_bytes(state.opt_state)
+        summary[f"final_loss_{label}"] = float(eval_loss(state.params, eval_batch))
+        summary[f"train_loss_{label}"] = float(ys[-1])
         summary[f"state_bytes_{label}"] = memory[label]
         summary[f"step_ms_{label}"] = (1e3 * float(np.median(times)) / cfg.log_every
                                        if times else float("nan"))

@@ -7,8 +7,9 @@ scored by the held-out next-byte loss) and ``rosenbrock`` (the ill-conditioned R
 
 For each task and optimizer, one ``lab.sweep`` runs the whole grid ``learning rates x seeds`` as one
 vmapped, compiled call: the optimizer is built inside the trial from the traced learning rate, the
-training loop is one ``lax.scan``, and every optimizer gets the same step contract
-``tx.update(grads, state, params, value=loss, grad_fn=grad_fn)``. Outputs: per task a figure of the
+training loop is one pure chunk of the training engine (:mod:`jaxopt_lab.train`: every optimizer is fed
+``value``, ``grad_fn`` and ``chunk_grad_fn`` on the step's batch; each step's batch is drawn by the task's
+loss from the step's key, ``train.batches.step_keys``). Outputs: per task a figure of the
 final score vs learning rate (mean over seeds, one panel per optimizer family), and a table of the best
 learning rate of each optimizer with the score's mean and standard deviation over seeds there (and the
 mean training loss over the run there, an area under the loss curve: lower is faster). A
@@ -25,9 +26,8 @@ from typing import Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
-from jaxopt_lab import data, models, optim
+from jaxopt_lab import data, models, optim, train
 from jaxopt_lab.lab import OneOf, Range, plots, sweep
 from jaxopt_lab.lab import metrics as metrics_lib
 
@@ -93,18 +93,18 @@ def digits_task(cfg) -> Task:
 
 
 def lm_task(cfg) -> Task:
-    train, test = data.lm_split(data.byte_corpus(max_bytes=cfg.lm.corpus_bytes, seed=0),
-                                cfg.lm.seq_len)
-    train, test = jnp.asarray(train, jnp.int32), jnp.asarray(test, jnp.int32)
+    train_tokens, test_tokens = data.lm_split(data.byte_corpus(max_bytes=cfg.lm.corpus_bytes, seed=0),
+                                              cfg.lm.seq_len)
+    train_tokens, test_tokens = jnp.asarray(train_tokens, jnp.int32), jnp.asarray(test_tokens, jnp.int32)
     config = models.LlamaConfig.tiny(dim=cfg.lm.dim, n_layers=cfg.lm.n_layers, n_heads=cfg.lm.n_heads,
                                      hidden_dim=2 * cfg.lm.dim, max_seq_len=cfg.lm.seq_len)
     apply_fn, init_fn = models.functional_init(lambda rngs: models.Llama(config, rngs=rngs))
     # a fixed held-out set of windows, the same for every trial
-    held_out = data.sample_lm_batch(jax.random.PRNGKey(12345), test, 4 * cfg.lm.batch_size,
+    held_out = data.sample_lm_batch(jax.random.PRNGKey(12345), test_tokens, 4 * cfg.lm.batch_size,
                                     cfg.lm.seq_len)
 
     def loss(params, key):
-        inputs, targets = data.sample_lm_batch(key, train, cfg.lm.batch_size, cfg.lm.seq_len)
+        inputs, targets = data.sample_lm_batch(key, train_tokens, cfg.lm.batch_size, cfg.lm.seq_len)
         return models.cross_entropy(apply_fn(params, inputs), targets)
 
     def score(params):
@@ -138,21 +138,13 @@ def make_trial(task: Task, name: str) -> Callable:
     built from the (traced) learning rate, in one ``lax.scan``."""
 
     def trial(key, hparams):
-        tx = optim.get(name, learning_rate=hparams["lr"])
+        engine = train.Engine(task.loss, optim.get(name, learning_rate=hparams["lr"]),
+                              train.batches.step_keys(task.steps), None)
         init_key, data_key = jax.random.split(key)
-        params = task.init(init_key)
-
-        def step(carry, step_key):
-            params, opt_state = carry
-            value, grads = jax.value_and_grad(task.loss)(params, step_key)
-            grad_fn = lambda p: jax.grad(task.loss)(p, step_key)  # noqa: E731  same batch
-            updates, opt_state = tx.update(grads, opt_state, params, value=value, grad_fn=grad_fn)
-            return (optax.apply_updates(params, updates), opt_state), value
-
-        (params, _), losses = jax.lax.scan(step, (params, tx.init(params)),
-                                           jax.random.split(data_key, task.steps))
+        state, metrics = engine.pure_run(engine.pure_init(task.init(init_key)), data_key, 0, task.steps)
+        losses = metrics["loss"]
         # mean_train_loss: the area under the training-loss curve (lower = faster convergence)
-        return {"score": task.score(params), "final_loss": losses[-1],
+        return {"score": task.score(state.params), "final_loss": losses[-1],
                 "mean_train_loss": jnp.mean(losses)}
 
     return trial

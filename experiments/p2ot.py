@@ -1,11 +1,11 @@
 """P2OT vs SeLa pseudo-labelling for imbalanced clustering: a linear head self-trained on fixed features.
 
-PAPERS.md B6/B7 ("P^2OT: Progressive Partial Optimal Transport for Deep Imbalanced Clustering",
+Papers: ("P^2OT: Progressive Partial Optimal Transport for Deep Imbalanced Clustering",
 arXiv:2401.09266; "Self-labelling via simultaneous clustering and representation learning", arXiv:1911.05371).
 Fixed features stand in for the paper's frozen DINO ViT features: a long-tailed Gaussian mixture with known
 labels (``ot.problems.imbalanced_mixture``) or scikit-learn's digits made long-tailed (``data.digits``),
 projected to ``data.dim`` principal components. A linear head starts from noisy class means (the "noisy
-linear head" of PAPERS.md B6) and is trained, for ``train.epochs`` rounds, on the pseudo-labels of one method:
+linear head" of the P^2OT paper) and is trained, for ``train.epochs`` rounds, on the pseudo-labels of one method:
 
 * ``p2ot``: P^2OT soft labels n Q[:, :K] with the rho ramp rho(t) = rho_base + (rho_upper - rho_base)
   exp(-5 (1 - t/T)^2): a cross-entropy in which each sample weighs its transported mass (the confident ones);
@@ -13,10 +13,11 @@ linear head" of PAPERS.md B6) and is trained, for ``train.epochs`` rounds, on th
 * ``uot`` (if ``compare_uot``): semi-relaxed OT with all mass transported (P^2OT at rho = 1, PPOT's "uot"
   baseline).
 
-The numerical core (every round's OT solve and head update) is one jitted ``lax.scan`` vmapped over seeds;
-per round it returns confusion matrices, from which the host computes Hungarian-matched accuracies of the
-pseudo-labels on the selected samples (P^2OT's top floor(rho n) by transported mass; all samples for SeLa)
-and on all samples, the head's accuracy, and the recovered cluster proportions.
+The numerical core (every round's OT solve and head update, the latter on the training engine's pure
+chunks, :mod:`jaxopt_lab.train`) is one jitted ``lax.scan`` vmapped over seeds; per round it returns
+confusion matrices, from which the host computes Hungarian-matched accuracies of the pseudo-labels on
+the selected samples (P^2OT's top floor(rho n) by transported mass; all samples for SeLa) and on all
+samples, the head's accuracy, and the recovered cluster proportions.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import numpy as np
 import optax
 from scipy.optimize import linear_sum_assignment
 
-from jaxopt_lab import ot
+from jaxopt_lab import ot, train
 from jaxopt_lab.lab import OneOf, Range, plots
 
 METHODS = ("p2ot", "sela", "uot")
@@ -54,10 +55,22 @@ CONFIG_SPEC = {
 }
 
 
-def validate(cfg):
+DIGITS_FEATURES = 64  # 8 x 8 pixels: the most principal components the digits source has
+
+
+def check_config(cfg):
+    """Cross-field and data-dependent checks (run before any work)."""
+    from jaxopt_lab.lab import ConfigError
+
     if cfg.p2ot.rho_upper < cfg.p2ot.rho_base:
-        raise ValueError(f"p2ot.rho_upper must be >= p2ot.rho_base = {cfg.p2ot.rho_base}, "
-                         f"got {cfg.p2ot.rho_upper}")
+        raise ConfigError(f"config key 'p2ot.rho_upper' = {cfg.p2ot.rho_upper}: must be >= p2ot.rho_base = "
+                          f"{cfg.p2ot.rho_base}")
+    if cfg.data.source == "digits" and cfg.data.dim > DIGITS_FEATURES:
+        raise ConfigError(f"config key 'data.dim' = {cfg.data.dim}: must be <= {DIGITS_FEATURES}, the feature "
+                          f"dimension of data.source = 'digits'")
+
+
+validate = check_config  # the runtime's earlier name for the hook
 
 
 # ------------------------------------------------------------------------------------------------- data
@@ -119,18 +132,19 @@ def make_simulation(cfg, x, labels):
         out = ot.P2OT(rho=rho, gamma=cfg.p2ot.gamma, threshold=1e-5)(prob, init=(init[0], init[2]))
         return out, out.pseudo_labels, out.selected, (out.f, init[1], out.g)
 
+    def loss_fn(params, targets):
+        return -jnp.sum(targets * jax.nn.log_softmax(logits_fn(params, x))) / n
+
+    # full batch: the batch is the round's pseudo-labels (passed to each chunk as its data)
+    engine = train.Engine(loss_fn, tx, train.batches.full_batch(), None)
+
     def simulate(method, key):
-        params = init_head(key)
-        opt_state = tx.init(params)
         dtype = x.dtype
         potentials = (jnp.zeros((n,), dtype), jnp.zeros((k,), dtype), jnp.zeros((k + 1,), dtype))
 
-        def loss_fn(params, targets):
-            return -jnp.sum(targets * jax.nn.log_softmax(logits_fn(params, x))) / n
-
         def epoch(carry, t):
-            params, opt_state, potentials = carry
-            logits = logits_fn(params, x)
+            state, potentials = carry
+            logits = logits_fn(state.params, x)
             # The ramp reaches rho_upper at the last round; SeLa and UOT transport all the mass.
             rho = (ot.rho_schedule(t, max(epochs - 1, 1), cfg.p2ot.rho_base, cfg.p2ot.rho_upper)
                    if method == "p2ot" else jnp.ones((), dtype))
@@ -146,19 +160,12 @@ def make_simulation(cfg, x, labels):
                 ot_iters=out.n_iters,
                 ot_converged=out.converged,
             )
+            state, _ = engine.pure_run(state, None, t * steps, steps, data=targets)
+            return (state, potentials), record
 
-            def sgd(state, _):
-                params, opt_state = state
-                grads = jax.grad(loss_fn)(params, targets)
-                updates, opt_state = tx.update(grads, opt_state, params)
-                return (optax.apply_updates(params, updates), opt_state), None
-
-            (params, opt_state), _ = jax.lax.scan(sgd, (params, opt_state), None, length=steps)
-            return (params, opt_state, potentials), record
-
-        (params, _, _), records = jax.lax.scan(epoch, (params, opt_state, potentials),
-                                               jnp.arange(epochs, dtype=jnp.int32))
-        records["conf_final_head"] = _confusion(labels, jnp.argmax(logits_fn(params, x), 1),
+        (state, _), records = jax.lax.scan(epoch, (engine.pure_init(init_head(key)), potentials),
+                                           jnp.arange(epochs, dtype=jnp.int32))
+        records["conf_final_head"] = _confusion(labels, jnp.argmax(logits_fn(state.params, x), 1),
                                                 jnp.ones((n,), x.dtype), k)
         return records
 

@@ -7,8 +7,9 @@ lambda)`` per step, so the dynamics are stable iff ``eta lambda (1 + rho lambda)
 
     lambda*(eta, rho) = (sqrt(1 + 8 rho / eta) - 1) / (2 rho)      (-> 2 / eta, GD's edge, as rho -> 0)
 
-(PAPERS.md A1.9, [derived]). A 2-layer tanh network is trained full batch on random targets (float64)
-for every (eta, rho) of the grid and several initializations (one ``lab.sweep`` call); every
+([derived]). A 2-layer tanh network is trained full batch on random targets (float64)
+for every (eta, rho) of the grid and several initializations (one ``lab.sweep`` call of the training
+engine's pure chunks, :mod:`jaxopt_lab.train`); every
 ``eval_every`` steps the top Hessian eigenvalue of the training loss is measured by power iteration
 on Hessian-vector products. The *plateau* is the median of the last ``plateau_fraction`` of those
 measurements; the summary reports, per grid point, plateau, prediction, relative error and the number
@@ -23,9 +24,8 @@ import itertools
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
-from jaxopt_lab import optim
+from jaxopt_lab import optim, train
 from jaxopt_lab.lab import Range, plots
 from jaxopt_lab.lab import sweep as sweep_lib
 
@@ -49,7 +49,7 @@ def predicted_edge(eta, rho):
     return np.where(rho > 0, (np.sqrt(1.0 + 8.0 * safe / eta) - 1.0) / (2.0 * safe), 2.0 / eta)
 
 
-def validate(cfg) -> None:
+def check_config(cfg) -> None:
     from jaxopt_lab.lab.config import ConfigError
 
     if cfg.steps % cfg.eval_every:
@@ -61,46 +61,45 @@ def validate(cfg) -> None:
         raise ConfigError(f"config key 'rhos' = {tuple(cfg.rhos)!r}: must be floats >= 0")
 
 
+validate = check_config  # the runtime's earlier name for the hook
+
+
 def make_trial(cfg):
     """``trial(key, {"eta", "rho"}) -> {"lambda_max": [evals], "loss": [evals]}`` (pure)."""
     k_x, k_y = jax.random.split(jax.random.PRNGKey(cfg.data_seed))
     x = jax.random.normal(k_x, (cfg.n, cfg.dim))
     y = cfg.target_scale * jax.random.normal(k_y, (cfg.n,))
 
-    def loss_fn(params):
-        prediction = jnp.tanh(x @ params["w1"]) @ params["w2"]
-        return 0.5 * jnp.mean((prediction - y) ** 2)
+    def loss_fn(params, batch):
+        inputs, targets = batch
+        prediction = jnp.tanh(inputs @ params["w1"]) @ params["w2"]
+        return 0.5 * jnp.mean((prediction - targets) ** 2)
 
-    grad_fn = jax.grad(loss_fn)
+    def full_loss(params):
+        return loss_fn(params, (x, y))
 
     def trial(key, hparams):
         k1, k2 = jax.random.split(key)
         params = {"w1": jax.random.normal(k1, (cfg.dim, cfg.width)) / np.sqrt(cfg.dim),
                   "w2": jax.random.normal(k2, (cfg.width,)) / np.sqrt(cfg.width)}
-        tx = optim.sam(hparams["eta"], hparams["rho"], normalize=False)
+        engine = train.Engine(loss_fn, optim.sam(hparams["eta"], hparams["rho"], normalize=False),
+                              train.batches.full_batch(), (x, y))
 
-        def step(carry, _):
-            params, state = carry
-            updates, state = tx.update(grad_fn(params), state, params, grad_fn=grad_fn,
-                                       value=loss_fn(params))
-            return (optax.apply_updates(params, updates), state), None
-
-        def block(carry, index):
-            carry, _ = jax.lax.scan(step, carry, None, length=cfg.eval_every)
+        def block(state, index):
+            state, _ = engine.pure_run(state, key, index * cfg.eval_every, cfg.eval_every)
             top = optim.top_hessian_eigenvalue(
-                loss_fn, carry[0], jax.random.fold_in(key, index), threshold=1e-8,
+                full_loss, state.params, jax.random.fold_in(key, index), threshold=1e-8,
                 max_iterations=5 * cfg.power_iterations, min_iterations=cfg.power_iterations)
-            return carry, {"lambda_max": top.eigenvalue, "loss": loss_fn(carry[0])}
+            return state, {"lambda_max": top.eigenvalue, "loss": full_loss(state.params)}
 
-        _, trace = jax.lax.scan(block, (params, tx.init(params)),
-                                jnp.arange(cfg.steps // cfg.eval_every))
+        _, trace = jax.lax.scan(block, engine.pure_init(params), jnp.arange(cfg.steps // cfg.eval_every))
         return trace
 
     return trial
 
 
 def run(cfg, ctx):
-    # float64: the power iteration and the long full-batch runs need it (PAPERS.md A1.9).
+    # float64: the power iteration and the long full-batch runs need it.
     with jax.enable_x64(True):
         grid = {"eta": np.asarray(cfg.etas, np.float64), "rho": np.asarray(cfg.rhos, np.float64)}
         ctx.progress(1)

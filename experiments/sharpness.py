@@ -1,13 +1,14 @@
 """Sharpness-aware training on digits (optionally with label noise): test accuracy and lambda_max.
 
-Trains the digits MLP with every optimizer of ``cfg.optimizers`` (``label -> {name, **kwargs}``,
-e.g. sgd, sam, asam, gsam, gam, fisher_sam) over ``cfg.seeds`` seeds. Per optimizer, all seeds run as
-one compiled, vmapped call (``lab.sweep``): the training loop is a ``lax.scan`` over epochs of
-``lax.scan``-ned minibatch steps ``tx.update(grads, state, params, value=loss, grad_fn=grad_fn)``,
-and every ``cfg.eval_every`` epochs it records the test accuracy and the top Hessian eigenvalue of the
-training loss on a fixed batch of ``cfg.hessian_batch`` training examples (power iteration on
-Hessian-vector products, ``optim.top_hessian_eigenvalue``). The same seed gives every optimizer the
-same initialization and the same minibatch order, so differences are paired.
+Trains the digits MLP with every optimizer of ``cfg.optimizers`` (``label -> {name, **kwargs}``, e.g.
+sgd, sam, asam, gsam, gam, fisher_sam) over ``cfg.seeds`` seeds. Per optimizer, all seeds run as one
+compiled, vmapped call (``lab.sweep``): the training loop is a ``lax.scan`` over evaluation blocks of
+the training engine's pure chunks (:mod:`jaxopt_lab.train`: every optimizer is fed ``value``,
+``grad_fn`` and, for m-sharpness, ``chunk_grad_fn``), and every ``cfg.eval_every`` epochs it records the
+test accuracy and the top Hessian eigenvalue of the training loss on a fixed batch of
+``cfg.hessian_batch`` training examples (power iteration on Hessian-vector products,
+``optim.top_hessian_eigenvalue``). The same seed gives every optimizer the same initialization and the
+same minibatch order, so differences are paired.
 
 Summary: per label ``<label>_test_acc_mean/_std`` (final), ``<label>_lambda_max_mean/_std`` (final),
 and, against ``cfg.reference``, the paired gain ``<label>_acc_gain_mean/_std/_min`` (over seeds).
@@ -22,9 +23,8 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-import optax
 
-from jaxopt_lab import data, models, optim
+from jaxopt_lab import data, models, optim, train
 from jaxopt_lab.lab import OneOf, Range, plots
 from jaxopt_lab.lab import sweep as sweep_lib
 from jaxopt_lab.lab.config import ConfigError
@@ -42,12 +42,13 @@ CONFIG_SPEC = {
 }
 
 
-def validate(cfg: ml_collections.ConfigDict) -> None:
+def check_config(cfg: ml_collections.ConfigDict) -> None:
     entries = cfg.optimizers.to_dict()
     for label, entry in entries.items():
         if entry.get("name") not in optim.names():
             raise ConfigError(f"config key 'optimizers.{label}.name' = {entry.get('name')!r}: must "
                               "be one of jaxopt_lab.optim.names()")
+        train.check_feedable(entry["name"], key=f"optimizers.{label}.name")
     if cfg.reference not in entries:
         raise ConfigError(f"config key 'reference' = {cfg.reference!r}: must be one of the "
                           f"optimizer labels {sorted(entries)}")
@@ -58,6 +59,13 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
     if cfg.epochs % cfg.eval_every:
         raise ConfigError(f"config key 'eval_every' = {cfg.eval_every}: must divide epochs = "
                           f"{cfg.epochs}")
+    n_train = len(data.digits(label_noise=cfg.label_noise, seed=cfg.data_seed).y_train)
+    for key in ("batch_size", "hessian_batch"):
+        if cfg[key] > n_train:
+            raise ConfigError(f"config key {key!r} = {cfg[key]}: must be <= the training set size {n_train}")
+
+
+validate = check_config  # the runtime's earlier name for the hook
 
 
 def _data_and_model(cfg):
@@ -98,39 +106,28 @@ def make_trial(cfg, entry: dict, stacked_params):
         inputs, labels = batch
         return models.cross_entropy(apply_fn(params, inputs), labels)
 
+    engine = train.Engine(loss_fn, optim.get(entry["name"], **kwargs),
+                          train.batches.epochs(n, cfg.batch_size), (x_train, y_train),
+                          num_chunks=kwargs.get("num_chunks", 1))
+    block_steps = cfg.eval_every * steps_per_epoch
+
     def trial(key, hparams):
         index = hparams["seed_index"].astype(jnp.int32)
         batch_key, power_key = jax.random.split(jax.random.fold_in(key, index))
-        tx = optim.get(entry["name"], **kwargs)
-        params = jax.tree.map(lambda x: x[index], stacked_params)
-        state = tx.init(params)
+        state = engine.pure_init(jax.tree.map(lambda x: x[index], stacked_params))
 
-        def train_step(carry, step):
-            params, state = carry
-            index = data.batch_indices(batch_key, step, n, cfg.batch_size)
-            batch = (x_train[index], y_train[index])
-            value, grads = jax.value_and_grad(loss_fn)(params, batch)
-            extra = {}
-            if "num_chunks" in kwargs:  # m-sharpness: per-micro-batch gradients
-                extra["chunk_grad_fn"] = optim.chunked_grad_fn(loss_fn, batch, kwargs["num_chunks"])
-            updates, state = tx.update(grads, state, params, value=value,
-                                       grad_fn=lambda p: jax.grad(loss_fn)(p, batch), **extra)
-            return (optax.apply_updates(params, updates), state), value
-
-        def evaluation_block(carry, block):
-            first = block * cfg.eval_every * steps_per_epoch
-            steps = first + jnp.arange(cfg.eval_every * steps_per_epoch)
-            (params, state), losses = jax.lax.scan(train_step, carry, steps)
-            accuracy = models.accuracy(apply_fn(params, x_test), y_test)
+        def evaluation_block(state, block):
+            state, metrics = engine.pure_run(state, batch_key, block * block_steps, block_steps)
+            accuracy = models.accuracy(apply_fn(state.params, x_test), y_test)
             sharpness = optim.top_hessian_eigenvalue(
-                lambda p: loss_fn(p, hessian_batch), params, jax.random.fold_in(power_key, block),
+                lambda p: loss_fn(p, hessian_batch), state.params, jax.random.fold_in(power_key, block),
                 max_iterations=cfg.power_iterations, min_iterations=cfg.power_iterations,
                 inner_iterations=cfg.power_iterations).eigenvalue
-            return (params, state), {"test_acc": accuracy, "lambda_max": sharpness,
-                                     "train_loss": jnp.mean(losses)}
+            return state, {"test_acc": accuracy, "lambda_max": sharpness,
+                           "train_loss": jnp.mean(metrics["loss"])}
 
         blocks = jnp.arange(cfg.epochs // cfg.eval_every)
-        _, trace = jax.lax.scan(evaluation_block, (params, state), blocks)
+        _, trace = jax.lax.scan(evaluation_block, state, blocks)
         return trace
 
     return trial

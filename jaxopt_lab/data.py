@@ -2,7 +2,7 @@
 
 Nothing here downloads anything. The real data are scikit-learn's bundled digits (1,797 8x8 images,
 10 classes) and a byte corpus made from the Python standard library's own ``.py`` sources; both stand
-in for the MNIST / CIFAR / C4 experiments of the papers (see PAPERS.md). Everything else is generated
+in for the MNIST / CIFAR / C4 experiments of the papers (see docs/). Everything else is generated
 from an explicit ``key``.
 
 Host-side loaders (``digits``, ``byte_corpus``, ``lm_split``, ``lm_batches``) return numpy arrays and

@@ -3,7 +3,7 @@
 Optimizer-state bytes and step time of the low-rank / memory-efficient optimizers on 4 dense
 1024 x 1024 layers (batch 256) at rank 256 = d/4, against optax.adam and optax.contrib.galore at the
 same rank (update_proj_gap 200, refresh cost amortized), plus full vs randomized SVD refresh of one
-1024 x 1024 gradient at rank 64 (issue 4's performance targets).
+1024 x 1024 gradient at rank 64 (the performance targets).
 """
 
 import ml_collections

@@ -2,7 +2,7 @@
 
 One jitted training step of each optimizer on the digits MLP (64-256-256-10, batch 128): per-step
 time, ratio to SGD, and for SAM the ratios to its base optimizer and to optax.contrib.sam
-(issue 3 targets: <= 2.1x base, <= 1.05x optax.contrib.sam). Reuse it for other models/lists by
+(targets: <= 2.1x base, <= 1.05x optax.contrib.sam). Reuse it for other models/lists by
 overriding ``model`` and ``optimizers`` (e.g. configs/bench/optim_step_lm.py).
 """
 

@@ -1,6 +1,6 @@
 """jaxopt-lab run configs/bench/optim_step_lm.py
 
-Per-step time of every one-gradient optimizer of PAPERS.md A3 (jaxopt_lab.optim.adaptive) against Adam
+Per-step time of every one-gradient optimizer of jaxopt_lab.optim.adaptive against Adam
 on the small LM (``models.Llama(LlamaConfig.tiny)``, byte tokens), one jitted training step each,
 timed round-robin in one process by the shared ``bench_optim_step`` experiment. Issue 5's target:
 ``<label>_ratio_to_reference <= 1.2`` (reference: adam) for each of them. XGrad and exact MARS take a

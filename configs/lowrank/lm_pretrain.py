@@ -3,7 +3,7 @@
 Byte-level LM pretraining (LLaMA-style decoder, LlamaConfig.tiny: dim 64, 2 layers) on the
 standard-library byte corpus: adam vs galore vs fira vs online subspace descent vs dct_galore vs
 frugal vs smmf at equal steps, rank 16 = dim/4 on the attention and MLP matrices. Loss curves,
-optimizer-state bytes and step time (PAPERS.md A2; issue 4).
+optimizer-state bytes and step time (GaLore, arXiv:2403.03507; Fira, arXiv:2410.01623).
 """
 
 import ml_collections
@@ -43,4 +43,5 @@ def get_config():
         "smmf": {"name": "smmf", "learning_rate": 3e-3},
     })
     c.projection = ml_collections.ConfigDict({"every": 0, "kinds": ("svd", "dct", "random")})
+    c.mesh = ml_collections.ConfigDict({"data": 0, "fsdp": 1})  # data = 0: all devices not on fsdp
     return c

@@ -11,14 +11,14 @@ from jaxopt_lab.lab import Claim
 TITLE = "Minimum achievable cross-entropy vs the ~1 lower bound of 'Beyond Scaling Laws'"
 DESCRIPTION = (
     "'Beyond Scaling Laws: Understanding Transformer Performance with Associative Memory' (Niu et al., "
-    "arXiv:2405.08707), PAPERS.md D2. The paper trains GPT-2 on various data sizes and vanilla "
+    "arXiv:2405.08707). The paper trains GPT-2 on various data sizes and vanilla "
     "Transformers on 2M tokens; here, on 2 CPU cores: jaxopt_lab.models.Llama (2 layers, 4 heads, SwiGLU "
     "2x width) at widths 16, 32, 64 (~13k-115k parameters) on 4k, 16k and 64k bytes of the Python "
     "standard-library corpus (byte vocabulary 256, context 64), Adam 3e-3 with warm-up and cosine decay, "
     "batch 16, 800 steps (200 epochs of the 4k set, 12 of the 64k set). Observed minimum = lowest cross-entropy (nats) on 64 evenly spaced windows of a "
     "run's own training data over the run, then over all 9 runs. The bound is taken as the abstract states "
     "it: a constant approximately equal to 1 (no tolerance added). The abstract's 'specific conditions' "
-    "(well-separated memorised patterns) are not checked here; PAPERS.md warns the constant is [paper, "
+    "(well-separated memorised patterns) are not checked here; the paper's analysis warns the constant is [paper, "
     "verify]. A FAIL means small models on small data memorise below the stated constant.")
 
 CLAIMS = [

@@ -1,7 +1,7 @@
 """jaxopt-lab reproduce fira-vs-galore
 
 Fira vs GaLore vs Adam at equal steps on the byte-level LM: Fira's final held-out loss is below
-GaLore's at the same rank, and closer to Adam's (PAPERS.md A2.2).
+GaLore's at the same rank, and closer to Adam's (Fira, arXiv:2410.01623).
 """
 
 import ml_collections

@@ -2,7 +2,7 @@
 
 Optimizer-state memory at GaLore's rank ratio r = d/4: measured state bytes of GaLore, Fira, DCT-GaLore,
 8-bit GaLore, SMMF and SN+SM vs Adam on 4 dense 1024 x 1024 layers (and LLaMA-60M shapes at r = 128),
-against the closed forms of PAPERS.md A2.11 and the papers' memory claims.
+against the closed forms of optim.formula_bytes and the papers' memory claims.
 """
 
 from jaxopt_lab.lab import Claim
@@ -16,25 +16,25 @@ DESCRIPTION = (
     "for LLaMA-60M, 128/512), and abstractly (jax.eval_shape) on LLaMA-60M's parameter shapes "
     "(vocabulary 32000, dim 512, MLP 1376, 8 layers) at rank 128; bytes by jaxopt_lab.optim."
     "state_bytes, formulas by jaxopt_lab.optim.formula_bytes (A2.11 per matrix, Adam on biases). "
-    "GaLore's own headline (65.5% less optimizer-state memory, LLaMA 7B) is not held in PAPERS.md "
+    "GaLore's own headline (65.5% less optimizer-state memory, LLaMA 7B) is not checked here "
     "and not checked; at r = N/4 the A2.11 formula gives 1 - 3/8 = 62.5% per square matrix. No "
     "training: memory does not depend on the data.")
-A2_11 = "PAPERS.md A2.11 (fp32 bytes per m x n matrix): "
+A2_11 = "closed forms (fp32 bytes per m x n matrix): "
 CLAIMS = [
     Claim("galore_bytes_match_formula", A2_11 + "GaLore reference 'std' 4(2rM + rN)",
           key="formula_match_galore", op=">=", bound=1.0),
     Claim("fira_bytes_match_formula", A2_11 + "Fira = GaLore + 4",
           key="formula_match_fira", op=">=", bound=1.0),
-    Claim("galore_ratio", "issue 4 target at rank d/4: 'galore/fira at most 38% of adam's (the "
+    Claim("galore_ratio", "target at rank d/4: 'galore/fira at most 38% of adam's (the "
           "formula)' (3/8 per matrix, + Adam on biases)", key="state_ratio_galore", op="<=",
           bound=0.38),
-    Claim("fira_ratio", "issue 4 target at rank d/4: 'galore/fira at most 38% of adam's (the "
+    Claim("fira_ratio", "target at rank d/4: 'galore/fira at most 38% of adam's (the "
           "formula)'", key="state_ratio_fira", op="<=", bound=0.38),
     Claim("dct_ratio", "'we store only the indices of the selected columns, avoiding the need to "
-          "store full projection matrices' [abstract, SVD-free DCT]; issue 4 target <= 26%",
+          "store full projection matrices' [abstract, SVD-free DCT]; target <= 26%",
           key="state_ratio_dct_galore", op="<=", bound=0.26),
     Claim("q_galore_ratio", "'the projection matrices are highly resilient to low-bit "
-          "quantization' [abstract, Q-GaLore]; issue 4 target for 8-bit GaLore with an int8 "
+          "quantization' [abstract, Q-GaLore]; target for 8-bit GaLore with an int8 "
           "projector <= 12%", key="state_ratio_q_galore", op="<=", bound=0.12),
     Claim("smmf_ratio", "SMMF 'reduces the memory requirement of the widely used adaptive learning "
           "rate optimizers, such as Adam, by up to 96%' [abstract]", key="state_ratio_smmf",

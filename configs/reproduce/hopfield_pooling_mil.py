@@ -10,7 +10,7 @@ from jaxopt_lab.lab import Claim
 
 TITLE = "HopfieldPooling vs mean pooling on digit bags (multiple-instance learning)"
 DESCRIPTION = (
-    "PAPERS.md D4 (hflayers, 'Hopfield Networks is All You Need', arXiv:2008.02217; [paper, verify]): the "
+    "(hflayers, 'Hopfield Networks is All You Need', arXiv:2008.02217; [paper, verify]): the "
     "MNIST-bags MIL task with scikit-learn's 8x8 digits substituted for MNIST. Bags of 8-16 digits (mask "
     "padded), positive iff they contain a 9 (1-2 nines), balanced labels; 600 train bags from the train "
     "split, 400 test bags from the test split. Same encoder (64-64-32 ReLU) and linear head; pooling is "

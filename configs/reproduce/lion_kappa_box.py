@@ -11,7 +11,7 @@ from jaxopt_lab.lab import Claim
 TITLE = "Lion-kappa: weight decay lambda = the box constraint ||x||_inf <= 1/lambda"
 DESCRIPTION = (
     "'Lion Secretly Solves Constrained Optimization: As Lyapunov Predicts' (arXiv:2310.05898), Lion from "
-    "'Symbolic Discovery of Optimization Algorithms' (arXiv:2302.06675). Problem of PAPERS.md A3.6: "
+    "'Symbolic Discovery of Optimization Algorithms' (arXiv:2302.06675). Problem: "
     "f(x) = ||Ax - b||^2/2, d = 50, A 100 x 50 Gaussian, b = A x_true with x_true ~ N(0, 3^2), so the "
     "unconstrained optimum lies outside every box; full-batch Lion (jaxopt_lab lion_kappa, kappa = l1, "
     "b1 = 0.9, b2 = 0.99) started at the unconstrained optimum with a cosine-decaying step 1e-2 -> 1e-6 "
@@ -19,7 +19,7 @@ DESCRIPTION = (
     "norm below 1e-12. float64 (jax_enable_x64 inside the experiment). Tolerances are fixed a priori: "
     "the box test allows float64 rounding (1e-9); 'solves' is read as 1e-3 relative distance to the "
     "box solution and 1e-6 relative objective gap (Lion with step eta oscillates at amplitude ~eta, "
-    "PAPERS.md pitfall, and the final step is 1e-6).")
+    "known pitfall, and the final step is 1e-6).")
 QUOTE = ("Lion minimizes 'a general loss function f(x) while enforcing a bound constraint |x|_infty leq "
          "1/lambda' (lambda is the decoupled weight decay) [abstract, arXiv:2310.05898]")
 CLAIMS = [

@@ -7,11 +7,11 @@ from jaxopt_lab.lab import Claim
 TITLE = "P2OT vs SeLa pseudo-labels on a long-tailed mixture (imbalance ratio 0.01)"
 
 DESCRIPTION = (
-    "P^2OT (arXiv:2401.09266, PAPERS.md B6) against SeLa's equipartition Sinkhorn (arXiv:1911.05371, B7). "
+    "P^2OT (arXiv:2401.09266) against SeLa's equipartition Sinkhorn (arXiv:1911.05371). "
     "Substitution: the paper clusters long-tailed CIFAR-100 / ImageNet-R / iNaturalist from frozen DINO ViT-B/16 "
     "features; here the frozen features are a generated 10-class Gaussian mixture in 16 dimensions with class sizes "
     "decaying geometrically from 500 to 5 (imbalance ratio 0.01, jaxopt_lab.ot.imbalanced_mixture), and the "
-    "trainable part is a linear head started from noisy class means (PAPERS.md B6's 'noisy linear head') instead of "
+    "trainable part is a linear head started from noisy class means (the paper's 'noisy linear head') instead of "
     "a randomly initialised MLP head. Each method self-trains the head for 50 rounds (10 Adam steps per round, full "
     "batch) on its own pseudo-labels: P^2OT soft labels with the rho ramp 0.1 -> 1 (epsilon 0.1, gamma 1, PPOT's "
     "defaults) and SeLa hard labels (lambda 25); semi-relaxed OT with all mass (UOT) is reported as a third baseline. "
@@ -24,7 +24,7 @@ CLAIMS = [
     Claim("selected_beats_sela",
           "P2OT 'progressively transports each sample to imbalanced clusters under prior distribution constraints, "
           "thus generating imbalance-aware pseudo-labels and learning from high-confident samples' (P2OT abstract): "
-          "pseudo-label accuracy on the selected samples beats SeLa's (issue 6)",
+          "pseudo-label accuracy on the selected samples beats SeLa's",
           "p2ot_selected_acc", ">", "sela_acc"),
     Claim("imbalance_aware_proportions",
           "'generating imbalance-aware pseudo-labels' (P2OT abstract): the cluster proportions of P2OT's "

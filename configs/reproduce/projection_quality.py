@@ -2,7 +2,7 @@
 
 Projection quality along training: the relative residual ||G - P P^T G|| / ||G|| of the LM's
 matrix gradients for SVD, DCT (top-r columns by l1 score), random orthogonal and randomized-SVD
-projectors at rank 16, fitted on the gradient itself and 100 steps earlier (PAPERS.md A2.6).
+projectors at rank 16, fitted on the gradient itself and 100 steps earlier (DCT projection for low-rank training).
 """
 
 import ml_collections

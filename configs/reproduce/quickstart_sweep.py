@@ -11,7 +11,7 @@ TITLE = "Quickstart sweep: Adam vs SGD on digits over 8 seeds"
 DESCRIPTION = ("The quickstart MLP (64-64) on scikit-learn's digits, 1000 steps of batch 128, Adam "
                "(lr 1e-3) vs SGD (lr 0.1), 8 seeds each run as one vmapped lab.sweep call.")
 CLAIMS = [
-    Claim("adam_accuracy", "Adam's mean final test accuracy on digits is above 0.9 (issue 2)",
+    Claim("adam_accuracy", "Adam's mean final test accuracy on digits is above 0.9",
           key="adam_test_accuracy_mean", op=">", bound=0.9),
 ]
 QUICK = {"train.steps": 100, "compare.seeds": 2}

@@ -1,7 +1,7 @@
 """jaxopt-lab reproduce sam-far-from-home
 
 Top Hessian eigenvalue reached by unnormalized SAM vs the predicted edge (sqrt(1+8 rho/eta)-1)/(2 rho),
-2-layer tanh net, full batch, float64, eta in {0.2, 0.4} x rho in {0, 0.05, 0.1, 0.2} (PAPERS.md A1.9).
+2-layer tanh net, full batch, float64, eta in {0.2, 0.4} x rho in {0, 0.05, 0.1, 0.2}.
 """
 
 import ml_collections
@@ -11,13 +11,13 @@ from jaxopt_lab.lab import Claim
 TITLE = "SAM operates far from home: lambda_max settles at the edge predicted from (eta, rho)"
 DESCRIPTION = (
     "Agarwala & Dauphin, 'SAM operates far from home: eigenvalue regularization as a dynamical "
-    "phenomenon', arXiv:2301.09949. Setting (PAPERS.md A1.9 suggestion, adapted): 2-layer tanh net "
+    "phenomenon', arXiv:2301.09949. Setting (adapted from the paper's suggestion): 2-layer tanh net "
     "(d=20, width 50, standard init), n=200 Gaussian inputs with random N(0, 2^2) targets, full batch, "
     "float64, unnormalized SAM (epsilon = rho g) for 2000 steps, 3 initializations. Learning rates "
     "0.2 and 0.4 (instead of 0.01-0.05) put the edges (2.5-10) where this small net's curvature lives "
     "(~9 at initialization), so the run starts above the SAM edge and settles at it, rather than "
     "sharpening up to it. The prediction is the stability edge of unnormalized SAM on a quadratic, "
-    "eta lambda (1 + rho lambda) = 2 (PAPERS.md A1.9 [derived]); the paper's own formula for this "
+    "eta lambda (1 + rho lambda) = 2 ([derived]); the paper's own formula for this "
     "setting was not available to us. lambda_max: power iteration on Hessian-vector products; the "
     "plateau is the median of the last 25% of measurements. Runs that diverge (some initializations "
     "at eta=0.4 start ~2x above their edge and blow up instead of settling) have no plateau: they are "

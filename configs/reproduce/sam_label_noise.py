@@ -1,6 +1,6 @@
 """jaxopt-lab reproduce sam-label-noise
 
-SAM vs SGD on digits with 20% symmetric label noise, same budget, paired seeds (PAPERS.md A1.1).
+SAM vs SGD on digits with 20% symmetric label noise, same budget, paired seeds.
 """
 
 import ml_collections

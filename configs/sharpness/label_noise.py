@@ -1,7 +1,7 @@
 """jaxopt-lab run configs/sharpness/label_noise.py
 
 SGD and the SAM family (sam, asam, gsam, gam, fisher_sam) on digits with 20% symmetric label noise:
-test accuracy and the top Hessian eigenvalue over training, 4 seeds each (PAPERS.md A1.1-A1.6).
+test accuracy and the top Hessian eigenvalue over training, 4 seeds each.
 """
 
 import ml_collections

@@ -1,6 +1,6 @@
 """jaxopt-lab run configs/sharpness/m_sharpness.py
 
-m-sharpness (PAPERS.md A1.2): SAM with independent perturbations per micro-batch of m examples,
+m-sharpness: SAM with independent perturbations per micro-batch of m examples,
 m in {64, 16, 4} (num_chunks 1, 4, 16 of a batch of 64), on digits with 20% label noise, vs SGD.
 The SAM paper reports that smaller m generalizes better.
 """

@@ -1,6 +1,6 @@
 """jaxopt-lab run configs/sharpness/sam_on.py
 
-SAM-ON (PAPERS.md A1.7): perturb only the LayerNorm affine parameters, vs SAM on all parameters and
+SAM-ON: perturb only the LayerNorm affine parameters, vs SAM on all parameters and
 SGD, on a LayerNorm MLP trained on digits with 20% label noise. SAM-ON's radius is larger (the
 reference uses rho = 10 with ASAM; here plain SAM-ON with rho = 0.5).
 """

@@ -1,6 +1,6 @@
 """jaxopt-lab run configs/zoo/adaptive.py
 
-The adaptive family of PAPERS.md A3 (AdamP, SGDP, Grams, MARS, FAdam, diffGrad, Lion-kappa, SANIA,
+The adaptive family (jaxopt_lab.optim.adaptive) (AdamP, SGDP, Grams, MARS, FAdam, diffGrad, Lion-kappa, SANIA,
 Gravity, XGrad) next to Adam, AdamW, Lion and SGD on the zoo's three tasks: learning-rate robustness
 curves (1e-4 to 1, two points per decade) and the best-result table over 2 seeds (see configs/zoo/all_optimizers.py for every optimizer).
 """
