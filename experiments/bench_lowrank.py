@@ -34,7 +34,7 @@ batch ``cfg.batch_size``), the issue's setting (4 × 1024², batch 256). In one 
 * **refresh** (``cfg.svd_size`` > 0): full SVD vs randomized SVD of one ``svd_size``² gradient at rank
   ``cfg.svd_rank``: ``svd_ms``, ``rsvd_ms``, ``rsvd_speedup``.
 
-Issue 4's targets (recorded as ``meets_*`` 1.0/0.0, never enforced): galore/fira state <= 38% of
+The targets (recorded as ``meets_*`` 1.0/0.0, never enforced): galore/fira state <= 38% of
 Adam's at rank d/4, dct_galore <= 26%, q_galore <= 12%, smmf <= 5%; average step <= 1.3x Adam's and
 <= optax.contrib.galore's at the same rank; randomized SVD refresh >= 3x faster than full SVD.
 """

@@ -2,7 +2,7 @@
 
 Per-step time of every one-gradient optimizer of jaxopt_lab.optim.adaptive against Adam
 on the small LM (``models.Llama(LlamaConfig.tiny)``, byte tokens), one jitted training step each,
-timed round-robin in one process by the shared ``bench_optim_step`` experiment. Issue 5's target:
+timed round-robin in one process by the shared ``bench_optim_step`` experiment. The target:
 ``<label>_ratio_to_reference <= 1.2`` (reference: adam) for each of them. XGrad and exact MARS take a
 second gradient (``grad_fn``) by design and are not one-gradient optimizers, so they are not listed.
 """
