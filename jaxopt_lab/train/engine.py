@@ -39,7 +39,7 @@ class Engine:
         else:
             constrain = None
         self.step_fn = make_step(loss_fn, tx, has_aux=has_aux, stateful=stateful, num_chunks=num_chunks,
-                                 constrain_batch=constrain)
+                                 constrain_batch=constrain, mesh=mesh)
         self._runs: dict[int, Callable] = {}
         self._init = None
         self._data = None  # the data set on the devices (run)

@@ -65,3 +65,12 @@ def test_unreachable_coordinator_is_one_clear_error():
     proc = _python("-c", code)
     out, _ = proc.communicate(timeout=120)
     assert proc.returncode == 1 and "ConfigError: --distributed: no coordinator listening" in out, out[-2000:]
+
+
+@pytest.mark.slow
+def test_m_sharpness_per_data_shard_matches_one_device():
+    # m-SAM with 4 chunks on (data=4): each shard perturbs with its own chunk's gradient (shard_map)
+    out = _result(_python(HERE / "_m_sharpness.py"))
+    assert out["shard_map"]
+    np.testing.assert_allclose(out["losses"]["data4"], out["losses"]["one"], rtol=1e-5)
+    assert not any(shape.endswith("[8,16]") for shape in out["all_gathers"]), out["all_gathers"]
