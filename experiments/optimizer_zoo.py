@@ -8,8 +8,9 @@ scored by the held-out next-byte loss) and ``rosenbrock`` (the ill-conditioned R
 For each task and optimizer, one ``lab.sweep`` runs the whole grid ``learning rates x seeds`` as one
 vmapped, compiled call: the optimizer is built inside the trial from the traced learning rate, the
 training loop is one pure chunk of the training engine (:mod:`jaxopt_lab.train`: every optimizer is fed
-``value``, ``grad_fn`` and ``chunk_grad_fn`` on the step's batch; each step's batch is drawn by the task's
-loss from the step's key, ``train.batches.step_keys``). Outputs: per task a figure of the
+``value``, ``grad_fn`` and ``chunk_grad_fn`` on the step's batch; batches come from the engine's samplers:
+epochs of the digits training set, random windows of the LM's training bytes, the full "batch" for
+Rosenbrock). Outputs: per task a figure of the
 final score vs learning rate (mean over seeds, one panel per optimizer family), and a table of the best
 learning rate of each optimizer with the score's mean and standard deviation over seeds there (and the
 mean training loss over the run there, an area under the loss curve: lower is faster). A
@@ -64,15 +65,29 @@ def validate(cfg) -> None:
         raise ConfigError(f"config key 'lr.min' = {cfg.lr.min!r}: must be <= lr.max = {cfg.lr.max!r}")
 
 
+def check_config(cfg) -> None:
+    """The digits batch must fit in the training set (an epoch holds at least one batch)."""
+    from jaxopt_lab.lab import ConfigError
+
+    if "digits" in cfg.tasks:
+        n_train = data.digits(seed=0).x_train.shape[0]
+        if cfg.digits.batch_size > n_train:
+            raise ConfigError(f"config key 'digits.batch_size' = {cfg.digits.batch_size}: must be <= the "
+                              f"training set size of digits ({n_train})")
+
+
 class Task(NamedTuple):
-    """A training problem: ``init(key) -> params``, ``loss(params, key) -> minibatch loss``,
-    ``score(params) -> final score`` (lower is better), ``steps``, and a label for the score."""
+    """A training problem: ``init(key) -> params``, ``loss(params, batch) -> minibatch loss`` on the
+    batches ``sampler`` draws from ``data``, ``score(params) -> final score`` (lower is better),
+    ``steps``, and a label for the score."""
 
     init: Callable
     loss: Callable
     score: Callable
     steps: int
     score_name: str
+    sampler: train.Sampler
+    data: object
 
 
 def digits_task(cfg) -> Task:
@@ -82,14 +97,14 @@ def digits_task(cfg) -> Task:
     apply_fn, init_fn = models.functional_init(
         lambda rngs: models.MLP(x_train.shape[1], (cfg.digits.hidden,), ds.num_classes, rngs=rngs))
 
-    def loss(params, key):
-        idx = jax.random.randint(key, (cfg.digits.batch_size,), 0, x_train.shape[0])
-        return models.cross_entropy(apply_fn(params, x_train[idx]), y_train[idx])
+    def loss(params, batch):
+        return models.cross_entropy(apply_fn(params, batch[0]), batch[1])
 
     def score(params):
         return models.cross_entropy(apply_fn(params, x_test), y_test)
 
-    return Task(init_fn, loss, score, cfg.digits.steps, "digits test cross-entropy")
+    return Task(init_fn, loss, score, cfg.digits.steps, "digits test cross-entropy",
+                train.batches.epochs(x_train.shape[0], cfg.digits.batch_size), (x_train, y_train))
 
 
 def lm_task(cfg) -> Task:
@@ -103,14 +118,15 @@ def lm_task(cfg) -> Task:
     held_out = data.sample_lm_batch(jax.random.PRNGKey(12345), test_tokens, 4 * cfg.lm.batch_size,
                                     cfg.lm.seq_len)
 
-    def loss(params, key):
-        inputs, targets = data.sample_lm_batch(key, train_tokens, cfg.lm.batch_size, cfg.lm.seq_len)
-        return models.cross_entropy(apply_fn(params, inputs), targets)
+    def loss(params, batch):
+        return models.cross_entropy(apply_fn(params, batch[0]), batch[1])
 
     def score(params):
         return models.cross_entropy(apply_fn(params, held_out[0]), held_out[1])
 
-    return Task(init_fn, loss, score, cfg.lm.steps, "LM held-out loss (nats/byte)")
+    return Task(init_fn, loss, score, cfg.lm.steps, "LM held-out loss (nats/byte)",
+                train.batches.token_windows(train_tokens.shape[0], cfg.lm.batch_size, cfg.lm.seq_len),
+                train_tokens)
 
 
 def rosenbrock_task(cfg) -> Task:
@@ -120,14 +136,15 @@ def rosenbrock_task(cfg) -> Task:
     def init(key):
         return {"x": start + cfg.rosenbrock.init_noise * jax.random.normal(key, (d,))}
 
-    def loss(params, key):
-        del key
+    def loss(params, batch):
+        del batch  # deterministic: the full "batch" is nothing
         return data.rosenbrock(params["x"])
 
     def score(params):
         return data.rosenbrock(params["x"])
 
-    return Task(init, loss, score, cfg.rosenbrock.steps, f"Rosenbrock f(x), d={d}")
+    return Task(init, loss, score, cfg.rosenbrock.steps, f"Rosenbrock f(x), d={d}",
+                train.batches.full_batch(), None)
 
 
 TASK_BUILDERS = {"digits": digits_task, "lm": lm_task, "rosenbrock": rosenbrock_task}
@@ -138,8 +155,8 @@ def make_trial(task: Task, name: str) -> Callable:
     built from the (traced) learning rate, in one ``lax.scan``."""
 
     def trial(key, hparams):
-        engine = train.Engine(task.loss, optim.get(name, learning_rate=hparams["lr"]),
-                              train.batches.step_keys(task.steps), None)
+        engine = train.Engine(task.loss, optim.get(name, learning_rate=hparams["lr"]), task.sampler,
+                              task.data)
         init_key, data_key = jax.random.split(key)
         state, metrics = engine.pure_run(engine.pure_init(task.init(init_key)), data_key, 0, task.steps)
         losses = metrics["loss"]

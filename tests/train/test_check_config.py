@@ -16,6 +16,7 @@ CASES = [
     ("lowrank/lm_pretrain.py", ["model.n_heads=3"], "'model.n_heads' = 3: must divide the model dim 64"),
     ("lowrank/lm_pretrain.py", ["rank=100"], "'rank' = 100: must be <= 64"),
     ("sharpness/label_noise.py", ["batch_size=5000"], "'batch_size' = 5000: must be <= the training set"),
+    ("zoo/all_optimizers.py", ["digits.batch_size=5000"], "'digits.batch_size' = 5000: must be <= the training set"),
     ("ot_clustering/p2ot_digits.py", ["data.dim=65"], "'data.dim' = 65: must be <= 64"),
     ("ot_clustering/p2ot_digits.py", ["p2ot.rho_upper=0.01"], "'p2ot.rho_upper' = 0.01: must be >= p2ot.rho_base"),
 ]
