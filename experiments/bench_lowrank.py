@@ -8,9 +8,10 @@ batch ``cfg.batch_size``), the issue's setting (4 × 1024², batch 256). In one 
   measured with ``optim.state_bytes``; ``state_ratio_<label>`` is the ratio to ``cfg.reference``,
   ``formula_match_<label>`` 1.0 when it equals ``optim.formula_bytes``. The same
   for a LLaMA-60M-shaped tree (``llama60m_state_ratio_<label>``, states from ``jax.eval_shape``).
-* **step time** (``cfg.timing``): one jitted training step (compile time apart), timed at a
-  refresh step (count 0: the projector is recomputed) and between refreshes, where it is timed as
-  a training run takes it: ``cfg.timed_steps`` consecutive steps with parameters and state threaded
+* **step time** (``cfg.timing``): one jitted step of the training engine (:func:`jaxopt_lab.train.make_step`:
+  loss and gradient, ``tx.update`` fed the engine's extra arguments, the update applied; the batch an
+  argument as in a run) (compile time apart), timed at a refresh step (count 0: the projector is recomputed) and between refreshes, where it is timed as
+  a training run takes it: ``cfg.timed_steps`` consecutive steps with the train state threaded
   through. ``step_ms_<label>`` = ((T − 1)·plain + refresh)/T with T = ``cfg.update_proj_gap`` is
   the average step, ``ratio_to_<reference>_<label>`` and ``ratio_to_optax_galore_<label>`` its
   ratios. (Calling the step again and again on the same inputs, as this benchmark first did, made
@@ -53,7 +54,7 @@ import optax
 import optax.contrib
 import threadpoolctl
 
-from jaxopt_lab import optim
+from jaxopt_lab import optim, train
 from jaxopt_lab.lab import Range, bench, plots
 from jaxopt_lab.lab.config import ConfigError
 from jaxopt_lab.optim.projectors import Projector
@@ -133,18 +134,18 @@ def dense_problem(cfg, key):
     params = {f"layer{i}": {"w": jax.random.normal(keys[i], (cfg.width, cfg.width))
                             / np.sqrt(cfg.width), "b": jnp.zeros(cfg.width)}
               for i in range(cfg.layers)}
-    x = jax.random.normal(keys[-2], (cfg.batch_size, cfg.width))
-    y = jax.random.normal(keys[-1], (cfg.batch_size, cfg.width))
+    batch = (jax.random.normal(keys[-2], (cfg.batch_size, cfg.width)),
+             jax.random.normal(keys[-1], (cfg.batch_size, cfg.width)))
 
-    def loss_fn(p):
-        h = x
+    def loss_fn(p, batch):
+        h, y = batch
         for i in range(cfg.layers):
             h = h @ p[f"layer{i}"]["w"] + p[f"layer{i}"]["b"]
             if i < cfg.layers - 1:
                 h = jax.nn.relu(h)
         return 0.5 * jnp.mean(jnp.sum((h - y) ** 2, axis=-1))
 
-    return params, loss_fn
+    return params, loss_fn, batch
 
 
 def llama60m_shapes(vocab=32000, dim=512, hidden=1376, layers=8):
@@ -165,12 +166,11 @@ def _formula(name, entry, params):
     return optim.formula_bytes(method, params, **kw)
 
 
-def _step_fn(tx, loss_fn):
-    def step(params, state):
-        grads = jax.grad(loss_fn)(params)
-        updates, state = tx.update(grads, state, params)
-        return optax.apply_updates(params, updates), state
-    return jax.jit(step)
+def _engine_step(tx, loss_fn, batch):
+    """The engine's step on ``batch`` (``train_state, batch -> train_state``, jitted) and its initial
+    train state."""
+    engine = train.Engine(loss_fn, tx, train.batches.full_batch(), batch)
+    return jax.jit(lambda state, batch: engine.step_fn(state, batch)[0]), engine.pure_init
 
 
 def _minor_faults() -> int:
@@ -199,44 +199,43 @@ def _matmul_gflops(cfg, key) -> float:
     return 2.0 * cfg.batch_size * cfg.width**2 / timing.run_s / 1e9
 
 
-def _training_steps(executable, params, state, steps):
-    """``steps`` consecutive steps as a training run takes them (parameters and state threaded
-    through); the wall time of each step and the minor page faults per step."""
+def _training_steps(executable, state, batch, steps):
+    """``steps`` consecutive steps as a training run takes them (the train state threaded through);
+    the wall time of each step, the minor page faults per step and the last state."""
     times = []
     before = _minor_faults()
     for _ in range(steps):
         start = time.perf_counter()
-        params, state = jax.block_until_ready(executable(params, state))
+        state = jax.block_until_ready(executable(state, batch))
         times.append(time.perf_counter() - start)
-    return times, (_minor_faults() - before) / steps, params, state
+    return times, (_minor_faults() - before) / steps, state
 
 
-def _step_times(cfg, ctx, entries, params, loss_fn) -> dict:
+def _step_times(cfg, ctx, entries, params, loss_fn, batch) -> dict:
     """Compile every timed step (compile time apart); time plain and refresh steps round-robin."""
     summary = {}
     compiled, compile_s, running = {}, {}, {}
     for label, entry in entries.items():
         if cfg.timed and label not in cfg.timed and label != cfg.reference:
             continue
-        tx = build(entry)
-        step = _step_fn(tx, loss_fn)
-        state0 = tx.init(params)               # count 0: a refresh step
+        step, init = _engine_step(build(entry), loss_fn, batch)
+        state0 = init(params)                  # count 0: a refresh step
         start = time.perf_counter()
-        executable = step.lower(params, state0).compile()  # compile time, apart
+        executable = step.lower(state0, batch).compile()  # compile time, apart
         compile_s[label] = time.perf_counter() - start
         summary[f"flops_{label}"] = _flops(executable)
         compiled[label] = (executable, state0)
-        running[label] = executable(params, state0)  # (params, state) at count 1: between refreshes
+        running[label] = executable(state0, batch)  # the state at count 1: between refreshes
     plain = {k: [] for k in compiled}
     faults = {k: [] for k in compiled}
     refresh = {k: [] for k in compiled}
     for _ in range(cfg.repeats):  # round-robin: each round times every optimizer once
         for label, (executable, state0) in compiled.items():
-            times, step_faults, *running[label] = _training_steps(executable, *running[label],
-                                                                  cfg.timed_steps)
+            times, step_faults, running[label] = _training_steps(executable, running[label], batch,
+                                                                 cfg.timed_steps)
             plain[label].extend(times)
             faults[label].append(step_faults)
-            refresh[label].append(bench.time_call(executable, params, state0, repeats=1,
+            refresh[label].append(bench.time_call(executable, state0, batch, repeats=1,
                                                   warmup=0).run_s)
     gap = cfg.update_proj_gap
     for label in compiled:
@@ -268,7 +267,7 @@ def _step_times(cfg, ctx, entries, params, loss_fn) -> dict:
 
 def run(cfg, ctx):
     entries = {k: with_defaults(e, cfg) for k, e in cfg.optimizers.to_dict().items()}
-    params, loss_fn = dense_problem(cfg, ctx.key)
+    params, loss_fn, batch = dense_problem(cfg, ctx.key)
     ctx.progress(3)
     summary, memory = {}, {}
 
@@ -300,7 +299,7 @@ def run(cfg, ctx):
     # ---- step time
     if cfg.timing:
         with _blas_limit(cfg.blas_threads):
-            summary.update(_step_times(cfg, ctx, entries, params, loss_fn))
+            summary.update(_step_times(cfg, ctx, entries, params, loss_fn, batch))
             summary["matmul_gflops"] = _matmul_gflops(cfg, jax.random.fold_in(ctx.key, 11))
         summary["blas_threads"] = cfg.blas_threads
     ctx.log(2)
