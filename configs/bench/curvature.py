@@ -32,17 +32,13 @@ OPTIMIZERS = {
 
 
 def get_config():
-    c = ml_collections.ConfigDict()
-    c.experiment = "bench_optim_step"
-    c.seed = 0
-    c.model = "lm"
-    c.mlp_hidden = 256         # unused for model="lm"
-    c.lm_preset = "tiny"       # ~115k parameters: dim 64, 2 layers
-    c.seq_len = 64
-    c.batch_size = 16
+    # The model, data and timing settings are the LM step benchmark's (configs/bench/optim_step_lm.py);
+    # only the timed call length, the rounds and the optimizers differ.
+    from jaxopt_lab.lab.config import load_config_module
+    from jaxopt_lab.lab.project import project_root
+
+    c = load_config_module(project_root() / "configs" / "bench" / "optim_step_lm.py").get_config()
     c.steps_per_call = 100     # one FOSI refresh and ten Shampoo/PSGD refreshes per timed call
     c.repeats = 5              # timed rounds (round-robin over optimizers); median reported
-    c.reference = "adam"
-    c.only = ()
     c.optimizers = ml_collections.ConfigDict(OPTIMIZERS)
     return c
