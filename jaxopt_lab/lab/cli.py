@@ -4,7 +4,10 @@
     jaxopt-lab run --resume RUN_DIR
     jaxopt-lab sweep CONFIG --seeds N [--grid KEY=V1,V2 ...] [--set KEY=VALUE ...] [--workdir DIR]
     jaxopt-lab reproduce ID [--quick] [--workdir DIR]
-    jaxopt-lab reproduce --list
+    jaxopt-lab reproduce --all [--quick] [--workdir DIR]
+    jaxopt-lab reproduce --list [--workdir DIR]
+    jaxopt-lab reproduce --record RUNS_DIR
+    jaxopt-lab report [RUNS_DIR] [--out DIR]
     jaxopt-lab list [--runs [WORKDIR]]
     jaxopt-lab show CONFIG [--set KEY=VALUE ...]
     jaxopt-lab --version
@@ -12,8 +15,10 @@
 ``run`` and ``sweep`` take ``--distributed [--coordinator ADDR --num-processes N --process-id I]`` to
 join a multi-host job (SLURM and TPU pods are detected without the three options).
 
-Exit status: 0 done (and every claim passed, for ``reproduce``), 1 failed, interrupted or a claim
-failed, 2 bad config or arguments (one line on stderr, no traceback), 3 diverged.
+Exit status: 0 done (and, for a full-size ``reproduce``, every claim passed), 1 failed, interrupted or a
+claim failed at full size, 2 bad config or arguments (one line on stderr, no traceback), 3 diverged.
+``reproduce --quick`` is a smoke test: it prints its verdicts marked indicative and exits 0 when the run
+finished, whatever they say.
 
 The parser and ``list`` import no jax: the runtime is imported only by commands that run something.
 """
@@ -74,10 +79,25 @@ def _parser() -> argparse.ArgumentParser:
                          description="Re-run a paper figure, draw it and check the paper's claims "
                                      "(PASS/FAIL per claim).")
     rep.add_argument("id", nargs="?", help="figure id, e.g. quickstart-sweep")
-    rep.add_argument("--quick", action="store_true", help="small size that finishes in seconds")
-    rep.add_argument("--list", action="store_true", help="list the reproductions")
+    rep.add_argument("--quick", action="store_true",
+                     help="smoke test at small size (under 30 s): verdicts are indicative, exit 0 if it ran")
+    rep.add_argument("--all", action="store_true",
+                     help="run every reproduction, reusing finished runs whose config and code are unchanged")
+    rep.add_argument("--list", action="store_true",
+                     help="list the reproductions with their last full-size verdicts and run time")
+    rep.add_argument("--record", metavar="RUNS_DIR",
+                     help="write configs/reproduce/records/<id>.json from the latest finished full-size "
+                          "run of each reproduction under RUNS_DIR")
     rep.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
-    rep.add_argument("--workdir", default="runs")
+    rep.add_argument("--workdir", default="runs", help="where run directories go (default: runs/)")
+
+    report = sub.add_parser("report", help="write a static HTML site of the reproductions' runs",
+                            description="Write an HTML site: a page per reproduction (paper, claims, "
+                                        "figures, config, environment, run time) and an index with the "
+                                        "PASS/FAIL matrix, from the latest run of each under RUNS_DIR.")
+    report.add_argument("runs_dir", nargs="?", default="runs", metavar="RUNS_DIR",
+                        help="the workdir of the reproductions (default: runs/)")
+    report.add_argument("--out", default=None, metavar="DIR", help="where the site goes (default: RUNS_DIR/report)")
 
     ls = sub.add_parser("list", help="list experiments, configs, optimizers and reproductions",
                         description="List experiments, configs, optimizers and reproductions; with "
@@ -173,20 +193,82 @@ def _cmd_sweep(args) -> int:
 def _cmd_reproduce(args) -> int:
     from . import reproduce as rep
 
+    modes = [name for name, on in (("ID", bool(args.id)), ("--all", args.all), ("--list", args.list),
+                                   ("--record", args.record is not None)) if on]
+    if len(modes) > 1:
+        raise ConfigError(f"reproduce takes one of ID, --all, --list, --record; got {' and '.join(modes)}")
     if args.list:
-        for figure_id in rep.ids():
-            r = rep.load(figure_id)
-            print(f"{figure_id:<28} {r.title}  ({len(r.claims)} claims)")
-        return 0
+        return _list_reproductions(args.workdir)
+    if args.record is not None:
+        return _record(args.record)
+    if args.all:
+        if args.overrides:
+            raise ConfigError("reproduce --all takes no --set: each reproduction runs as configured")
+        outcomes = rep.reproduce_all(quick=args.quick, workdir=args.workdir)
+        print(rep.format_matrix(outcomes, quick=args.quick))
+        finished = all(o.status == "done" for o in outcomes)
+        return (0 if finished else 1) if args.quick else (0 if all(o.passed for o in outcomes) else 1)
     if not args.id:
-        raise ConfigError("reproduce needs a figure ID (see 'jaxopt-lab reproduce --list')")
+        raise ConfigError("reproduce needs a figure ID, --all, --list or --record (see 'jaxopt-lab reproduce -h')")
+    print(f"[jaxopt-lab] reproduce {args.id}{' --quick' if args.quick else ''}: loading …", flush=True)
     result, verdicts = rep.reproduce(args.id, quick=args.quick, workdir=args.workdir,
                                      overrides=args.overrides)
     print(rep.format_table(args.id, verdicts, quick=args.quick))
     print(f"{result.status}: {result.run_dir}")
     if result.status != "done":
         return result.exit_code
-    return 0 if all(v.passed for v in verdicts) else 1
+    return 0 if args.quick or all(v.passed for v in verdicts) else 1
+
+
+def _list_reproductions(workdir: str) -> int:
+    """Each reproduction with its last full-size verdicts and run time: from the latest finished run in
+    the workdir, else from its committed record."""
+    from . import catalog, history
+    from .project import project_roots
+
+    runs = history.latest(workdir)
+    seen = set()
+    for root in project_roots():
+        for r in catalog.reproductions(root / "configs" / "reproduce"):
+            if r.name in seen:
+                continue
+            seen.add(r.name)
+            print(f"{r.name:<26} {r.summary}" + (f"  [cannot load: {r.error}]" if r.error else ""))
+            if r.name in runs:
+                last = runs[r.name]
+                print(f"{'':<26}   last full-size run: {history.describe(last)} ({last['run_dir']})")
+            elif (record := history.read_record(root, r.name)) is not None:
+                commit = (record.get("git_commit") or "?")[:10]
+                print(f"{'':<26}   recorded full-size run: {history.describe(record)}, commit {commit}")
+            else:
+                print(f"{'':<26}   no full-size run recorded")
+    return 0
+
+
+def _record(runs_dir: str) -> int:
+    from . import history
+    from .project import project_root
+    from .reproduce import ids
+
+    out = history.records_dir(project_root())
+    written, notes = history.write_records(runs_dir, out, known_ids=set(ids()))
+    for note in notes:
+        print(f"  skipped: {note}")
+    for figure_id in written:
+        print(f"  recorded {figure_id}: {history.describe(history.read_record(project_root(), figure_id))}")
+    print(f"{len(written)} records written to {out}" + ("" if written else
+          f" (no finished full-size reproduction run under {runs_dir})"))
+    return 0
+
+
+def _cmd_report(args) -> int:
+    from .report import write_site
+
+    index, notes = write_site(args.runs_dir, args.out)
+    for note in notes:
+        print(f"  {note}")
+    print(f"report: {index}")
+    return 0
 
 
 def _cmd_list(args) -> int:
@@ -263,7 +345,7 @@ def _cmd_show(args) -> int:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = _parser().parse_args(argv)
     commands = {"run": _cmd_run, "sweep": _cmd_sweep, "reproduce": _cmd_reproduce, "list": _cmd_list,
-                "show": _cmd_show}
+                "show": _cmd_show, "report": _cmd_report}
     try:
         if hasattr(args, "distributed"):
             _init_distributed(args)

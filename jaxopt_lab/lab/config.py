@@ -16,6 +16,7 @@ Every key of a config file must be known to its experiment (:func:`check_keys`).
 from __future__ import annotations
 
 import ast
+import contextlib
 import dataclasses
 import difflib
 import hashlib
@@ -23,12 +24,12 @@ import importlib.util
 import json
 import math
 import pathlib
-from typing import Any, Callable, Iterable, Mapping, Optional, Sequence, Union
+from typing import Any, Callable, Iterable, Iterator, Mapping, Optional, Sequence, Union
 
 import ml_collections
 
 __all__ = ["ConfigError", "Range", "OneOf", "Each", "require", "load_config", "load_config_module", "apply_overrides",
-           "parse_override", "with_defaults", "key_patterns", "optimizer_arguments", "check_keys", "validate", "config_hash", "config_to_json", "config_from_json",
+           "recording_files", "parse_override", "with_defaults", "key_patterns", "optimizer_arguments", "check_keys", "validate", "config_hash", "config_to_json", "config_from_json",
            "flat_items"]
 
 
@@ -121,6 +122,20 @@ def require(condition: bool, key: str, value: Any, allowed: str) -> None:
 # ------------------------------------------------------------------------------------------------
 # Loading and overriding.
 
+_RECORDERS: list[list[pathlib.Path]] = []
+
+
+@contextlib.contextmanager
+def recording_files() -> Iterator[list[pathlib.Path]]:
+    """Collects the config files loaded inside the ``with`` block (a config may load another)."""
+    files: list[pathlib.Path] = []
+    _RECORDERS.append(files)
+    try:
+        yield files
+    finally:
+        _RECORDERS.remove(files)
+
+
 def load_config_module(path: Union[str, pathlib.Path]):
     """Import a config file as a module (configs are plain Python, not a package).
 
@@ -132,6 +147,8 @@ def load_config_module(path: Union[str, pathlib.Path]):
     path = resolve_config(path)
     if path.is_dir() or not path.is_file():
         raise ConfigError(f"config file {str(path)!r} does not exist")
+    for files in _RECORDERS:
+        files.append(pathlib.Path(path).resolve())
     name = "jaxopt_lab_config_" + hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:12]
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
