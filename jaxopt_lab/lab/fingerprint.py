@@ -7,8 +7,12 @@ The files of a reproduction are:
 * every ``jaxopt_lab`` module that module imports, followed transitively: ``import jaxopt_lab.a.b`` and
   ``from jaxopt_lab.a import b`` count ``jaxopt_lab/a/b.py`` (or ``b/__init__.py``) and the ``__init__.py``
   of each package above it; a package whose ``__init__`` imports its names lazily (a module-level
-  ``__getattr__``) counts every module in it when a name is imported from the package itself. Imports
-  anywhere in a file count (inside functions too): the set errs on the side of too many files.
+  ``__getattr__``) counts the module its table of lazy names maps a name to, or every module in it when
+  the name cannot be placed. Imports anywhere in a file count (inside functions too): the set errs on the
+  side of too many files.
+
+``reproduce`` adds the runtime itself (``jaxopt_lab/lab/run.py`` and what it imports) to every
+reproduction's files.
 
 The hash is the sha256 of the files' contents together with their paths relative to their project root, so
 a run is reused only when none of the files it depends on has changed by a single byte -- whether the
@@ -50,6 +54,30 @@ def _is_lazy(tree: ast.Module) -> bool:
     return any(isinstance(n, ast.FunctionDef) and n.name == "__getattr__" for n in tree.body)
 
 
+def _lazy_table(tree: ast.Module) -> dict[str, str]:
+    """``{"Name": "module"}`` entries of the dict literals in a lazy package's ``__init__``."""
+    table = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Dict):
+            for k, v in zip(node.keys, node.values):
+                if isinstance(k, ast.Constant) and isinstance(v, ast.Constant) and isinstance(k.value, str) \
+                        and isinstance(v.value, str) and v.value.isidentifier():
+                    table[k.value] = v.value
+    return table
+
+
+def _defined(tree: ast.Module) -> set[str]:
+    names = set()
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, ast.Assign):
+            names.update(t.id for t in node.targets if isinstance(t, ast.Name))
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names.update((a.asname or a.name).split(".")[0] for a in node.names)
+    return names
+
+
 def _imports(path: pathlib.Path, tree: ast.Module) -> set[pathlib.Path]:
     """The jaxopt_lab module files that ``path`` imports (see the module docstring)."""
     here = _dotted(path) if path.is_relative_to(_PACKAGE_DIR) else ""
@@ -65,15 +93,15 @@ def _imports(path: pathlib.Path, tree: ast.Module) -> set[pathlib.Path]:
         target = _module_file(dotted)
         if target is None:
             return
-        whole_package = False
+        if target.name != "__init__.py":
+            return
+        init = _parse(target)
         for name in names:
-            sub = _module_file(f"{dotted}.{name}")
+            sub = _module_file(f"{dotted}.{name}") or _module_file(f"{dotted}.{_lazy_table(init).get(name)}")
             if sub is not None:
                 found.add(sub)
-            elif name == "*" or target.name == "__init__.py":
-                whole_package = True
-        if whole_package and target.name == "__init__.py" and _is_lazy(_parse(target)):
-            found.update(target.parent.rglob("*.py"))
+            elif _is_lazy(init) and (name == "*" or name not in _defined(init)):
+                found.update(target.parent.rglob("*.py"))  # a lazy name we cannot place: all of it
 
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):

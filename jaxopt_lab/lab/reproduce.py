@@ -188,7 +188,8 @@ def plan(figure_id: str, *, quick: bool = False, overrides: Sequence[str] = ()) 
     with config_lib.recording_files() as config_files:
         cfg = repro.config(quick=quick, overrides=overrides)
     experiment = experiment_path(cfg.experiment)
-    files = fingerprint.module_files(repro.path, *config_files, *([experiment] if experiment else []))
+    runtime = pathlib.Path(__file__).with_name("run.py")  # what executes every run
+    files = fingerprint.module_files(repro.path, *config_files, runtime, *([experiment] if experiment else []))
     return Planned(repro, cfg, config_lib.config_hash(cfg), fingerprint.content_hash(files), tuple(files))
 
 

@@ -43,7 +43,19 @@ def test_quick_mode_applies_the_quick_overrides(toy_project, tmp_path, monkeypat
     result, verdicts = rep.reproduce("toy-claim", quick=True, workdir=tmp_path)
     assert json.loads((result.run_dir / "config.json").read_text())["steps"] == 2
     assert not verdicts[0].passed  # 2 steps are not enough to converge: the claim says so
-    assert json.loads((result.run_dir / "claims.json").read_text())["quick"] is True
+    claims = json.loads((result.run_dir / "claims.json").read_text())
+    assert claims["quick"] is True and claims["wall_s"] > 0 and claims["cores"] >= 1
+    assert len(claims["config_hash"]) == 8 and len(claims["code_hash"]) == 16
+
+
+def test_quick_mode_is_a_smoke_test(toy_project, tmp_path, capsys, monkeypatch):
+    """--quick exits 0 when the run finished, whatever the (indicative) verdicts; 1 when it did not."""
+    monkeypatch.chdir(toy_project)
+    assert cli.main(["reproduce", "toy-claim", "--quick", "--workdir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "FAIL*  converges" in out and "indicative" in out and "loading" in out.splitlines()[0]
+    assert cli.main(["reproduce", "toy-claim", "--quick", "--set", "fail_at_step=1",
+                     "--workdir", str(tmp_path)]) == 1
 
 
 def test_list(toy_project, capsys, monkeypatch):
