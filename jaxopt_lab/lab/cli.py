@@ -154,18 +154,22 @@ def _init_distributed(args) -> None:
 
 def _cmd_run(args) -> int:
     from .config import load_config
-    from .run import resume_run, start_run
 
     if args.config and not args.resume:
         print(f"[jaxopt-lab] loading {args.config} …", flush=True)  # before jax's import, ~seconds
     if args.resume:
         if args.config or args.overrides:
             raise ConfigError("--resume takes only RUN_DIR: the config is the one the run started with")
+        from .run import resume_run
+
         result = resume_run(args.resume)
     else:
         if not args.config:
             raise ConfigError("run needs a CONFIG file (or --resume RUN_DIR)")
-        result = start_run(load_config(args.config, args.overrides), args.workdir)
+        cfg = load_config(args.config, args.overrides)  # a config error stops here, before jax's import
+        from .run import start_run
+
+        result = start_run(cfg, args.workdir)
     print(f"{result.status}: {result.run_dir}" + (f" ({result['message']})" if result["message"] else ""))
     if result.status == "failed" and not result["message"].startswith("disk full"):
         status = result.run_dir / "status.json"
@@ -175,10 +179,11 @@ def _cmd_run(args) -> int:
 
 def _cmd_sweep(args) -> int:
     from .config import load_config
-    from .sweep import parse_grid, run_sweep_experiment
 
     print(f"[jaxopt-lab] loading {args.config} …", flush=True)
     cfg = load_config(args.config, args.overrides)
+    from .sweep import parse_grid, run_sweep_experiment
+
     grid = parse_grid(args.grid)
     shape = "".join(f" x {len(values)} {key}" for key, values in grid.items())
     print(f"[jaxopt-lab] sweeping {cfg.experiment}: {args.seeds} seeds{shape}; compiling…", flush=True)

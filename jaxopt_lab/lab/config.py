@@ -204,10 +204,15 @@ def load_config(path: Union[str, pathlib.Path], overrides: Sequence[str] = (), *
             raise ConfigError(f"config {str(path)!r}: key {required!r} is required and must be a "
                               f"{kind.__name__}")
     if check:
-        from .project import known_keys, load_experiment, rooted_at
+        from .project import declared, experiment_path, known_keys, load_experiment, rooted_at
 
         with rooted_at(path):
-            experiment = load_experiment(cfg.experiment)
+            source = experiment_path(cfg.experiment)
+            described = declared(source) if source is not None else None
+            # An experiment without default_config() is checked from its source, not imported, so a
+            # config error costs well under a second; its import follows in the run, with the full check.
+            experiment = described if described is not None and not described.has_defaults \
+                else load_experiment(cfg.experiment)
             known = known_keys(experiment, cfg.experiment, exclude=path)
         if known is not None:
             try:
@@ -216,6 +221,15 @@ def load_config(path: Union[str, pathlib.Path], overrides: Sequence[str] = (), *
                 raise ConfigError(f"config file {str(path)!r}: {e}") from None
         if callable(getattr(experiment, "default_config", None)):
             cfg = with_defaults(cfg, experiment.default_config())
+        apply_overrides(cfg, [parse_override(o) for o in overrides])
+        if described is not None:  # the rules that need no import, before any heavy work
+            validate(cfg, {k: r for k, r in described.spec.items() if k not in described.registry_keys})
+            try:
+                validate(cfg, {k: r for k, r in described.spec.items() if k in described.registry_keys})
+            except ConfigError:  # a name registered when the experiment is imported is allowed
+                with rooted_at(path):
+                    validate(cfg, getattr(load_experiment(cfg.experiment), "CONFIG_SPEC", {}))
+        return cfg
     apply_overrides(cfg, [parse_override(o) for o in overrides])
     return cfg
 

@@ -18,6 +18,7 @@ project works beside the built-in experiments and reproductions.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import importlib.util
 import os
@@ -29,7 +30,7 @@ from typing import Iterator, Optional, Union
 from .config import ConfigError
 
 __all__ = ["project_root", "project_roots", "builtin_root", "root_of", "rooted_at", "resolve_config",
-           "experiment_names", "experiment_path", "load_experiment", "config_files", "known_keys"]
+           "experiment_names", "experiment_path", "load_experiment", "config_files", "Declared", "declared", "known_keys"]
 
 _PACKAGE_PARENT = pathlib.Path(__file__).resolve().parents[2]
 _SHIPPED = pathlib.Path(__file__).resolve().parents[1] / "_project"
@@ -182,7 +183,109 @@ def _shipped_keys(roots: tuple, experiment: str) -> dict:
     return found
 
 
-def known_keys(experiment: ModuleType, name: str,
+@dataclasses.dataclass(frozen=True)
+class Declared:
+    """What an experiment file declares about its config, read with ``ast`` (nothing imported).
+
+    Attributes:
+      keys: the keys of ``CONFIG_SPEC`` and the dotted keys of ``CONFIG_KEYS``.
+      spec: the ``CONFIG_SPEC`` rules that evaluate from literals, ``Range``/``OneOf``/``Each``,
+        ``optim.names`` (the registry as :mod:`jaxopt_lab.lab.catalog` reads it; a file that calls
+        ``register`` may add names when imported, so for it the caller confirms a refusal by importing)
+        and the module's literal constants alone; any other rule is checked after the import.
+      config_keys: whether it declares ``CONFIG_KEYS``.
+      has_defaults: whether it defines ``default_config()`` (which only an import can evaluate).
+    """
+
+    keys: frozenset
+    spec: dict
+    config_keys: bool
+    has_defaults: bool
+    registry_keys: frozenset = frozenset()  # OneOf(optim.names) keys of a file that may register names
+
+
+class _OptimNames:
+    """``optim.names`` for a ``CONFIG_SPEC`` read without importing jaxopt_lab.optim."""
+
+    @staticmethod
+    def names() -> list[str]:
+        from .catalog import optimizers
+
+        return [e.name for e in optimizers()]
+
+
+def declared(path: Union[str, pathlib.Path]) -> Optional[Declared]:
+    """:class:`Declared` of an experiment file; None when it does not parse or builds its ``CONFIG_SPEC``
+    in a way ``ast`` cannot follow (then the caller imports it)."""
+    stat = pathlib.Path(path).stat()
+    return _declared(str(path), stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=None)
+def _declared(path: str, mtime_ns: int, size: int) -> Optional[Declared]:
+    import ast
+
+    from .config import Each, OneOf, Range
+
+    source = pathlib.Path(path).read_text(errors="replace")
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return None
+    env = {"Range": Range, "OneOf": OneOf, "Each": Each,
+           # the registry's names as jaxopt-lab list reads them (checked against the live registry by a test)
+           "optim": _OptimNames()}
+    values = {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            values[node.targets[0].id] = node.value
+            try:
+                env.setdefault(node.targets[0].id, ast.literal_eval(node.value))
+            except (ValueError, SyntaxError, TypeError):
+                pass
+    keys, spec, registry = set(), {}, set()
+    table = values.get("CONFIG_SPEC")
+    if isinstance(table, ast.Dict):
+        for k, v in zip(table.keys, table.values):
+            if k is None:  # {**load_experiment("other").CONFIG_SPEC, ...}: the other file's declaration
+                other = _spec_of_other(v)
+                if other is None:
+                    return None  # built some other way: only the import can tell
+                keys |= other.keys
+                spec.update(other.spec)
+                registry |= other.registry_keys
+                continue
+            if not (isinstance(k, ast.Constant) and isinstance(k.value, str)):
+                return None
+            keys.add(k.value)
+            if "optim" in {n.id for n in ast.walk(v) if isinstance(n, ast.Name)} and "register" in source:
+                registry.add(k.value)  # the file may register an optimizer when imported: confirm then
+            try:
+                spec[k.value] = eval(compile(ast.Expression(v), str(path), "eval"),  # noqa: S307
+                                     {"__builtins__": {}}, env)
+            except Exception:  # noqa: BLE001 -- not evaluable without the import: checked later
+                pass
+    try:
+        keys |= set(ast.literal_eval(values["CONFIG_KEYS"])) if "CONFIG_KEYS" in values else set()
+    except (ValueError, SyntaxError, TypeError):
+        pass
+    has_defaults = any(isinstance(n, ast.FunctionDef) and n.name == "default_config" for n in tree.body)
+    return Declared(frozenset(keys), spec, "CONFIG_KEYS" in values, has_defaults, frozenset(registry))
+
+
+def _spec_of_other(node) -> Optional[Declared]:
+    """:func:`declared` of ``load_experiment("name").CONFIG_SPEC``; None for any other expression."""
+    import ast
+
+    if isinstance(node, ast.Attribute) and node.attr == "CONFIG_SPEC" and isinstance(node.value, ast.Call) \
+            and getattr(node.value.func, "id", None) == "load_experiment" and len(node.value.args) == 1 \
+            and isinstance(node.value.args[0], ast.Constant):
+        path = experiment_path(str(node.value.args[0].value))
+        return declared(path) if path is not None else None
+    return None
+
+
+def known_keys(experiment: Union[ModuleType, Declared], name: str,
                exclude: Optional[pathlib.Path] = None) -> Optional[frozenset]:
     """The config keys experiment ``name`` knows, or None when it declares none to check against.
 
@@ -190,16 +293,21 @@ def known_keys(experiment: ModuleType, name: str,
     ``*`` segment matches any one name, a final ``**`` anything below), the keys of its optional
     ``default_config()``, and the keys of the project's shipped configs that run it
     (:func:`jaxopt_lab.lab.config.key_patterns`) -- except ``exclude``, the file being checked, so that
-    a typo cannot vouch for itself.
+    a typo cannot vouch for itself. ``experiment`` is the imported module, or what its file declares
+    (:func:`declared`) when it defines no ``default_config()``.
     """
     from .config import key_patterns
 
-    declared = set(getattr(experiment, "CONFIG_SPEC", {})) | set(getattr(experiment, "CONFIG_KEYS", ()))
-    if callable(getattr(experiment, "default_config", None)):
-        declared |= key_patterns(experiment.default_config())
+    if isinstance(experiment, Declared):
+        declared_keys, has_keys, has_defaults = set(experiment.keys), experiment.config_keys, False
+    else:
+        declared_keys = set(getattr(experiment, "CONFIG_SPEC", {})) | set(getattr(experiment, "CONFIG_KEYS", ()))
+        has_keys = bool(getattr(experiment, "CONFIG_KEYS", None))
+        has_defaults = callable(getattr(experiment, "default_config", None))
+        if has_defaults:
+            declared_keys |= key_patterns(experiment.default_config())
     skip = str(pathlib.Path(exclude).resolve()) if exclude is not None else None
     shipped = [keys for path, keys in _shipped_keys(tuple(map(str, project_roots())), name).items() if path != skip]
-    if not shipped and not getattr(experiment, "CONFIG_KEYS", None) and not callable(
-            getattr(experiment, "default_config", None)):
+    if not shipped and not has_keys and not has_defaults:
         return None  # only the file itself describes this experiment: nothing to check it against
-    return frozenset(declared.union(*shipped))
+    return frozenset(declared_keys.union(*shipped))

@@ -56,18 +56,22 @@ def test_console_script_runs_the_quickstart(repo_root, tmp_path):
 
 
 
-def test_help_and_list_import_no_jax(repo_root):
+def test_help_list_and_config_errors_import_no_jax(repo_root):
+    """They answer in well under a second of CPU: no jax, optax, orbax, flax or matplotlib."""
     code = ("import sys, io, contextlib\n"
             "from jaxopt_lab.lab import cli\n"
             "with contextlib.redirect_stdout(io.StringIO()):\n"
             "    assert cli.main(['list']) == 0 and cli.main(['reproduce', '--list']) == 0\n"
+            "    for bad in ('train.stepz=3', 'train.steps=-3', 'optimizer.name=adamm'):\n"
+            "        assert cli.main(['run', 'configs/quickstart.py', '--set', bad]) == 2\n"
             "heavy = sorted(m for m in sys.modules if m.split('.')[0] in "
             "('jax', 'jaxlib', 'orbax', 'optax', 'matplotlib', 'flax'))\n"
             "print(heavy)\n")
     proc = subprocess.run([sys.executable, "-c", code], cwd=repo_root, capture_output=True, text=True,
                           timeout=120, env={**os.environ, "PYTHONPATH": str(repo_root)})
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip() == "[]"
+    assert proc.stdout.strip().splitlines()[-1] == "[]"
+    assert proc.stderr.count("jaxopt-lab: error:") == 3, proc.stderr
 
 
 def test_version(capsys):
