@@ -10,7 +10,33 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-__all__ = ["lines", "bars", "metric_series"]
+__all__ = ["lines", "bars", "metric_series", "label", "LABELS"]
+
+# Readable axis labels of common config and summary keys; anything else falls back to :func:`label`.
+LABELS = {
+    "optimizer.learning_rate": "learning rate",
+    "optimizer.name": "optimizer",
+    "optimizer.weight_decay": "weight decay",
+    "optimizer.rho": "SAM radius ρ",
+    "optimizer.rank": "projection rank",
+    "train.steps": "training steps",
+    "train.batch_size": "batch size",
+    "data.label_noise": "label-noise fraction",
+    "solver.epsilon": "entropic regularisation ε",
+    "final_loss": "final training loss",
+    "final_train_loss": "final training loss",
+    "test_accuracy": "test accuracy",
+    "final_test_accuracy": "test accuracy",
+    "seed": "seed",
+}
+
+
+def label(key: str) -> str:
+    """A readable label for a dotted config or summary key: :data:`LABELS`, else its last segment with
+    underscores as spaces (``train.warmup_steps`` -> ``warmup steps``)."""
+    if key in LABELS:
+        return LABELS[key]
+    return key.rpartition(".")[2].replace("_", " ")
 
 
 def metric_series(records: Sequence[Mapping], key: str) -> tuple[np.ndarray, np.ndarray]:
@@ -25,7 +51,9 @@ def metric_series(records: Sequence[Mapping], key: str) -> tuple[np.ndarray, np.
 def lines(series: Mapping[str, tuple], *, xlabel: str, ylabel: str, title: str = "",
           logx: bool = False, logy: bool = False, bands: Optional[Mapping[str, np.ndarray]] = None,
           ax=None):
-    """One line per ``label -> (x, y)``; ``bands[label]`` (same shape as y) draws y +- band."""
+    """One line per ``label -> (x, y)``; ``bands[label]`` (same shape as y) draws y +- band (say what the
+    band is in the title or a caption). A new figure is laid out tight, its legend outside the axes when
+    more than four lines share them."""
     fig = None
     if ax is None:
         fig, ax = plt.subplots(figsize=(5.5, 3.8))
@@ -42,9 +70,13 @@ def lines(series: Mapping[str, tuple], *, xlabel: str, ylabel: str, title: str =
         ax.set_yscale("log")
     if title:
         ax.set_title(title)
-    if len(series) > 1:
+    if len(series) > 4:  # crowded: the legend goes beside the axes, not over the curves
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
+    elif len(series) > 1:
         ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
+    if fig is not None:
+        fig.tight_layout()
     return fig if fig is not None else ax.figure
 
 
@@ -62,4 +94,5 @@ def bars(values: Mapping[str, float], *, ylabel: str, title: str = "",
     if title:
         ax.set_title(title)
     ax.grid(alpha=0.3, axis="y")
+    fig.tight_layout()
     return fig

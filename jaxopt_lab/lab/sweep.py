@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import sys
+import time
 from typing import Any, Callable, Mapping, Optional, Sequence, Union
 
 import jax
@@ -174,12 +176,13 @@ def parse_grid(items: Sequence[str]) -> dict[str, list[str]]:
 
 
 def run_sweep_experiment(cfg, seeds: int, grid: Mapping[str, Sequence[str]],
-                         workdir="runs") -> tuple[Any, dict]:
+                         workdir="runs", stream=None) -> tuple[Any, dict]:
     """Sweep ``cfg``'s experiment over ``seeds`` and ``grid``; write a run directory.
 
     The experiment must define ``trial(cfg) -> (key, hparams) -> {name: scalar}``. Numeric grid keys are
     swept inside one vmapped, sharded call (``hparams`` holds them by dotted key); other keys (e.g. the
-    optimizer name) change the config and compile once per value.
+    optimizer name) change the config and compile once per value; a progress line is printed to
+    ``stream`` (stdout by default) as each such part starts and ends.
     """
     import itertools
     import pathlib
@@ -190,6 +193,7 @@ def run_sweep_experiment(cfg, seeds: int, grid: Mapping[str, Sequence[str]],
     from .config import ConfigError
     from .run import _new_run_dir, _write_status, check_experiment, environment, is_primary, prepare
 
+    stream = stream or sys.stdout
     experiment = prepare(cfg)
     if not callable(getattr(experiment, "trial", None)):
         raise ConfigError(f"experiment {cfg.experiment!r} defines no trial(cfg) and cannot be swept")
@@ -235,11 +239,18 @@ def run_sweep_experiment(cfg, seeds: int, grid: Mapping[str, Sequence[str]],
     if primary:
         figures.mkdir(exist_ok=True)
     rows, summary = [], {}
+    n_trials = seeds * math.prod(len(v) for v in numeric.values())
     try:
-        for combo in itertools.product(*other.values()) if other else [()]:
+        for i, combo in enumerate(itertools.product(*other.values()) if other else [()], 1):
             variant = variants[combo]
-            result = sweep(experiment.trial(variant), seeds, numeric)
             label = ",".join(f"{k}={v}" for k, v in zip(other, combo))
+            started = time.perf_counter()
+            print(f"[sweep] part {i}/{len(variants)}{' (' + label + ')' if label else ''}: {n_trials} trials "
+                  f"in one call, compiling…", file=stream, flush=True)
+            result = sweep(experiment.trial(variant), seeds, numeric)
+            jax.block_until_ready(result.outputs)
+            print(f"[sweep] part {i}/{len(variants)} done in {time.perf_counter() - started:.1f} s",
+                  file=stream, flush=True)
             means, stds = result.mean(), result.std()
             for idx in np.ndindex(*result.shape[:-1]):
                 point = {k: result.grid[k][i].item() for k, i in zip(result.grid, idx)}
@@ -253,11 +264,14 @@ def run_sweep_experiment(cfg, seeds: int, grid: Mapping[str, Sequence[str]],
             if len(numeric) == 1 and primary:
                 (key, values), = numeric.items()
                 for out_key, mean in means.items():
-                    fig = plots.lines({label or out_key: (values, np.asarray(mean))},
-                                      bands={label or out_key: np.asarray(stds[out_key])},
-                                      xlabel=key, ylabel=out_key, logx=min(values) > 0,
-                                      title=f"{cfg.experiment}: {out_key} over {seeds} seeds")
-                    fig.savefig(figures / f"{out_key}{'-' + label if label else ''}.png", dpi=110)
+                    readable = label or plots.label(out_key)
+                    fig = plots.lines({readable: (values, np.asarray(mean))},
+                                      bands={readable: np.asarray(stds[out_key])},
+                                      xlabel=plots.label(key), ylabel=plots.label(out_key),
+                                      logx=min(values) > 0,
+                                      title=f"{cfg.experiment}: mean over {seeds} seeds, band ±1 std")
+                    fig.savefig(figures / f"{out_key}{'-' + label if label else ''}.png", dpi=110,
+                                bbox_inches="tight")
                     plots.plt.close(fig)
         if primary:
             metrics_lib.atomic_write_json(run_dir / "sweep.json", rows)

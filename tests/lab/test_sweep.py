@@ -92,6 +92,8 @@ def test_cli_sweep_writes_a_run_directory(toy_project, tmp_path, capsys, monkeyp
     code = cli.main(["sweep", "configs/toy.py", "--seeds", "3", "--grid", "lr=0.1,0.5",
                      "--workdir", str(tmp_path)])
     assert code == 0
+    out = capsys.readouterr().out
+    assert "[sweep] part 1/1: 6 trials in one call, compiling…" in out and "part 1/1 done in" in out
     (run_dir,) = (tmp_path / "toy").iterdir()
     rows = json.loads((run_dir / "sweep.json").read_text())
     assert len(rows) == 6 and {r["lr"] for r in rows} == {0.1, 0.5}
@@ -104,3 +106,10 @@ def test_cli_sweep_writes_a_run_directory(toy_project, tmp_path, capsys, monkeyp
                      "--workdir", str(tmp_path / "bad")]) == 2
     assert "must be a number > 0" in capsys.readouterr().err
     assert not (tmp_path / "bad").exists()
+
+
+def test_plot_labels_are_readable():
+    from jaxopt_lab.lab import plots
+
+    assert plots.label("optimizer.learning_rate") == "learning rate"
+    assert plots.label("train.warmup_steps") == "warmup steps"  # fallback: last segment, no underscores
