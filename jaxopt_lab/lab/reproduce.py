@@ -5,12 +5,16 @@ A reproduction is a config file ``configs/reproduce/<id with _>.py`` (id ``sns-i
 
 * ``CLAIMS``: a list of :class:`Claim` -- each quotes the paper's claim it tests, names the summary value
   it checks, the comparison and the tolerance;
-* ``QUICK``: ``{dotted_key: value}`` overrides that shrink the run to seconds (``--quick``; used by tests);
+* ``QUICK``: ``{dotted_key: value}`` overrides that shrink the run to a smoke test of under 30 s
+  (``--quick``; used by tests): it runs, draws and evaluates every claim, but its verdicts are only
+  indicative and do not set the exit status -- the full-size run is the claim check;
 * optionally ``TITLE`` and ``DESCRIPTION`` (the paper, what was substituted, e.g. digits for CIFAR-10).
 
 ``reproduce(id)`` runs the config like ``jaxopt-lab run``, evaluates every claim on ``summary.json``, writes
-``claims.json`` into the run directory and returns the verdicts. A failing claim is reported as FAIL, with
-the measured value; nothing is retried or loosened.
+``claims.json`` into the run directory (verdicts, wall and CPU time, cores, and the config and code hashes
+of :func:`plan`) and returns the verdicts. A failing claim is reported as FAIL, with the measured value;
+nothing is retried or loosened. ``reproduce_all`` runs every reproduction, reusing a finished run whose
+config and code hashes are unchanged (:func:`cached_run`).
 """
 
 from __future__ import annotations
