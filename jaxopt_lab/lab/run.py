@@ -187,6 +187,7 @@ class Context:
         self._checkpointer = Checkpointer(self.run_dir / "checkpoints")
         self._progress: Optional[_Progress] = None
         self._stream = stream
+        self._started, self._last_beat = time.perf_counter(), None
         self.last_step: Optional[int] = None
 
     # -- metrics ---------------------------------------------------------------------------------
@@ -206,9 +207,20 @@ class Context:
         self.last_step = int(step)
         if self._progress is not None:
             self._progress.update(int(step), record)
+        elif self.primary:
+            self._heartbeat(int(step))
         for key, value in record.items():
             if isinstance(value, float) and not math.isfinite(value):
                 raise Diverged(int(step), key, value)
+
+    def _heartbeat(self, step: int) -> None:
+        """A run that declared no length (:meth:`progress`) still shows it is alive: a line at its first
+        logged row and then at most every 10 seconds."""
+        now = time.perf_counter()
+        if self._last_beat is None or now - self._last_beat >= 10:
+            print(f"[{self.run_dir.parent.name}] logged step {step} | {now - self._started:.1f}s",
+                  file=self._stream or sys.stdout, flush=True)
+            self._last_beat = now
 
     def metrics(self) -> list[dict]:
         """Every record logged so far in this run directory (across resumes)."""

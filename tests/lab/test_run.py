@@ -193,3 +193,19 @@ def test_two_processes_share_one_run_directory_written_by_process_0(toy_project,
     assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["15", "20"]
     reference = start_run(_load(toy_project / "configs" / "toy.py"), tmp_path / "one")
     assert (run_dir / "metrics.jsonl").read_text() == (reference.run_dir / "metrics.jsonl").read_text()
+
+
+def test_a_run_without_a_declared_length_still_prints_progress(tmp_path):
+    import io
+
+    import ml_collections
+
+    from jaxopt_lab.lab.run import Context
+
+    stream = io.StringIO()
+    cfg = ml_collections.ConfigDict({"experiment": "toy", "seed": 0})
+    ctx = Context(tmp_path / "toy" / "run", cfg, stream=stream)
+    ctx.log(1, loss=1.0)
+    ctx.log(2, loss=0.5)  # within 10 s of the first line: no second line
+    ctx.close()
+    assert stream.getvalue().startswith("[toy] logged step 1 |") and stream.getvalue().count("\n") == 1
