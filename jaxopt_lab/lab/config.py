@@ -29,7 +29,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, Optional, Sequenc
 import ml_collections
 
 __all__ = ["ConfigError", "Range", "OneOf", "Each", "require", "load_config", "load_config_module", "apply_overrides",
-           "recording_files", "parse_override", "with_defaults", "key_patterns", "optimizer_arguments", "check_keys", "validate", "config_hash", "config_to_json", "config_from_json",
+           "recording_files", "not_recording", "parse_override", "with_defaults", "key_patterns", "optimizer_arguments", "check_keys", "validate", "config_hash", "config_to_json", "config_from_json",
            "flat_items"]
 
 
@@ -134,6 +134,17 @@ def recording_files() -> Iterator[list[pathlib.Path]]:
         yield files
     finally:
         _RECORDERS.remove(files)
+
+
+@contextlib.contextmanager
+def not_recording() -> Iterator[None]:
+    """Config files loaded inside are not collected (e.g. those read only to learn known keys)."""
+    saved = _RECORDERS[:]
+    _RECORDERS.clear()
+    try:
+        yield
+    finally:
+        _RECORDERS[:] = saved
 
 
 def load_config_module(path: Union[str, pathlib.Path]):

@@ -160,10 +160,11 @@ def config_files() -> list[pathlib.Path]:
 
 def _config_keys(path: pathlib.Path) -> tuple[Optional[str], frozenset]:
     """``(experiment, dotted keys)`` of one config file; ``(None, {})`` if it does not load."""
-    from .config import key_patterns, load_config_module
+    from .config import key_patterns, load_config_module, not_recording
 
     try:
-        cfg = load_config_module(path).get_config()
+        with not_recording():  # read for their keys only: not files this run depends on
+            cfg = load_config_module(path).get_config()
         return cfg.get("experiment"), frozenset(key_patterns(cfg))
     except Exception:  # noqa: BLE001 -- a broken config elsewhere must not block this one
         return None, frozenset()

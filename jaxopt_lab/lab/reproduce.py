@@ -255,12 +255,12 @@ def cached_run(planned: Planned, workdir: Union[str, pathlib.Path], quick: bool)
     return same[-1] if same else None
 
 
-def reproduce_all(*, quick: bool = False, workdir: Union[str, pathlib.Path] = "runs", ids_: Sequence[str] = (),
+def reproduce_all(*, quick: bool = False, workdir: Union[str, pathlib.Path] = "runs", only: Sequence[str] = (),
                   stream=None) -> list[Outcome]:
-    """Every reproduction (or ``ids_``), skipping those with a finished identical run in ``workdir``
+    """Every reproduction (or those in ``only``), skipping those with a finished identical run in ``workdir``
     (:func:`cached_run`); prints a progress line per reproduction."""
     stream = stream or sys.stdout
-    chosen = list(ids_) or ids()
+    chosen = list(only) or ids()
     outcomes = []
     for i, figure_id in enumerate(chosen, 1):
         prefix = f"[reproduce --all {i}/{len(chosen)}] {figure_id}"

@@ -85,3 +85,17 @@ def test_fingerprint_follows_jaxopt_lab_imports(repo_root, tmp_path):
     assert fingerprint.content_hash([b, a]) == before
     b.write_text("y = 3\n")
     assert fingerprint.content_hash([a, b]) != before
+
+
+def test_the_files_of_a_reproduction_are_its_config_chain_and_imports(repo_root, monkeypatch):
+    """Config files read only to learn the known keys are not part of a run's files."""
+    from jaxopt_lab.lab import project
+    from jaxopt_lab.lab import reproduce as rep
+
+    monkeypatch.chdir(repo_root)
+    project._shipped_keys.cache_clear()  # the first plan in a process reads every shipped config
+    first, again = rep.plan("fira-vs-galore", quick=True), rep.plan("fira-vs-galore", quick=True)
+    assert first.files == again.files and first.code_hash == again.code_hash
+    configs = {str(f.relative_to(repo_root)) for f in first.files if f.is_relative_to(repo_root / "configs")}
+    assert configs == {"configs/reproduce/fira_vs_galore.py", "configs/lowrank/lm_pretrain.py"}
+    assert repo_root / "experiments" / "lm_pretrain.py" in first.files
