@@ -107,7 +107,7 @@ def _run_page(figure_id: str, claims: dict, out: pathlib.Path, title: str, descr
     status = _read(run_dir / "status.json") or {}
     env = _read(run_dir / "env.json") or {}
     verdict, css = _verdict(claims)
-    parts = [f"<p><a href=\"index.html\">all reproductions</a></p>",
+    parts = ["<p><a href=\"index.html\">all reproductions</a></p>",
              f"<h1>{_e(title or claims.get('title') or figure_id)}</h1>",
              f"<p><code>jaxopt-lab reproduce {_e(figure_id)}</code> — verdict: "
              f"<span class=\"{css}\">{_e(verdict)}</span></p>"]
@@ -194,7 +194,7 @@ def write_site(runs_dir: PathLike = "runs", out: Optional[PathLike] = None) -> t
                     f"<td>{'--quick' if claims.get('quick') else 'full'}</td>"
                     f"<td>{_e(_duration(claims.get('wall_s')))}</td></tr>")
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    body = [f"<h1>jaxopt_lab reproductions</h1>",
+    body = ["<h1>jaxopt_lab reproductions</h1>",
             f"<p>From the runs under <code>{_e(base)}</code>, {_e(now)}. Each page shows the latest finished "
             f"full-size run of a reproduction, else its latest <code>--quick</code> run, whose verdicts are "
             f"indicative only.</p>"]
