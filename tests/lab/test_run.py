@@ -43,6 +43,7 @@ def test_quickstart_run_directory(repo_root, tmp_path):
     assert not [p for p in run_dir.rglob(".*tmp*")]  # atomic writes leave no temporaries
 
 
+@pytest.mark.slow  # three quickstart runs; the quick tier keeps one real run (test_quickstart_run_directory)
 def test_same_config_and_seed_give_bit_identical_metrics(repo_root, tmp_path):
     runs = [start_run(_load(repo_root / "configs" / "quickstart.py", QUICKSTART_FAST), tmp_path / str(i))
             for i in range(2)]
