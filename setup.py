@@ -13,5 +13,5 @@ setup(
     packages=find_packages(include=["jaxopt_lab", "jaxopt_lab.*"]) + list(PROJECT),
     package_dir=PROJECT,
     package_data={"jaxopt_lab._project.experiments": ["*.py"],
-                  "jaxopt_lab._project.configs": ["*.py", "*/*.py", "*/*/*.py"]},
+                  "jaxopt_lab._project.configs": ["*.py", "*/*.py", "*/*/*.py", "reproduce/records/*.json"]},
 )
