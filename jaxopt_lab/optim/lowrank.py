@@ -558,6 +558,11 @@ def scale_by_projected(
     online_lr: Optional[float] = None,
     oversample: Optional[int] = None,
     power_iterations: Optional[int] = None,
+    projector_bits: Optional[int] = None,
+    projector_group_size: int = 256,
+    cos_threshold: Optional[float] = None,
+    gap_growth: float = 2.0,
+    cos_window: int = 5,
     seed: int = 0,
     name: str = "scale_by_projected",
 ) -> optax.GradientTransformationExtraArgs:
@@ -598,6 +603,12 @@ def scale_by_projected(
         embeddings); the others go through ``inner`` unprojected.
       online_lr: OSD's learning rate on P (None: 1/update_proj_gap).
       oversample, power_iterations: randomized SVD parameters (default 8 and 2).
+      projector_bits, projector_group_size: store an explicit basis as b-bit min-max codes in
+        groups of that many entries (Q-GaLore's low-bit projector); None: float.
+      cos_threshold, gap_growth, cos_window: Q-GaLore's layer-adaptive refresh gap (the gap of
+        a leaf grows by ``gap_growth`` once the mean cosine of its last ``cos_window`` refreshed
+        first basis vectors is >= ``cos_threshold``); None: a fixed gap. See
+        :class:`~jaxopt_lab.optim.projectors.Projector`.
       seed: key for the randomized projectors.
       name: the method's name, for error messages.
 
@@ -650,12 +661,19 @@ def scale_by_projected(
     if not hasattr(inner, "init") or not hasattr(inner, "update"):
         raise ValueError(f"inner must be an optax GradientTransformation, got {inner!r}")
     inner = optax.with_extra_args_support(inner)
-    orthonormal = projector in ORTHONORMAL_PROJECTORS
+    orthonormal = projector in ORTHONORMAL_PROJECTORS and projector_bits is None
+    if isinstance(update_proj_gap, jax.core.Tracer) and cos_threshold is not None:
+        raise ValueError("update_proj_gap must be a static Python int with cos_threshold (it "
+                         "initialises the adaptive gap held in the state)")
 
     def make_projector(plan):
         return Projector(projector, plan.rank, oversample=oversample,
                          power_iterations=power_iterations, online_lr=online_lr,
-                         transposed=plan.transpose)
+                         transposed=plan.transpose, bits=projector_bits,
+                         group_size=projector_group_size, cos_threshold=cos_threshold,
+                         gap_growth=gap_growth, cos_window=cos_window)
+
+    make_projector(_Plan(True, rank=1))  # validate the projector options before any work
 
     def plans_of(tree):
         leaves, treedef = jax.tree.flatten(tree)

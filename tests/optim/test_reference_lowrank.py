@@ -49,27 +49,13 @@ def _jax_loss(data):
     return loss
 
 
-def _max_relative_difference(tx, reference_step):
+def _max_relative_difference(side_by_side, tx, reference_step):
     """Run both sides STEPS steps; the largest ||ours - ref|| / ||ref|| over steps and leaves."""
     data, init = _problem()
-    with jax.enable_x64(True):
-        params = {k: jnp.asarray(v, jnp.float64) for k, v in init.items()}
-        grad = jax.jit(jax.grad(_jax_loss(data)))
-        state = tx.init(params)
-
-        @jax.jit
-        def step(params, state):
-            updates, state = tx.update(grad(params), state, params)
-            return optax.apply_updates(params, updates), state
-
-        ref, ref_state, worst = {k: v.copy() for k, v in init.items()}, {}, 0.0
-        for _ in range(STEPS):
-            params, state = step(params, state)
-            ref = reference_step(ref, _numpy_grads(ref, data), ref_state)
-            for k in ref:
-                assert params[k].dtype == jnp.float64
-                diff = np.linalg.norm(np.asarray(params[k]) - ref[k]) / np.linalg.norm(ref[k])
-                worst = max(worst, float(diff))
+    state = {}
+    worst, _ = side_by_side(tx, init, _jax_loss(data),
+                            lambda ref, t: reference_step(ref, _numpy_grads(ref, data), state),
+                            steps=STEPS)
     return worst
 
 
@@ -141,21 +127,151 @@ def _galore_family_step(lr, rank, gap, scale, b1=0.9, b2=0.999, eps=1e-6, fira=F
 
 
 @pytest.mark.slow
-def test_galore_matches_the_official_code():
+def test_galore_matches_the_official_code(side_by_side):
     lr, rank, gap, scale = 0.05, 2, 10, 0.25
-    worst = _max_relative_difference(optim.galore(lr, rank, gap, scale),
+    worst = _max_relative_difference(side_by_side, optim.galore(lr, rank, gap, scale),
                                      _galore_family_step(lr, rank, gap, scale))
     assert worst < TOL, worst
 
 
 @pytest.mark.parametrize("scale", [0.25, 1.0])
-def test_fira_matches_the_official_code(scale):
+def test_fira_matches_the_official_code(scale, side_by_side):
     """Fira with the official residual G − α P R (α = 0.25, its default scale, and α = 1) and the
     limiter on the un-corrected m/(√v + ε); the bias correction only in the step size."""
     lr, rank, gap = 0.05, 2, 10
-    worst = _max_relative_difference(optim.fira(lr, rank, gap, scale),
+    worst = _max_relative_difference(side_by_side, optim.fira(lr, rank, gap, scale),
                                      _galore_family_step(lr, rank, gap, scale, fira=True))
     assert worst < TOL, worst
+
+
+# ---------------------------------------------------------------------------------------------
+# Q-GaLore: VITA-Group/Q-GaLore (simulation mode, the one its scripts/pretrain_c4/simulation use)
+
+
+def _minmax_quantize(w, group_size, n_bit):
+    """``_quantize`` (q_galore_torch/q_galore_projector_simulate.py L152-172, the same as
+    q_galore_adamw8bit_simulate.py L104-127 before its dequantization): codes, scales, zeros."""
+    w = w.reshape(-1, group_size)
+    max_val, min_val = w.max(axis=1, keepdims=True), w.min(axis=1, keepdims=True)
+    max_int = 2 ** n_bit - 1
+    scales = np.maximum(max_val - min_val, 1e-5) / max_int
+    zeros = np.clip(-np.round(min_val / scales), 0, max_int)
+    return np.clip(np.round(w / scales) + zeros, 0, max_int), scales, zeros
+
+
+def _stochastic_round(w, group_size, n_bit, random):
+    """``_quantize_stochastic_round`` (q_galore_adamw8bit_simulate.py L130-163); ``random`` is
+    the uniform noise torch.rand_like would draw (here: the draws of our transform, fed to both
+    sides so that the rounding decisions can be compared)."""
+    shape = w.shape
+    w = w.reshape(-1, group_size)
+    max_val, min_val = w.max(axis=1, keepdims=True), w.min(axis=1, keepdims=True)
+    max_int = 2 ** n_bit - 1
+    scales = np.maximum(max_val - min_val, 1e-5) / max_int
+    zeros = np.clip(-np.round(min_val / scales), 0, max_int)
+    w_round = w / scales
+    up, down = np.ceil(w_round), np.floor(w_round)
+    w = np.where(random < w_round - down, up, down)
+    w = np.clip(w + zeros, 0, max_int)
+    return ((w - zeros) * scales).reshape(shape)
+
+
+def _cosine_similarity(x1, x2, eps=1e-8):
+    """torch.nn.functional.cosine_similarity(x1, x2, dim=0) for vectors."""
+    return float(np.sum(x1 / max(np.linalg.norm(x1), eps) * (x2 / max(np.linalg.norm(x2), eps))))
+
+
+def _q_galore_step(lr, rank, gap, scale, proj_bits, proj_group, cos_threshold, gamma_proj,
+                   queue_size, weight_bits, weight_group, seed, b1=0.9, b2=0.999, eps=1e-8):
+    """One AdamW8bit.step of q_galore_adamw8bit_simulate.py (L16-97; weight decay 0) per matrix:
+
+    - GaLoreProjector.project (q_galore_projector_simulate.py L32-93), proj_type 'std', quant
+      on: at a refresh the float SVD basis, the cosine of its first vector with the previous
+      one into the queue, the gap multiplied by gamma_proj when the full queue's mean reaches
+      cos_threshold (L39-45 / L67-73), then ``_quantize`` (L48-49); the projection with the
+      dequantized basis scales * (codes - zeros) (L53-55);
+    - bitsandbytes' Adam on the low-rank gradient with p.data zeroed (L60-74): for fewer than
+      min_8bit_size = 4096 entries the state is float32 and the step is kOptimizer32bit2State's
+      ADAM case (bitsandbytes csrc/kernels.cu): p += -lr·c2/c1 · m/(√v + ε·c2),
+      c1 = 1 − β1ᵗ, c2 = √(1 − β2ᵗ);
+    - project_back (q_galore_projector_simulate.py L95-108): the update times scale, added to
+      the saved weight (L77-79);
+    - the weight put back on its int8 grid by ``_quantize_stochastic_round`` (L88-93).
+    """
+    def step(params, grads, state):
+        out = {}
+        for index, (k, w) in enumerate(sorted(params.items())):
+            g = grads[k]
+            s = state.setdefault(k, {"step": 0, "gap": gap, "queue": [], "past": None,
+                                     "exp_avg": 0.0, "exp_avg_sq": 0.0})
+            right = g.shape[0] >= g.shape[1]
+            if "ortho" not in s or s["step"] % s["gap"] == 0:
+                u, _, vh = np.linalg.svd(g, full_matrices=False)
+                float_ortho = vh[:rank] if right else u[:, :rank]
+                first = (float_ortho[:1, :] if right else float_ortho[:, :1]).flatten()
+                if s["past"] is not None:
+                    if len(s["queue"]) == queue_size:
+                        s["queue"].pop(0)
+                    s["queue"].append(_cosine_similarity(s["past"], first))
+                    if (len(s["queue"]) == queue_size
+                            and sum(s["queue"]) / queue_size >= cos_threshold):
+                        s["gap"] = int(s["gap"] * gamma_proj)
+                s["past"] = first
+                s["ortho"] = _minmax_quantize(float_ortho, proj_group, proj_bits), float_ortho.shape
+            (codes, scales, zeros), shape = s["ortho"]
+            ortho = (scales * (codes - zeros)).reshape(shape)
+            low = g @ ortho.T if right else ortho.T @ g
+            s["step"] += 1
+            t = s["step"]
+            s["exp_avg"] = s["exp_avg"] * b1 + (1 - b1) * low
+            s["exp_avg_sq"] = s["exp_avg_sq"] * b2 + (1 - b2) * low * low
+            correction1, correction2 = 1 - b1 ** t, np.sqrt(1 - b2 ** t)
+            update = (-lr * correction2 / correction1) * (
+                s["exp_avg"] / (np.sqrt(s["exp_avg_sq"]) + eps * correction2))
+            back = (update @ ortho if update.shape[0] >= update.shape[1] else ortho @ update)
+            w = w + back * scale
+            key = jax.random.fold_in(jax.random.fold_in(jax.random.PRNGKey(seed), index), t - 1)
+            random = np.asarray(jax.random.uniform(key, (w.size // weight_group, weight_group),
+                                                   jnp.float64))
+            out[k] = _stochastic_round(w, weight_group, weight_bits, random)
+        return out
+
+    return step
+
+
+def test_q_galore_matches_the_official_code(side_by_side):
+    """4-bit projector in groups of 4 (12-entry bases: 3 groups along the official 'right'
+    matrix Vh[:r] of the tall leaf, across U[:, :r]'s rows of the wide one), int8 weights with
+    stochastic rounding in groups of 12, and the adaptive gap: T = 2 growing x2 when the mean of
+    the last 2 cosines is >= 0.4, which both sides must do alike (checked: the gaps grow)."""
+    lr, rank, gap, scale = 0.05, 2, 2, 0.25
+    options = dict(proj_bits=4, proj_group=4, cos_threshold=0.4, gamma_proj=2, queue_size=2,
+                   weight_bits=8, weight_group=12, seed=3)
+    tx = optim.q_galore(lr, rank, gap, scale, projector_group_size=4, cos_threshold=0.4,
+                        gap_growth=2, cos_window=2, weight_group_size=12, seed=3)
+    data, init = _problem()
+    ref_state = {}
+    reference = _q_galore_step(lr, rank, gap, scale, **options)
+    worst, state = side_by_side(tx, init, _jax_loss(data),
+                                lambda ref, t: reference(ref, _numpy_grads(ref, data), ref_state),
+                                steps=STEPS)
+    assert worst < TOL, worst
+    projectors = state[0][0].projectors
+    gaps = {k: int(projectors[k].gap) for k in SHAPES}
+    assert gaps == {k: ref_state[k]["gap"] for k in SHAPES}
+    assert all(g > gap for g in gaps.values()), gaps   # the adaptive gap was exercised
+
+
+def test_q_galore_without_the_adaptive_gap_is_not_the_official_update(side_by_side):
+    """The reference test can tell the options apart: a fixed gap differs from the official run."""
+    lr, rank, gap, scale = 0.05, 2, 2, 0.25
+    options = dict(proj_bits=4, proj_group=4, cos_threshold=0.4, gamma_proj=2, queue_size=2,
+                   weight_bits=8, weight_group=12, seed=3)
+    tx = optim.q_galore(lr, rank, gap, scale, projector_group_size=4, cos_threshold=None,
+                        weight_group_size=12, seed=3)
+    worst = _max_relative_difference(side_by_side, tx, _q_galore_step(lr, rank, gap, scale,
+                                                                      **options))
+    assert worst > 1e-3, worst
 
 
 # ---------------------------------------------------------------------------------------------
@@ -198,9 +314,10 @@ def _snsm_step(lr, rank, b1=0.9, b2=0.999, eps=1e-6):
     return step
 
 
-def test_subset_norm_subspace_momentum_matches_the_official_code():
+def test_subset_norm_subspace_momentum_matches_the_official_code(side_by_side):
     lr, rank = 0.05, 2
-    worst = _max_relative_difference(optim.subset_norm(lr, rank, update_proj_gap=1000),
+    worst = _max_relative_difference(side_by_side,
+                                     optim.subset_norm(lr, rank, update_proj_gap=1000),
                                      _snsm_step(lr, rank))
     assert worst < TOL, worst
 
@@ -256,7 +373,7 @@ def _smmf_step(lr, beta=0.9, eps=1e-8, decay_rate=-0.5, growth_rate=0.999):
     return step
 
 
-def test_smmf_matches_the_official_code():
+def test_smmf_matches_the_official_code(side_by_side):
     """Both matrices: 60 entries -> effective 10 x 6 (not square, rows the larger side)."""
-    worst = _max_relative_difference(optim.smmf(0.01), _smmf_step(0.01))
+    worst = _max_relative_difference(side_by_side, optim.smmf(0.01), _smmf_step(0.01))
     assert worst < TOL, worst
