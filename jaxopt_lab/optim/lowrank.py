@@ -725,7 +725,7 @@ def scale_by_projected(
             gw = g.astype(_compute_dtype(g))
             key = jax.random.fold_in(jax.random.fold_in(state.key, i), count)
             ps_new, did_change = proj.update(ps, gw, count, update_proj_gap, key)
-            basis = proj.basis(ps_new, plan.d)
+            basis = proj.step_basis(ps, ps_new, count, plan.d)
             r = _down(basis, gw, plan)
             old_bases.append(proj.basis(ps, plan.d) if on_refresh.needs_old_basis else None)
             if history:
@@ -956,13 +956,22 @@ def frugal(learning_rate: optax.ScalarOrSchedule = 1e-3, density: Optional[float
     Scalable Training", arXiv:2411.07837): Adam in the projected subspace, a state-free rule on the
     rest,
 
-    .. math:: \Delta = \alpha\,P\,\mathrm{Adam}(P^\top G) + \rho\,\mathrm{sign}(G - P P^\top G)
+    .. math:: \Delta = \alpha\,\big(P\,\mathrm{Adam}(P^\top G)
+              + \rho\,\mathrm{sign}(G - P P^\top G)\big)
 
-    (``inactive_update_rule``: ``sign_sgd``, ``sgd`` or ``no``). Rank = ``density`` (default 0.25)
-    × the projected side, or a fixed ``rank``; ``reset_statistics`` re-initialises Adam at each
-    refresh (the reference default).
+    (α = ``proj_params_lr_scale``, ρ = ``inactive_lr_scale``; ``inactive_update_rule``:
+    ``sign_sgd``, ``sgd`` or ``no``), as the official code (``frugal/proj_optimizer_templates.py``,
+    ``GaloreOptimizer._proj_params_update``: the state-free step's learning rate is lr·α·ρ) with
+    its AdamW (``frugal/adamw.py``: ε added after the bias correction of √v). Rank = ``density``
+    (default 0.25) × the projected side (rounded), or a fixed ``rank``; ``reset_statistics``
+    re-initialises Adam at each refresh (the reference default). One difference: the official
+    code resets only the projected matrices' Adam (its other parameters are a separate AdamW
+    group); here the inner Adam's state -- one step count for the whole tree -- is reset for
+    every leaf, unprojected ones included.
     """
     check_choice("inactive_update_rule", inactive_update_rule, ("sign_sgd", "sgd", "no"))
+    check_nonnegative("proj_params_lr_scale", proj_params_lr_scale)
+    check_nonnegative("inactive_lr_scale", inactive_lr_scale)
     if rank is None:
         density = 0.25 if density is None else density
     elif density is not None:
@@ -971,7 +980,8 @@ def frugal(learning_rate: optax.ScalarOrSchedule = 1e-3, density: Optional[float
         rank, update_proj_gap, proj_params_lr_scale, inner=_adam(b1, b2, eps),
         projector=projector, side=side,
         residual={"sign_sgd": "sign", "sgd": "sgd", "no": "none"}[inactive_update_rule],
-        residual_scale=inactive_lr_scale, on_refresh="reset" if reset_statistics else "keep",
+        residual_scale=proj_params_lr_scale * inactive_lr_scale,
+        on_refresh="reset" if reset_statistics else "keep",
         density=density, min_dim=min_dim, mask=mask, seed=seed)
     return alias(direction, learning_rate, weight_decay, weight_decay_mask)
 

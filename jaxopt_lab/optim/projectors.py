@@ -21,8 +21,12 @@ Kinds (``PROJECTORS``):
   Adaptive Gradient Optimization for Large Language Models", arXiv:2505.17967).
 - ``random``: a random orthonormal basis (QR of a Gaussian), as FRUGAL's random projection.
 - ``online_pca``: Online Subspace Descent (arXiv:2408.12857): one SVD at step 0, then every step
-  one AdamW step (lr = 1/update_proj_gap) on L(P) = ‖P Pᵀ Ĝ − Ĝ‖², Ĝ = Gc/‖Gc‖. The basis is not
-  re-orthonormalized (as in the reference implementation).
+  one AdamW step (lr = 1/update_proj_gap) on L(P) = ‖P Pᵀ Ĝ − Ĝ‖², Ĝ = Gc/‖Gc‖. As the official
+  code (kyleliang919/Online-Subspace-Descent, ``galore_torch/galore_projector.py``: the loss's
+  gradient is taken in ``project``, the step in ``project_back``), step t projects with P_{t−1}
+  and then moves it with the gradient at G_t (:meth:`Projector.step_basis`). The basis is not
+  re-orthonormalized (as the official code). With a learning-rate schedule the official code
+  also scales P's learning rate by lr_t/lr_0; here it stays 1/update_proj_gap.
 
 Every refresh is guarded: when ``Gc`` is not finite, the previous projector is kept (a NaN/inf
 gradient would otherwise make the SVD return NaNs and poison every later step).
@@ -267,6 +271,14 @@ class Projector:
         if isinstance(state, AdaptiveGapState):
             state = state.projector
         return self._load(state, d)
+
+    def step_basis(self, old, new, count, d: int) -> Float[Array, "d r"]:
+        """The basis this step projects with: the refreshed one (``new``), except for online_pca
+        after its first step, which projects with the basis it had (``old``) and moves it for the
+        next step."""
+        if self.kind != "online_pca":
+            return self.basis(new, d)
+        return jnp.where(count == 0, new.basis, old.basis)
 
     # -- refresh -------------------------------------------------------------------------------
     def _fresh(self, state, gc, key):

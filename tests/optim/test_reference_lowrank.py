@@ -275,6 +275,146 @@ def test_q_galore_without_the_adaptive_gap_is_not_the_official_update(side_by_si
 
 
 # ---------------------------------------------------------------------------------------------
+# Online Subspace Descent: kyleliang919/Online-Subspace-Descent
+
+
+def _osd_step(lr, rank, gap, scale, b1=0.9, b2=0.999, eps=1e-6, p_wd=0.01, p_eps=1e-8):
+    """AdamW.step (galore_torch/adamw.py L64-121, weight decay 0, constant lr so that
+    update_proj_stepsize_ratio = 1) with GaLoreProjector proj_type 'continuous'
+    (galore_torch/galore_projector.py): at step 0 ``get_orthogonal_matrix`` (L168-198) and a
+    torch.optim.AdamW on it (lr = 1/update_proj_gap, betas (0.9, 0.999), eps 1e-8, weight decay
+    0.01; L79/L117); afterwards ``project`` (L70-92 right, L96-117 left) takes the gradient of
+    ‖Ĝ PᵀP − Ĝ‖² ('right', P = r × n) or ‖P PᵀĜ − Ĝ‖² ('left', P = m × r), Ĝ = G/‖G‖, at the
+    current P and projects with it; ``project_back`` (L139-143) maps back with the same P and
+    then steps the AdamW on P (at step 0 without a gradient: torch skips the parameter)."""
+
+    def torch_adamw(p, grad, s):
+        """torch.optim.AdamW's single-tensor step."""
+        s["t"] += 1
+        p = p * (1 - (1 / gap) * p_wd)
+        s["m"] = b1 * s["m"] + (1 - b1) * grad
+        s["v"] = b2 * s["v"] + (1 - b2) * grad * grad
+        step_size = (1 / gap) / (1 - b1 ** s["t"])
+        denom = np.sqrt(s["v"]) / np.sqrt(1 - b2 ** s["t"]) + p_eps
+        return p - step_size * s["m"] / denom
+
+    def step(params, grads, state):
+        out = {}
+        for k, w in params.items():
+            g = grads[k]
+            s = state.setdefault(k, {"step": 0})
+            right = g.shape[0] >= g.shape[1]
+            p_grad = None
+            if "ortho" not in s:
+                u, _, vh = np.linalg.svd(g, full_matrices=False)
+                s["ortho"] = vh[:rank] if right else u[:, :rank]
+                s["p_opt"] = {"t": 0, "m": np.zeros_like(s["ortho"]),
+                              "v": np.zeros_like(s["ortho"])}
+            else:
+                p, g_hat = s["ortho"], g / np.linalg.norm(g)
+                if right:   # d/dP ‖Ĝ PᵀP − Ĝ‖² = 2 P (A + Aᵀ), A = Ĝᵀ(Ĝ PᵀP − Ĝ)
+                    a = g_hat.T @ (g_hat @ p.T @ p - g_hat)
+                    p_grad = 2 * p @ (a + a.T)
+                else:       # d/dP ‖P PᵀĜ − Ĝ‖² = 2 (B + Bᵀ) P, B = (P PᵀĜ − Ĝ) Ĝᵀ
+                    b = (p @ p.T @ g_hat - g_hat) @ g_hat.T
+                    p_grad = 2 * (b + b.T) @ p
+            low = g @ s["ortho"].T if right else s["ortho"].T @ g
+            s.setdefault("exp_avg", np.zeros_like(low))
+            s.setdefault("exp_avg_sq", np.zeros_like(low))
+            s["step"] += 1
+            s["exp_avg"] = b1 * s["exp_avg"] + (1 - b1) * low
+            s["exp_avg_sq"] = b2 * s["exp_avg_sq"] + (1 - b2) * low * low
+            denom = np.sqrt(s["exp_avg_sq"]) + eps
+            step_size = lr * np.sqrt(1 - b2 ** s["step"]) / (1 - b1 ** s["step"])
+            norm_grad = _project_back(s["ortho"], s["exp_avg"] / denom, scale)
+            if p_grad is not None:
+                s["ortho"] = torch_adamw(s["ortho"], p_grad, s["p_opt"])
+            out[k] = w - step_size * norm_grad
+        return out
+
+    return step
+
+
+def test_online_subspace_descent_matches_the_official_code(side_by_side):
+    """P from the SVD at step 0, then one AdamW step per step on the online-PCA loss, applied
+    after P has been used (the official order), 30 steps, both orientations."""
+    lr, rank, gap, scale = 0.05, 2, 10, 0.25
+    worst = _max_relative_difference(side_by_side,
+                                     optim.online_subspace_descent(lr, rank, gap, scale),
+                                     _osd_step(lr, rank, gap, scale))
+    assert worst < TOL, worst
+
+
+# ---------------------------------------------------------------------------------------------
+# FRUGAL: the official code (frugal/ of the FRUGAL repository, philip-zmushko/FRUGAL, as stored
+# in the public code index: proj_optimizer_templates.py, galore_projector.py, adamw.py)
+
+
+def _frugal_step(lr, density, gap, proj_lr_scale, inactive_lr_scale, rule, reset,
+                 b1=0.9, b2=0.999, eps=1e-8):
+    """GaloreAdamW.step: ProjOptimizer.step (proj_optimizer_templates.py) with weight decay 0.
+
+    - _update_states_if_necessary: when the group's first parameter has no step yet or its
+      step is a multiple of update_gap, every parameter's GaLoreProjector.update_proj(grad)
+      (galore_projector.py: 'std' side, rank = round(side · density), SVD Vh[:r] ('right',
+      m >= n) or U[:, :r] ('left')), and with reset_statistics AdamW._init_state (step 0,
+      zero moments);
+    - step += 1; GaloreOptimizer._proj_params_update: AdamW._compute_update (adamw.py) on
+      project_down(grad) with lr · proj_params_lr_scale -- m/(√v/√(1 − β2ᵗ) + ε) · lr/(1 − β1ᵗ)
+      --, project_up, plus −lr·proj_params_lr_scale·inactive_lr_scale times sign (or the
+      identity) of grad − project_up(project_down(grad)).
+    """
+    def step(params, grads, state):
+        first = state.get(sorted(params)[0])
+        if first is None or first["step"] % gap == 0:
+            for k in params:
+                g, s = grads[k], state.setdefault(k, {})
+                right = g.shape[0] >= g.shape[1]
+                rank = round((g.shape[1] if right else g.shape[0]) * density)
+                u, _, vh = np.linalg.svd(g, full_matrices=False)
+                s["ortho"] = vh[:rank] if right else u[:, :rank]
+                if "step" not in s or reset:
+                    low_shape = (g.shape[0], rank) if right else (rank, g.shape[1])
+                    s.update(step=0, exp_avg=np.zeros(low_shape), exp_avg_sq=np.zeros(low_shape))
+        out = {}
+        for k, w in params.items():
+            g, s = grads[k], state[k]
+            right = g.shape[0] >= g.shape[1]
+            down = (lambda x: x @ s["ortho"].T) if right else (lambda x: s["ortho"].T @ x)
+            up = (lambda x: x @ s["ortho"]) if right else (lambda x: s["ortho"] @ x)
+            s["step"] += 1
+            low = down(g)
+            s["exp_avg"] = s["exp_avg"] * b1 + low * (1 - b1)
+            s["exp_avg_sq"] = s["exp_avg_sq"] * b2 + low * low * (1 - b2)
+            active_lr = lr * proj_lr_scale
+            step_size = active_lr / (1 - b1 ** s["step"])
+            denom = np.sqrt(s["exp_avg_sq"]) / np.sqrt(1 - b2 ** s["step"]) + eps
+            update = up(s["exp_avg"] / denom * (-step_size))
+            inactive = g - up(low)
+            inactive_lr = lr * proj_lr_scale * inactive_lr_scale
+            update = update - inactive_lr * (np.sign(inactive) if rule == "sign_sgd" else inactive)
+            out[k] = w + update
+        return out
+
+    return step
+
+
+@pytest.mark.parametrize("rule, reset", [("sign_sgd", True), ("sgd", False)])
+def test_frugal_matches_the_official_code(rule, reset, side_by_side):
+    """Density 1/3 (rank 2 of the short side 6), refresh every 10 steps, state-full learning-rate
+    scale 0.5 and state-free scale 0.3 (the state-free step is lr · 0.5 · 0.3, as the official
+    code); with and without the reset of Adam's statistics at a refresh."""
+    lr, density, gap, proj_scale, inactive_scale = 0.05, 1 / 3, 10, 0.5, 0.3
+    tx = optim.frugal(lr, density, gap, proj_params_lr_scale=proj_scale,
+                      inactive_lr_scale=inactive_scale, inactive_update_rule=rule,
+                      reset_statistics=reset, min_dim=1)
+    worst = _max_relative_difference(side_by_side, tx,
+                                     _frugal_step(lr, density, gap, proj_scale, inactive_scale,
+                                                  rule, reset))
+    assert worst < TOL, worst
+
+
+# ---------------------------------------------------------------------------------------------
 # Subset-Norm + Subspace-Momentum: timmytonga/sn-sm
 
 
