@@ -20,7 +20,10 @@ every ``every`` steps, for each projected matrix gradient G (the reference optim
 gradient) and each projector kind of ``cfg.projection.kinds``, the relative residual
 ‖G − P Pᵀ G‖/‖G‖ with P fitted on G itself (``fresh``) and with P fitted ``every`` steps earlier
 (``stale``: what a projected optimizer uses between refreshes); logged as ``residual_<fresh|stale>_
-<kind>`` (mean over matrices) and averaged over the run in the summary.
+<kind>`` (mean over matrices) and averaged over the run in the summary. ``cfg.projection.ranks``
+(optional) repeats the measurement at other ranks (matrices whose short side exceeds the rank):
+``residual_<fresh|stale>_<kind>_r<rank>`` and ``dct_position_<fresh|stale>_r<rank>`` = (dct − svd)
+/ (random − svd), averaged over the run, with a figure of the position against rank.
 """
 
 from __future__ import annotations
@@ -110,6 +113,10 @@ def check_config(cfg) -> None:
             where = f"optimizers.{label}.rank" if "rank" in entry else "rank"
             raise ConfigError(f"config key {where!r} = {rank}: must be <= {side}, the shortest side of "
                               f"the projected matrices (model dim {llama.dim}, hidden {llama.hidden_dim})")
+    for r in cfg.projection.get("ranks", ()):
+        if not (isinstance(r, int) and 1 <= r < side):
+            raise ConfigError(f"config key 'projection.ranks' has {r!r}: must be ints in [1, {side}), "
+                              f"below the shortest side of the projected matrices")
     if cfg.projection.every and cfg.rank > side:
         raise ConfigError(f"config key 'rank' = {cfg.rank}: must be <= {side}, the shortest side of the "
                           f"projected matrices (model dim {llama.dim}, hidden {llama.hidden_dim})")
@@ -206,35 +213,56 @@ def make_projection_probe(kinds, rank):
 
 # ------------------------------------------------------------------------------------------------
 
+def _sweep_ranks(cfg):
+    """The run's rank first, then ``projection.ranks`` (if any) not equal to it."""
+    extra = tuple(cfg.projection.get("ranks", ()))
+    return (cfg.rank,) + tuple(r for r in extra if r != cfg.rank)
+
+
 def _projection_logger(cfg, key, engine, loss_fn, probe_out):
     """``evaluate`` hook for the reference run: every ``projection.every`` steps, the fresh and stale
-    residuals of each projector kind on the gradient of a probe batch, logged and kept in ``probe_out``."""
+    residuals of each projector kind on the gradient of a probe batch (at the run's rank and at
+    ``projection.ranks``), logged and kept in ``probe_out`` (``probe_out[rank]`` for the sweep)."""
     mask_fn = projection_mask(tuple(cfg.project_only)) if cfg.project_only else None
-    probe = make_projection_probe(tuple(cfg.projection.kinds), cfg.rank)
+    kinds = tuple(cfg.projection.kinds)
+    probes = {r: make_projection_probe(kinds, r) for r in _sweep_ranks(cfg)}
     grad_fn = jax.jit(jax.grad(loss_fn))
-    previous = None
+    previous = {}
 
     def evaluate(state):
-        nonlocal previous
         step = int(state.step)
         scalars = {}
         if step % cfg.projection.every:
             return scalars
         batch = engine.sampler.batch(engine.data, key, 10_000 + step)
-        mats = _matrices(grad_fn(state.params, batch), mask_fn, cfg.rank)
-        if previous is None:
-            previous = {k: [jnp.eye(min(g.shape), cfg.rank) for g in mats] for k in cfg.projection.kinds}
-        fresh, stale, bases = probe(mats, previous, jax.random.fold_in(key, step))
-        for k in cfg.projection.kinds:
-            scalars[f"residual_fresh_{k}"] = float(fresh[k])
-            probe_out["fresh"][k].append(float(fresh[k]))
-            if step > cfg.projection.every:  # the first "previous" is arbitrary
-                scalars[f"residual_stale_{k}"] = float(stale[k])
-                probe_out["stale"][k].append(float(stale[k]))
-        previous = bases
+        grads = grad_fn(state.params, batch)
+        for rank, probe in probes.items():
+            mats = _matrices(grads, mask_fn, rank)
+            if not mats:
+                continue
+            prev = previous.get(rank) or {k: [jnp.eye(min(g.shape), rank) for g in mats]
+                                          for k in kinds}
+            fresh, stale, previous[rank] = probe(mats, prev, jax.random.fold_in(key, step))
+            out = probe_out if rank == cfg.rank else probe_out.setdefault(
+                rank, {"fresh": {k: [] for k in kinds}, "stale": {k: [] for k in kinds}})
+            for k in kinds:
+                out["fresh"][k].append(float(fresh[k]))
+                if rank == cfg.rank:
+                    scalars[f"residual_fresh_{k}"] = float(fresh[k])
+                if step > cfg.projection.every:  # the first "previous" is arbitrary
+                    out["stale"][k].append(float(stale[k]))
+                    if rank == cfg.rank:
+                        scalars[f"residual_stale_{k}"] = float(stale[k])
         return scalars
 
     return evaluate
+
+
+def _dct_position(values):
+    """Where DCT sits between SVD (0) and random (1), from mean residuals by kind."""
+    if not all(k in values for k in ("svd", "dct", "random")):
+        return None
+    return (values["dct"] - values["svd"]) / max(values["random"] - values["svd"], 1e-12)
 
 
 def run(cfg, ctx):
@@ -247,7 +275,7 @@ def run(cfg, ctx):
     data_key = jax.random.fold_in(ctx.key, 1)
     summary, curves, memory = {}, {}, {}
     probe_out = {"fresh": {k: [] for k in cfg.projection.kinds},
-                 "stale": {k: [] for k in cfg.projection.kinds}}
+                 "stale": {k: [] for k in cfg.projection.kinds}}   # + rank -> same, for the sweep
     mesh = train.mesh_from_config(cfg)
     sampler = train.batches.token_windows(tokens.shape[0], cfg.batch_size, cfg.seq_len)
     for i, label in enumerate(labels):
@@ -277,11 +305,19 @@ def run(cfg, ctx):
         for k, values in probe_out[when].items():
             if values:
                 summary[f"residual_{when}_{k}"] = float(np.mean(values))
-    for when in ("fresh", "stale"):
-        keys = [f"residual_{when}_{k}" for k in ("svd", "dct", "random")]
-        if all(k in summary for k in keys):  # where DCT sits between SVD (0) and random (1)
-            svd, dct, rnd = (summary[k] for k in keys)
-            summary[f"dct_position_{when}"] = (dct - svd) / max(rnd - svd, 1e-12)
+    sweep = {}   # rank -> when -> dct position
+    for rank in _sweep_ranks(cfg):
+        out = probe_out if rank == cfg.rank else probe_out.get(rank)
+        suffix = "" if rank == cfg.rank else f"_r{rank}"
+        for when in ("fresh", "stale"):
+            means = {k: float(np.mean(v)) for k, v in (out or {}).get(when, {}).items() if v}
+            if rank != cfg.rank:
+                for k, v in means.items():
+                    summary[f"residual_{when}_{k}{suffix}"] = v
+            position = _dct_position(means)
+            if position is not None:
+                summary[f"dct_position_{when}{suffix}"] = position
+                sweep.setdefault(when, {})[rank] = position
     summary["n_params"] = models.count_params(params0)
     ctx.summary(**{k: v for k, v in summary.items() if not (isinstance(v, float) and np.isnan(v))})
 
@@ -296,3 +332,10 @@ def run(cfg, ctx):
                   for when in ("fresh", "stale") for k, v in probe_out[when].items() if v}
         ctx.figure("projection_residual", plots.lines(
             series, xlabel="step", ylabel="‖G − PPᵀG‖ / ‖G‖", title=f"rank {cfg.rank}"))
+    if len(sweep.get("fresh", {})) > 1:
+        side = min(model_config(cfg).dim, model_config(cfg).hidden_dim)
+        ctx.figure("dct_position_vs_rank", plots.lines(
+            {when: (np.array(sorted(v)) / side, [v[r] for r in sorted(v)])
+             for when, v in sweep.items()},
+            xlabel=f"rank / projected side ({side})",
+            ylabel="(dct − svd) / (random − svd)", title="DCT between SVD (0) and random (1)"))

@@ -42,6 +42,7 @@ def get_config():
         "frugal": {"name": "frugal", "learning_rate": 3e-3},
         "smmf": {"name": "smmf", "learning_rate": 3e-3},
     })
-    c.projection = ml_collections.ConfigDict({"every": 0, "kinds": ("svd", "dct", "random")})
+    c.projection = ml_collections.ConfigDict({"every": 0, "kinds": ("svd", "dct", "random"),
+                                              "ranks": ()})  # extra ranks to probe
     c.mesh = ml_collections.ConfigDict({"data": 0, "fsdp": 1})  # data = 0: all devices not on fsdp
     return c

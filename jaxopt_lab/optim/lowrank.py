@@ -558,6 +558,11 @@ def scale_by_projected(
     online_lr: Optional[float] = None,
     oversample: Optional[int] = None,
     power_iterations: Optional[int] = None,
+    projector_bits: Optional[int] = None,
+    projector_group_size: int = 256,
+    cos_threshold: Optional[float] = None,
+    gap_growth: float = 2.0,
+    cos_window: int = 5,
     seed: int = 0,
     name: str = "scale_by_projected",
 ) -> optax.GradientTransformationExtraArgs:
@@ -598,6 +603,12 @@ def scale_by_projected(
         embeddings); the others go through ``inner`` unprojected.
       online_lr: OSD's learning rate on P (None: 1/update_proj_gap).
       oversample, power_iterations: randomized SVD parameters (default 8 and 2).
+      projector_bits, projector_group_size: store an explicit basis as b-bit min-max codes in
+        groups of that many entries (Q-GaLore's low-bit projector); None: float.
+      cos_threshold, gap_growth, cos_window: Q-GaLore's layer-adaptive refresh gap (the gap of
+        a leaf grows by ``gap_growth`` once the mean cosine of its last ``cos_window`` refreshed
+        first basis vectors is >= ``cos_threshold``); None: a fixed gap. See
+        :class:`~jaxopt_lab.optim.projectors.Projector`.
       seed: key for the randomized projectors.
       name: the method's name, for error messages.
 
@@ -650,12 +661,19 @@ def scale_by_projected(
     if not hasattr(inner, "init") or not hasattr(inner, "update"):
         raise ValueError(f"inner must be an optax GradientTransformation, got {inner!r}")
     inner = optax.with_extra_args_support(inner)
-    orthonormal = projector in ORTHONORMAL_PROJECTORS
+    orthonormal = projector in ORTHONORMAL_PROJECTORS and projector_bits is None
+    if isinstance(update_proj_gap, jax.core.Tracer) and cos_threshold is not None:
+        raise ValueError("update_proj_gap must be a static Python int with cos_threshold (it "
+                         "initialises the adaptive gap held in the state)")
 
     def make_projector(plan):
         return Projector(projector, plan.rank, oversample=oversample,
                          power_iterations=power_iterations, online_lr=online_lr,
-                         transposed=plan.transpose)
+                         transposed=plan.transpose, bits=projector_bits,
+                         group_size=projector_group_size, cos_threshold=cos_threshold,
+                         gap_growth=gap_growth, cos_window=cos_window)
+
+    make_projector(_Plan(True, rank=1))  # validate the projector options before any work
 
     def plans_of(tree):
         leaves, treedef = jax.tree.flatten(tree)
@@ -707,7 +725,7 @@ def scale_by_projected(
             gw = g.astype(_compute_dtype(g))
             key = jax.random.fold_in(jax.random.fold_in(state.key, i), count)
             ps_new, did_change = proj.update(ps, gw, count, update_proj_gap, key)
-            basis = proj.basis(ps_new, plan.d)
+            basis = proj.step_basis(ps, ps_new, count, plan.d)
             r = _down(basis, gw, plan)
             old_bases.append(proj.basis(ps, plan.d) if on_refresh.needs_old_basis else None)
             if history:
@@ -938,13 +956,22 @@ def frugal(learning_rate: optax.ScalarOrSchedule = 1e-3, density: Optional[float
     Scalable Training", arXiv:2411.07837): Adam in the projected subspace, a state-free rule on the
     rest,
 
-    .. math:: \Delta = \alpha\,P\,\mathrm{Adam}(P^\top G) + \rho\,\mathrm{sign}(G - P P^\top G)
+    .. math:: \Delta = \alpha\,\big(P\,\mathrm{Adam}(P^\top G)
+              + \rho\,\mathrm{sign}(G - P P^\top G)\big)
 
-    (``inactive_update_rule``: ``sign_sgd``, ``sgd`` or ``no``). Rank = ``density`` (default 0.25)
-    × the projected side, or a fixed ``rank``; ``reset_statistics`` re-initialises Adam at each
-    refresh (the reference default).
+    (α = ``proj_params_lr_scale``, ρ = ``inactive_lr_scale``; ``inactive_update_rule``:
+    ``sign_sgd``, ``sgd`` or ``no``), as the official code (``frugal/proj_optimizer_templates.py``,
+    ``GaloreOptimizer._proj_params_update``: the state-free step's learning rate is lr·α·ρ) with
+    its AdamW (``frugal/adamw.py``: ε added after the bias correction of √v). Rank = ``density``
+    (default 0.25) × the projected side (rounded), or a fixed ``rank``; ``reset_statistics``
+    re-initialises Adam at each refresh (the reference default). One difference: the official
+    code resets only the projected matrices' Adam (its other parameters are a separate AdamW
+    group); here the inner Adam's state -- one step count for the whole tree -- is reset for
+    every leaf, unprojected ones included.
     """
     check_choice("inactive_update_rule", inactive_update_rule, ("sign_sgd", "sgd", "no"))
+    check_nonnegative("proj_params_lr_scale", proj_params_lr_scale)
+    check_nonnegative("inactive_lr_scale", inactive_lr_scale)
     if rank is None:
         density = 0.25 if density is None else density
     elif density is not None:
@@ -953,7 +980,8 @@ def frugal(learning_rate: optax.ScalarOrSchedule = 1e-3, density: Optional[float
         rank, update_proj_gap, proj_params_lr_scale, inner=_adam(b1, b2, eps),
         projector=projector, side=side,
         residual={"sign_sgd": "sign", "sgd": "sgd", "no": "none"}[inactive_update_rule],
-        residual_scale=inactive_lr_scale, on_refresh="reset" if reset_statistics else "keep",
+        residual_scale=proj_params_lr_scale * inactive_lr_scale,
+        on_refresh="reset" if reset_statistics else "keep",
         density=density, min_dim=min_dim, mask=mask, seed=seed)
     return alias(direction, learning_rate, weight_decay, weight_decay_mask)
 

@@ -21,11 +21,14 @@ gradnorm_lorp           4(2rM + rN + 2m) + 4(mn + m)   (reference class: keeps V
 smmf                    8(m̂ + n̂) + ⌈m̂n̂/8⌉   (most-square reshape, 1-bit sign)
 subset_norm (SN + SM)   4(M + rM + rN)
 adam_8bit               2·q(mn)
-q_galore                2·q(rM) + q(rN)      (int8 moments and projector)
+q_galore                2·q(rM) + q₄(rN) + 4(N + w + 2)   (int8 moments, int4 projector,
+                        adaptive gap: first vector, w cosines, gap and count)
 ======================  ====================================================
 
 q(s) = ⌈s/B⌉·B + 4⌈s/B⌉: s int8 codes padded to blocks of B plus one float32 scale per block
-(4s when s < min_size: small arrays stay float32).
+(4s when s < min_size: small arrays stay float32). q₄(s) = ⌈gG/2⌉ + 8g, g = ⌈s/G⌉: 4-bit
+min-max codes (two per byte) in g groups of G = 256, one float32 scale and zero per group.
+Q-GaLore's stochastic weight rounding adds a count and a key (12 bytes).
 """
 
 from __future__ import annotations
@@ -126,9 +129,14 @@ def _per_leaf(method, shape, *, rank, side, history, density, block_size, min_di
     if method == "dct_galore":
         return 8 * r * kept + 4 * r
     if method == "q_galore":
-        return (2 * quantized_bytes(r * kept, block_size, min_size)
-                + quantized_bytes(r * proj, block_size, min_size))
+        groups = math.ceil(r * proj / _QGALORE_GROUP)
+        projector = math.ceil(groups * _QGALORE_GROUP / 2) + 8 * groups
+        return (2 * quantized_bytes(r * kept, block_size, min_size) + projector
+                + 4 * (proj + _QGALORE_WINDOW + 2))
     raise ValueError(f"method={method!r} has no formula; allowed: {', '.join(FORMULA_METHODS)}")
+
+
+_QGALORE_GROUP, _QGALORE_WINDOW = 256, 5   # q_galore's projector group size and cosine window
 
 
 def _subset_count(size: int) -> int:
@@ -143,7 +151,7 @@ _OVERHEAD = {
     "adam_8bit": 4,
     "galore": 4 + 8 + 4,           # ProjectedState.count, .key, inner Adam count
     "fira": 16, "natural_galore": 16, "dct_galore": 16, "online_subspace_descent": 16,
-    "frugal": 16, "q_galore": 16,
+    "frugal": 16, "q_galore": 16 + 12,   # + round_weights' count and key
     "gradnorm_lorp": 4 + 16,       # its own count + the GaLore it runs on (V, g)
     "smmf": 4,
     "subset_norm": 4 + 8,          # count + key

@@ -21,11 +21,30 @@ Kinds (``PROJECTORS``):
   Adaptive Gradient Optimization for Large Language Models", arXiv:2505.17967).
 - ``random``: a random orthonormal basis (QR of a Gaussian), as FRUGAL's random projection.
 - ``online_pca``: Online Subspace Descent (arXiv:2408.12857): one SVD at step 0, then every step
-  one AdamW step (lr = 1/update_proj_gap) on L(P) = ‖P Pᵀ Ĝ − Ĝ‖², Ĝ = Gc/‖Gc‖. The basis is not
-  re-orthonormalized (as in the reference implementation).
+  one AdamW step (lr = 1/update_proj_gap) on L(P) = ‖P Pᵀ Ĝ − Ĝ‖², Ĝ = Gc/‖Gc‖. As the official
+  code (kyleliang919/Online-Subspace-Descent, ``galore_torch/galore_projector.py``: the loss's
+  gradient is taken in ``project``, the step in ``project_back``), step t projects with P_{t−1}
+  and then moves it with the gradient at G_t (:meth:`Projector.step_basis`). The basis is not
+  re-orthonormalized (as the official code). With a learning-rate schedule the official code
+  also scales P's learning rate by lr_t/lr_0; here it stays 1/update_proj_gap.
 
 Every refresh is guarded: when ``Gc`` is not finite, the previous projector is kept (a NaN/inf
 gradient would otherwise make the SVD return NaNs and poison every later step).
+
+Two options of the explicit-basis kinds, after "Q-GaLore: Quantized GaLore with INT4 Projection and
+Layer-Adaptive Low-Rank Gradients" (arXiv:2407.08296; official VITA-Group/Q-GaLore,
+``q_galore_torch/q_galore_projector_simulate.py``):
+
+- ``bits``: the basis is stored as b-bit min-max codes (:mod:`jaxopt_lab.optim.minmax`) of its
+  layout in the leaf's stored orientation (Pᵀ, r × d, for a ``transposed`` projector -- the
+  official 'right' matrix Vh[:r] --, P, d × r, otherwise -- the official 'left' U[:, :r]), grouped
+  by ``group_size`` consecutive entries of that layout; both projections use the decoded basis.
+- ``cos_threshold``: the layer-adaptive refresh gap. At every refresh after the first, the cosine
+  similarity of the new and the previous (unquantized) first basis vector enters a window of the
+  last ``cos_window`` values; when the window is full and its mean is >= ``cos_threshold`` the
+  gap becomes ⌊gap · ``gap_growth``⌋ (capped at 2³⁰). Refreshes happen when ``count % gap == 0``
+  with the current gap. The cosine is signed, as in the official code: a sign flip of the first
+  singular vector counts as dissimilar.
 """
 
 from __future__ import annotations
@@ -41,10 +60,11 @@ import numpy as np
 import optax
 from jaxtyping import Array, Float, Int
 
-from ._common import check_choice
+from ._common import check_choice, check_int, check_range
+from .minmax import MinMaxCodes, check_bits, minmax_decode, minmax_encode
 
-__all__ = ["PROJECTORS", "ORTHONORMAL_PROJECTORS", "Projector", "BasisState", "DCTState", "OnlinePCAState", "dct_rows",
-           "randomized_range"]
+__all__ = ["PROJECTORS", "ORTHONORMAL_PROJECTORS", "Projector", "BasisState", "DCTState",
+           "OnlinePCAState", "AdaptiveGapState", "dct_rows", "randomized_range"]
 
 PROJECTORS = ("svd", "randomized_svd", "dct", "random", "online_pca")
 # kinds whose basis has orthonormal columns (PᵀP = I up to rounding); online_pca's drifts off it
@@ -66,6 +86,18 @@ class OnlinePCAState(NamedTuple):
     basis: Float[Array, "d r"]
     opt_state: Any
 
+
+class AdaptiveGapState(NamedTuple):
+    """Q-GaLore's layer-adaptive refresh gap around a projector state (``cos_threshold`` given)."""
+    projector: Any                       # BasisState or MinMaxCodes
+    gap: Int[Array, ""]                  # the current refresh gap
+    refreshes: Int[Array, ""]            # refreshes so far (the first has no predecessor)
+    cosines: Float[Array, " w"]          # the last w cosines, oldest first
+    first: Float[Array, " d"]            # the first basis vector of the last refresh (float)
+
+
+# largest adaptive gap: doubling an int32 forever would overflow; no int32 count reaches it twice
+_MAX_GAP = 2**30
 
 # The whole DCT-II matrix is a compile-time constant up to this side (16 MiB of float32): a
 # constant of the compiled step, not optimizer state -- the state holds only the r indices.
@@ -148,7 +180,11 @@ class Projector:
       rank: r, the subspace dimension (static).
       oversample, power_iterations: randomized SVD parameters.
       online_lr: OSD's AdamW learning rate on P (None: 1 / update_proj_gap, the reference choice).
-      transposed: ``Gc`` is the transpose of the stored gradient (SVD sign convention only).
+      transposed: ``Gc`` is the transpose of the stored gradient (SVD sign convention; the
+        stored layout of a quantized basis).
+      bits, group_size: store the basis as ``bits``-bit min-max codes in groups of
+        ``group_size`` entries (-1: one group per row of the layout); None: float.
+      cos_threshold, gap_growth, cos_window: the adaptive refresh gap (None: a fixed gap).
     """
 
     kind: str
@@ -157,9 +193,55 @@ class Projector:
     power_iterations: int = 2
     online_lr: float | None = None
     transposed: bool = False
+    bits: int | None = None
+    group_size: int = 256
+    cos_threshold: float | None = None
+    gap_growth: float = 2.0
+    cos_window: int = 5
 
     def __post_init__(self):
         check_choice("projector", self.kind, PROJECTORS)
+        explicit = ("svd", "randomized_svd", "random")
+        if self.bits is not None or self.cos_threshold is not None:
+            check_choice("projector (with a quantized basis or an adaptive gap)", self.kind,
+                         explicit)
+        if self.bits is not None:
+            check_bits("projector_bits", self.bits)
+            if self.group_size != -1:
+                check_int("projector_group_size", self.group_size)
+        if self.cos_threshold is not None:
+            check_range("cos_threshold", self.cos_threshold, -1.0, 1.0)
+            check_range("gap_growth", self.gap_growth, 1.0)
+            check_int("cos_window", self.cos_window)
+
+    # -- storage of an explicit basis ----------------------------------------------------------
+    def _layout(self, basis):
+        """The basis as stored by the reference code: Pᵀ (r × d) when transposed, else P."""
+        return basis.T if self.transposed else basis
+
+    def _store(self, basis):
+        if self.bits is None:
+            return BasisState(basis)
+        return minmax_encode(self._layout(basis), self.bits, self.group_size)
+
+    def _load(self, state, d):
+        if isinstance(state, MinMaxCodes):
+            shape = (self.rank, d) if self.transposed else (d, self.rank)
+            return self._layout(minmax_decode(state, shape, self.bits, self.group_size))
+        return state.basis
+
+    def _schedule(self, sched: AdaptiveGapState, first):
+        """The adaptive gap after a refresh whose first basis vector is ``first``."""
+        cos = jnp.dot(sched.first, first) / jnp.maximum(
+            jnp.linalg.norm(sched.first) * jnp.linalg.norm(first), 1e-8)
+        has_past = sched.refreshes > 0
+        cosines = jnp.where(has_past, jnp.concatenate([sched.cosines[1:], cos[None]]),
+                            sched.cosines)
+        full = sched.refreshes >= self.cos_window   # the window held w values after this one
+        similar = full & (jnp.sum(cosines) / self.cos_window >= self.cos_threshold)
+        grown = jnp.floor(sched.gap.astype(jnp.float32) * self.gap_growth).astype(jnp.int32)
+        gap = jnp.where(similar, jnp.minimum(grown, _MAX_GAP), sched.gap)
+        return gap, sched.refreshes + 1, cosines
 
     # -- state ---------------------------------------------------------------------------------
     def _online_opt(self, update_proj_gap):
@@ -177,12 +259,26 @@ class Projector:
         basis = jnp.eye(d, self.rank, dtype=dtype)
         if self.kind == "online_pca":
             return OnlinePCAState(basis, self._online_opt(update_proj_gap).init(basis))
-        return BasisState(basis)
+        if self.cos_threshold is None:
+            return self._store(basis)
+        return AdaptiveGapState(self._store(basis), jnp.asarray(update_proj_gap, jnp.int32),
+                                jnp.zeros([], jnp.int32), jnp.zeros(self.cos_window, dtype),
+                                jnp.zeros(d, dtype))
 
     def basis(self, state, d: int) -> Float[Array, "d r"]:
         if self.kind == "dct":
             return dct_rows(state.index, d).T
-        return state.basis
+        if isinstance(state, AdaptiveGapState):
+            state = state.projector
+        return self._load(state, d)
+
+    def step_basis(self, old, new, count, d: int) -> Float[Array, "d r"]:
+        """The basis this step projects with: the refreshed one (``new``), except for online_pca
+        after its first step, which projects with the basis it had (``old``) and moves it for the
+        next step."""
+        if self.kind != "online_pca":
+            return self.basis(new, d)
+        return jnp.where(count == 0, new.basis, old.basis)
 
     # -- refresh -------------------------------------------------------------------------------
     def _fresh(self, state, gc, key):
@@ -220,17 +316,20 @@ class Projector:
             ok = jnp.all(jnp.isfinite(g))
             return self._online_update(state, jnp.where(ok, self.canonical(g), 0.0), ok, count,
                                        update_proj_gap)
-        refresh = (count % update_proj_gap) == 0
+        adaptive = isinstance(state, AdaptiveGapState)
+        refresh = (count % (state.gap if adaptive else update_proj_gap)) == 0
 
         def fresh(_):
             # the finiteness check runs only at a refresh: no extra pass over G on other steps
             ok = jnp.all(jnp.isfinite(g))
             new = self._fresh(state, self.canonical(jnp.where(ok, g, 0.0)), key)
             if isinstance(new, BasisState):  # a degenerate decomposition must not poison P either
-                ok_new = ok & jnp.all(jnp.isfinite(new.basis))
-            else:
-                ok_new = ok
-            return _keep_if_finite(ok_new, new, state)
+                ok = ok & jnp.all(jnp.isfinite(new.basis))
+                first = new.basis[:, 0]
+                new = self._store(new.basis)
+                if adaptive:
+                    new = AdaptiveGapState(new, *self._schedule(state, first), first)
+            return _keep_if_finite(ok, new, state)
 
         new_state = jax.lax.cond(refresh, fresh, lambda _: state, None)
         return new_state, refresh

@@ -129,24 +129,109 @@ def test_adam_8bit_tracks_optax_adam():
     assert rel < 0.05
 
 
-@pytest.mark.parametrize("quantize_projector", [True, False])
-def test_q_galore_projector_dtype(quantize_projector):
+@pytest.mark.parametrize("projector_bits", [4, 8, None])
+def test_q_galore_projector_storage(projector_bits):
+    """The basis is held as packed codes (4-bit: two per byte), the moments as int8; the first
+    step equals GaLore's with Q-GaLore's Adam and the decoded basis."""
     params = {"w": jnp.zeros((64, 32))}
-    tx = optim.q_galore(1e-2, rank=8, min_size=128, quantize_projector=quantize_projector)
+    tx = optim.q_galore(1e-2, rank=8, min_size=128, projector_bits=projector_bits,
+                        weight_bits=None)
     state = tx.init(params)[0]
-    basis = state.projectors["w"].basis
-    if quantize_projector:
-        assert isinstance(basis, factored.Quantized) and basis.codes.dtype == jnp.int8
-    else:
-        assert basis.dtype == jnp.float32
+    stored = state.projectors["w"].projector
+    if projector_bits is None:
+        assert stored.basis.dtype == jnp.float32
+    else:  # reference side: P is 32 x 8, one group of 256 entries
+        assert stored.codes.dtype == jnp.uint8
+        assert stored.codes.size == 256 * projector_bits // 8 and stored.scales.shape == (1,)
     assert state.inner_state.mu["w"].codes.dtype == jnp.int8
     g = {"w": jax.random.normal(jax.random.PRNGKey(0), (64, 32))}
-    u, _ = tx.update(g, tx.init(params), params)
-    ref, _ = optim.galore(1e-2, rank=8).update(g, optim.galore(1e-2, rank=8).init(params), params)
-    np.testing.assert_allclose(u["w"], ref["w"], rtol=1e-5, atol=1e-7)  # exact first step
+    u, new = tx.update(g, tx.init(params), params)
+    proj = optim.Projector("svd", 8, transposed=True, bits=projector_bits)
+    basis = proj.basis(new[0].projectors["w"].projector, 32)
+    if projector_bits is not None:  # the decoded basis is the SVD basis to half a grid step
+        exact = proj.basis(optim.BasisState(jnp.linalg.svd(g["w"])[2][:8].T), 32)
+        step = float(jnp.max(exact) - jnp.min(exact)) / (2 ** projector_bits - 1)
+        assert float(jnp.max(jnp.abs(basis - exact))) <= 0.5 * step * (1 + 1e-5)
+    low = g["w"] @ basis
+    adam, _ = optax.adam(1e-2, eps=1e-8).update(low, optax.adam(1e-2).init(low))
+    np.testing.assert_allclose(u["w"], 0.25 * adam @ basis.T, rtol=1e-4, atol=1e-7)
+
+
+def test_minmax_codes_round_trip_and_match_the_official_grid():
+    """Encode/decode is (q − z)·s of the official min-max rule, for packed 4-bit and 8-bit codes,
+    group sizes that divide the size, -1 (per row) and one that does not (padded)."""
+    from jaxopt_lab.optim import minmax
+    x = np.asarray(jax.random.normal(jax.random.PRNGKey(1), (6, 10)), np.float64)
+    for bits, group in ((4, 4), (8, -1), (4, 7)):
+        with jax.enable_x64(True):
+            codec = jax.jit(lambda x: minmax.minmax_decode(minmax.minmax_encode(x, bits, group),
+                                                           x.shape, bits, group))
+            got = np.asarray(codec(jnp.asarray(x)))
+            fake = np.asarray(jax.jit(lambda x: minmax.fake_quantize(x, bits, group))(x))
+        width = x.shape[1] if group == -1 else group
+        flat = np.concatenate([x.reshape(-1), np.full(-x.size % width, x.reshape(-1)[-1])])
+        w = flat.reshape(-1, width)
+        top = 2 ** bits - 1
+        s = np.maximum(w.max(1, keepdims=True) - w.min(1, keepdims=True), 1e-5) / top
+        z = np.clip(-np.round(w.min(1, keepdims=True) / s), 0, top)
+        want = ((np.clip(np.round(w / s) + z, 0, top) - z) * s).reshape(-1)[:x.size]
+        # XLA may fold the division by 2ᵇ − 1 into a product: agreement to an ulp
+        np.testing.assert_allclose(got, want.reshape(x.shape), rtol=1e-15, atol=1e-15)
+        np.testing.assert_array_equal(fake, got)
+
+
+def test_stochastic_rounding_is_unbiased_and_on_the_grid():
+    """E[SR(w)] = w inside the clip range: the mean over 4000 draws is within 4 standard errors of
+    w for every entry but each group's minimum and maximum (which the official rule may round
+    past the clip [0, 2ᵇ − 1] of the codes, and clips), and each draw is a neighbouring grid
+    point."""
+    from jaxopt_lab.optim import minmax
+    w = jax.random.uniform(jax.random.PRNGKey(2), (4, 16), minval=-1.0, maxval=1.0)
+    keys = jax.random.split(jax.random.PRNGKey(3), 4000)
+    draws = np.asarray(jax.jit(jax.vmap(lambda k: minmax.fake_quantize(w, 8, 16, k)))(keys))
+    w = np.asarray(w)
+    s = (w.max(1, keepdims=True) - w.min(1, keepdims=True)) / 255
+    assert np.all(np.abs(draws - w) <= s * (1 + 1e-5))               # a neighbouring grid point
+    inner = (w > w.min(1, keepdims=True)) & (w < w.max(1, keepdims=True))
+    stderr = s / 2 / np.sqrt(len(keys))                               # rounding noise <= s/2
+    assert np.all((np.abs(draws.mean(0) - w) <= 4 * stderr + 1e-7)[inner])
+    assert (draws != draws[0]).any()                                  # it is stochastic
+
+
+def test_round_weights_leaves_params_on_their_grid():
+    """After optax.apply_updates the selected weights sit on the 8-bit grid of w + u: (q − z)·s
+    with integer codes q in [0, 255] and s, z from the groups of w + u; unselected leaves get
+    the plain update; a fresh key per step."""
+    params = {"w": jax.random.normal(jax.random.PRNGKey(4), (32, 16)),
+              "b": jax.random.normal(jax.random.PRNGKey(5), (16,))}
+    g = jax.tree.map(lambda x: 1e-3 * jnp.ones_like(x), params)
+    tx = optim.round_weights(8, 64, mask={"w": True, "b": False})
+    state = tx.init(params)
+    step = jax.jit(tx.update)
+    u1, state = step(g, state, params)
+    u2, state = step(g, state, params)
+    np.testing.assert_array_equal(u1["b"], g["b"])
+    new = optax.apply_updates(params, u1)
+    target = np.asarray(params["w"] + g["w"]).reshape(-1, 64)
+    s = (target.max(1, keepdims=True) - target.min(1, keepdims=True)) / 255
+    z = np.clip(-np.round(target.min(1, keepdims=True) / s), 0, 255)
+    q = np.asarray(new["w"]).reshape(-1, 64) / s + z
+    np.testing.assert_allclose(q, np.round(q), atol=1e-3)
+    assert q.min() > -1e-3 and q.max() < 255 + 1e-3
+    assert not np.array_equal(u1["w"], u2["w"]) and int(state.count) == 2
+    with pytest.raises(ValueError, match="needs params"):
+        tx.update(g, state)
 
 
 def test_bad_input():
+    with pytest.raises(ValueError, match="projector_bits"):
+        optim.q_galore(1e-3, projector_bits=9)
+    with pytest.raises(ValueError, match="weight_group_size"):
+        optim.q_galore(1e-3, weight_group_size=0)
+    with pytest.raises(ValueError, match="cos_threshold"):
+        optim.q_galore(1e-3, cos_threshold=1.5)
+    with pytest.raises(ValueError, match="projector"):
+        optim.q_galore(1e-3, projector="dct")
     with pytest.raises(ValueError, match="beta"):
         optim.smmf(1e-3, beta=1.5)
     with pytest.raises(ValueError, match="reduce"):

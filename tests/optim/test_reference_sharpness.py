@@ -53,35 +53,20 @@ def _dot(a, b):
     return sum(np.sum(a[k] * b[k]) for k in a)
 
 
-def _max_relative_difference(direction, reference_direction):
+def _max_relative_difference(side_by_side, direction, reference_direction):
     """30 steps of chain(direction, trace(MOMENTUM), lr) against the reference direction followed
     by torch SGD(momentum); the largest ||ours - ref|| / ||ref|| over steps and leaves."""
     x, y, init = _problem()
-    grad_np = lambda p: _numpy_grad(p, x, y)  # noqa: E731
-    with jax.enable_x64(True):
-        tx = optax.chain(direction, optax.trace(MOMENTUM), optax.scale_by_learning_rate(LR))
-        params = {k: jnp.asarray(v, jnp.float64) for k, v in init.items()}
-        grad = jax.grad(_jax_loss(x, y))
-        state = tx.init(params)
+    tx = optax.chain(direction, optax.trace(MOMENTUM), optax.scale_by_learning_rate(LR))
+    buf = {}
 
-        @jax.jit
-        def step(params, state):
-            updates, state = tx.update(grad(params), state, params, grad_fn=grad)
-            return optax.apply_updates(params, updates), state
+    def reference_step(ref, t):
+        d = reference_direction(ref, lambda p: _numpy_grad(p, x, y))
+        for k in ref:  # torch.optim.SGD(momentum): buf = mu buf + d (dampening 0); p -= lr buf
+            buf[k] = d[k] if t == 0 else MOMENTUM * buf[k] + d[k]
+        return {k: ref[k] - LR * buf[k] for k in ref}
 
-        ref = {k: v.copy() for k, v in init.items()}
-        buf = {k: np.zeros_like(v) for k, v in init.items()}
-        worst = 0.0
-        for t in range(STEPS):
-            params, state = step(params, state)
-            d = reference_direction(ref, grad_np)
-            for k in ref:  # torch.optim.SGD(momentum): buf = mu buf + d (dampening 0); p -= lr buf
-                buf[k] = d[k] if t == 0 else MOMENTUM * buf[k] + d[k]
-                ref[k] = ref[k] - LR * buf[k]
-            for k in ref:
-                assert params[k].dtype == jnp.float64
-                diff = np.linalg.norm(np.asarray(params[k]) - ref[k]) / np.linalg.norm(ref[k])
-                worst = max(worst, float(diff))
+    worst, _ = side_by_side(tx, init, _jax_loss(x, y), reference_step, steps=STEPS, grad_fn=True)
     return worst
 
 
@@ -103,14 +88,15 @@ def _sam_direction(rho, adaptive):
     return direction
 
 
-def test_sam_matches_davda54():
-    worst = _max_relative_difference(sh.scale_by_sam(0.05), _sam_direction(0.05, adaptive=False))
+def test_sam_matches_davda54(side_by_side):
+    worst = _max_relative_difference(side_by_side, sh.scale_by_sam(0.05),
+                                     _sam_direction(0.05, adaptive=False))
     assert worst < TOL, worst
 
 
-def test_asam_matches_davda54_adaptive():
+def test_asam_matches_davda54_adaptive(side_by_side):
     """davda54's adaptive=True is ASAM with T_w = |w| (eta = 0)."""
-    worst = _max_relative_difference(sh.scale_by_asam(0.5, eta=0.0),
+    worst = _max_relative_difference(side_by_side, sh.scale_by_asam(0.5, eta=0.0),
                                      _sam_direction(0.5, adaptive=True))
     assert worst < TOL, worst
 
@@ -136,8 +122,9 @@ def _gsam_direction(rho, alpha, eps=1e-12):
     return direction
 
 
-def test_gsam_matches_juntang_zhuang():
-    worst = _max_relative_difference(sh.scale_by_gsam(0.05, 0.3), _gsam_direction(0.05, 0.3))
+def test_gsam_matches_juntang_zhuang(side_by_side):
+    worst = _max_relative_difference(side_by_side, sh.scale_by_gsam(0.05, 0.3),
+                                     _gsam_direction(0.05, 0.3))
     assert worst < TOL, worst
 
 
@@ -173,8 +160,8 @@ def _gam_direction(rho=0.02, norm_rho=0.2, beta1=1.0, beta2=-1.0, beta3=1.0, gam
     return direction
 
 
-def test_gam_matches_xxgege():
-    worst = _max_relative_difference(sh.scale_by_gam(), _gam_direction())
+def test_gam_matches_xxgege(side_by_side):
+    worst = _max_relative_difference(side_by_side, sh.scale_by_gam(), _gam_direction())
     assert worst < TOL, worst
 
 
