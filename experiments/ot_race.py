@@ -30,7 +30,7 @@ from ott.solvers.linear import sinkhorn as ott_sinkhorn
 
 from jaxopt_lab import ot
 from jaxopt_lab.ot.pot_reference import require_pot
-from jaxopt_lab.lab import OneOf, Range, bench, plots
+from jaxopt_lab.lab import Each, OneOf, Range, bench, plots
 
 PROBLEMS = ("cloud", "grid_w1", "grid_w2")
 SOLVERS = ("sinkhorn", "sinkhorn_lse", "ott", "sns")
@@ -53,6 +53,9 @@ CONFIG_SPEC = {
     "mirror.n": Range(2, integer=True),
     "mirror.noise": Range(0),
     "mirror.tau": Range(0, open_low=True),
+    "mirror.iterations": Each(Range(1, integer=True)),
+    "mirror.sweep_iterations": Each(Range(1, integer=True)),
+    "mirror.tau_sweep": Each(Range(0, open_low=True)),
 }
 
 
@@ -225,18 +228,19 @@ def _mirror(cfg, ctx, dtype):
     def objective(p):
         return jnp.sum(p * cost) + 0.5 * m.tau * jnp.sum(p ** 2)
 
-    ref_plan = pot.smooth.smooth_ot_dual(a, b, c, m.tau, reg_type="l2", stopThr=1e-12, numItermax=20000)
-    rows = {"gap": [], "noisy_gap": [], "marginal": [], "l2_distance": []}
+    ref_plan = _l2_reference(pot, a, b, c, m.tau)
+    rows = {"gap": [], "noisy_gap": [], "marginal": [], "l2_distance": [], "l2_gap": []}
     ctx.progress(int(max(m.iterations)))
     for i, T in enumerate(m.iterations):
         solver = ot.MirrorSinkhorn(max_iterations=int(T))
         plain = solver(prob)
         online = solver(prob, gradient=noisy)
-        smooth = solver(prob, objective=objective)
+        smooth = np.asarray(solver(prob, objective=objective).matrix, np.float64)
         rows["gap"].append(abs(float(plain.cost) - exact))
         rows["noisy_gap"].append(abs(float(online.cost) - exact))
         rows["marginal"].append(float(plain.marginal_error))
-        rows["l2_distance"].append(float(np.abs(np.asarray(smooth.matrix, np.float64) - ref_plan).sum()))
+        rows["l2_distance"].append(float(np.abs(smooth - ref_plan).sum()))
+        rows["l2_gap"].append(abs(_l2_objective(smooth, c, m.tau) - _l2_objective(ref_plan, c, m.tau)))
         ctx.log(int(T), **{k: v[-1] for k, v in rows.items()})
     ts = np.asarray(m.iterations, float)
     summary = {f"mirror/{k}_slope": _slope(ts, v) for k, v in rows.items()}
@@ -245,8 +249,49 @@ def _mirror(cfg, ctx, dtype):
     summary["mirror/exact_cost"] = exact
     summary["mirror/relative_gap_last"] = rows["gap"][-1] / exact
     summary["float64"] = bool(cfg.get("float64", False))
-    ctx.summary(**summary)
     ctx.figure("mirror_rates", plots.lines(
         {"|<C,avg> - OT|": (ts, rows["gap"]), "noisy cost": (ts, rows["noisy_gap"]),
-         "marginal violation": (ts, rows["marginal"]), "l2 objective: |P - P*|_1": (ts, rows["l2_distance"])},
+         "marginal violation": (ts, rows["marginal"]), "l2 objective: |P - P*|_1": (ts, rows["l2_distance"]),
+         "l2 objective: |f(avg) - f(P*)|": (ts, rows["l2_gap"])},
         xlabel="T", ylabel="error", logx=True, logy=True, title="Mirror Sinkhorn"))
+    _tau_sweep(cfg, ctx, prob, pot, summary)
+    ctx.summary(**summary)
+
+
+def _l2_objective(plan, cost, tau):
+    return float(np.sum(plan * cost) + 0.5 * tau * np.sum(plan ** 2))
+
+
+def _l2_reference(pot, a, b, c, tau):
+    """POT's solution of ``min <C, P> + (tau/2)||P||^2`` on U(a, b) (dual L-BFGS, Blondel et al. 2018)."""
+    return pot.smooth.smooth_ot_dual(a, b, c, tau, reg_type="l2", stopThr=1e-12, numItermax=20000)
+
+
+def _tau_sweep(cfg, ctx, prob, pot, summary):
+    """Plan distance |gamma_bar_T - P*_tau|_1 vs T for each tau in ``mirror.tau_sweep``.
+
+    The rate Mirror Sinkhorn guarantees is on the objective; the plan distance follows from it only
+    through strong convexity, ||P - P*||_2^2 <= (2 / tau)(f(P) - f(P*)) for feasible P, which is vacuous
+    until the gap is below tau ||P - P*||_2^2 / 2. The sweep shows how the distance's fitted slope depends on
+    tau (how far P*_tau is from a sparse LP vertex); ``nonzeros_per_row`` counts P*_tau's support.
+    """
+    m = cfg.mirror
+    cost = prob.geom.cost_matrix
+    a, b, c = (np.asarray(x, np.float64) for x in (prob.a, prob.b, cost))
+    ts = np.asarray(m.sweep_iterations, float)
+    curves = {}
+    for tau in m.tau_sweep:
+        ref_plan = _l2_reference(pot, a, b, c, float(tau))
+
+        def objective(p, tau=float(tau)):
+            return jnp.sum(p * cost) + 0.5 * tau * jnp.sum(p ** 2)
+
+        dist = [float(np.abs(np.asarray(ot.MirrorSinkhorn(max_iterations=int(T))(prob, objective=objective).matrix,
+                                        np.float64) - ref_plan).sum()) for T in m.sweep_iterations]
+        slope = _slope(ts, dist)
+        summary[f"mirror/tau_{tau:g}/l2_distance_slope"] = slope
+        summary[f"mirror/tau_{tau:g}/nonzeros_per_row"] = float(np.sum(ref_plan > 1e-12) / len(a))
+        curves[f"tau = {tau:g} (slope {slope:.2f})"] = (ts, dist)
+    ctx.figure("mirror_distance_vs_tau", plots.lines(
+        curves, xlabel="T", ylabel="|gamma_bar_T - P*_tau|_1", logx=True, logy=True,
+        title="<C,P> + (tau/2)||P||^2: plan distance vs T"))

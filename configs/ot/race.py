@@ -37,4 +37,6 @@ def get_config() -> ml_collections.ConfigDict:
     cfg.mirror.noise = 1.0
     cfg.mirror.tau = 1.0
     cfg.mirror.iterations = (100, 300, 1000, 3000, 10000)
+    cfg.mirror.sweep_iterations = (100, 1000, 10000)   # T for the plan-distance-vs-tau sweep
+    cfg.mirror.tau_sweep = (1.0, 100.0, 1000.0, 10000.0)
     return cfg
