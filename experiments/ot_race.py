@@ -26,15 +26,18 @@ import contextlib
 import jax
 import jax.numpy as jnp
 import numpy as np
+from ott.geometry import geometry
+from ott.problems.linear import linear_problem
 from ott.solvers.linear import sinkhorn as ott_sinkhorn
 
 from jaxopt_lab import ot
 from jaxopt_lab.ot.pot_reference import require_pot
 from jaxopt_lab.lab import Each, OneOf, Range, bench, plots
 
-PROBLEMS = ("cloud", "grid_w1", "grid_w2")
+PROBLEMS = ("cloud", "grid_w1", "grid_w2", "random_assignment")
 SOLVERS = ("sinkhorn", "sinkhorn_lse", "ott", "sns")
 
+CONFIG_KEYS = ("epsilon_sweep",)  # checked in check_config (may be empty)
 
 CONFIG_SPEC = {
     "study": OneOf(("race", "mirror")),
@@ -43,6 +46,7 @@ CONFIG_SPEC = {
     "n": Range(2, integer=True),
     "grid_size": Range(2, integer=True),
     "epsilon_scale": Range(0, open_low=True),
+    "random_assignment_eta": Range(0, open_low=True),
     "target_error": Range(0, open_low=True),
     "repeats": Range(1, integer=True),
     "sinkhorn.max_iterations": Range(1, integer=True),
@@ -59,11 +63,28 @@ CONFIG_SPEC = {
 }
 
 
-def make_problem(name: str, key, cfg, dtype):
+def make_problem(name: str, key, cfg, dtype, epsilon_scale=None):
+    """Problem ``name`` at ``epsilon = epsilon_scale * median(C)`` (default ``cfg.epsilon_scale``).
+
+    ``random_assignment`` is the SNS paper's random assignment problem: ``C_ij ~ U[0, 1]`` i.i.d.,
+    uniform marginals, and (without ``epsilon_scale``) the paper's ``epsilon = 1 / eta`` with
+    ``eta = cfg.random_assignment_eta`` (1200 in the paper).
+    """
+    scale = cfg.epsilon_scale if epsilon_scale is None else epsilon_scale
     if name == "cloud":
-        return ot.point_cloud_problem(key, cfg.n, epsilon_scale=cfg.epsilon_scale, dtype=dtype)
+        return ot.point_cloud_problem(key, cfg.n, epsilon_scale=scale, dtype=dtype)
+    if name == "random_assignment":
+        cost = jax.random.uniform(key, (cfg.n, cfg.n), dtype)
+        eps = 1.0 / cfg.random_assignment_eta if epsilon_scale is None else epsilon_scale * jnp.median(cost)
+        weights = jnp.full((cfg.n,), 1.0 / cfg.n, dtype)
+        return linear_problem.LinearProblem(geometry.Geometry(cost_matrix=cost, epsilon=eps), a=weights, b=weights)
     power = 1 if name == "grid_w1" else 2
-    return ot.grid_density_problem(key, cfg.grid_size, power=power, epsilon_scale=cfg.epsilon_scale, dtype=dtype)
+    return ot.grid_density_problem(key, cfg.grid_size, power=power, epsilon_scale=scale, dtype=dtype)
+
+
+def _problem_key(key, name):
+    # one key per problem family, independent of which families a config selects
+    return jax.random.fold_in(key, PROBLEMS.index(name))
 
 
 def _precision(cfg):
@@ -72,6 +93,10 @@ def _precision(cfg):
 
 def check_config(cfg) -> None:
     """The mirror study compares with POT (an optional extra): say so in one line before any work."""
+    from jaxopt_lab.lab import require
+    sweep = cfg.get("epsilon_sweep", ())
+    require(isinstance(sweep, (tuple, list)) and all(Range(0, open_low=True).allows(e) for e in sweep),
+            "epsilon_sweep", sweep, "a (possibly empty) sequence of numbers > 0")
     if cfg.study != "race":
         _pot_or_config_error()
 
@@ -140,12 +165,11 @@ def _curve(name, res, cfg):
 
 
 def _race(cfg, ctx, dtype):
-    keys = jax.random.split(ctx.key, len(cfg.problems))
     summary, iter_fig, time_fig = {}, {}, {}
     ctx.progress(len(cfg.problems) * len(cfg.solvers))
     step = 0
-    for key, pname in zip(keys, cfg.problems):
-        prob = make_problem(pname, key, cfg, dtype)
+    for pname in cfg.problems:
+        prob = make_problem(pname, _problem_key(ctx.key, pname), cfg, dtype)
         ot.validate_problem(prob)
         iter_series, time_series = {}, {}
         for sname in cfg.solvers:
@@ -192,6 +216,8 @@ def _race(cfg, ctx, dtype):
         summary["all_converged"] = float(all(summary[f"{p}/{s}/converged"] for p in cfg.problems
                                              for s in ("sinkhorn", "sns")))
     summary["float64"] = bool(cfg.get("float64", False))
+    if cfg.get("epsilon_sweep", ()):
+        _epsilon_sweep(cfg, ctx, dtype, summary)
     ctx.summary(**summary)
     for pname in cfg.problems:
         ctx.figure(f"error_vs_iteration_{pname}", plots.lines(
@@ -200,6 +226,42 @@ def _race(cfg, ctx, dtype):
         ctx.figure(f"error_vs_time_{pname}", plots.lines(
             time_fig[pname], xlabel="wall time (s)", ylabel="marginal error", logy=True,
             title=f"{pname}: eps = {cfg.epsilon_scale:g} x median cost"))
+
+
+def _epsilon_sweep(cfg, ctx, dtype, summary):
+    """Sinkhorn / SNS iteration ratio vs ``epsilon = e * median(C)`` for e in ``cfg.epsilon_sweep``.
+
+    Sinkhorn's iteration count grows like 1/epsilon while SNS's stays near ``warmup_iterations`` plus a few
+    Newton steps only when stage 1 leaves it in Newton's fast region; the ratio is at most
+    ``sinkhorn_iterations / (warmup_iterations + 1)``. Figure ``iteration_ratio_vs_epsilon``.
+    """
+    sinkhorn, sns = jax.jit(_solver_fn("sinkhorn", cfg)), jax.jit(_solver_fn("sns", cfg))
+    ratios, counts = {}, {}
+    for pname in cfg.problems:
+        key = _problem_key(ctx.key, pname)
+        rows = []
+        for e in cfg.epsilon_sweep:
+            prob = make_problem(pname, key, cfg, dtype, epsilon_scale=e)
+            sk, sn = jax.device_get(sinkhorn(prob)), jax.device_get(sns(prob))
+            tag = f"{pname}/eps_{e:g}"
+            summary[f"{tag}/sinkhorn/iterations"] = int(sk["n_iters"])
+            summary[f"{tag}/sns/iterations"] = int(sn["n_iters"])
+            summary[f"{tag}/sns/newton_iterations"] = int(sn["newton_iterations"])
+            summary[f"{tag}/converged"] = bool(sk["converged"]) and bool(sn["converged"])
+            summary[f"{tag}/iteration_ratio"] = int(sk["n_iters"]) / max(int(sn["n_iters"]), 1)
+            rows.append((e, summary[f"{tag}/iteration_ratio"], int(sk["n_iters"]), int(sn["n_iters"]),
+                         summary[f"{tag}/converged"]))
+        es = np.asarray([r[0] for r in rows])
+        ratios[pname] = (es, np.asarray([r[1] for r in rows]))
+        counts[f"{pname}: Sinkhorn"] = (es, np.asarray([r[2] for r in rows], float))
+        counts[f"{pname}: SNS"] = (es, np.asarray([r[3] for r in rows], float))
+    ratios["100x"] = (np.asarray(cfg.epsilon_sweep, float), np.full(len(cfg.epsilon_sweep), 100.0))
+    ctx.figure("iteration_ratio_vs_epsilon", plots.lines(
+        ratios, xlabel="epsilon / median cost", ylabel="Sinkhorn / SNS iterations", logx=True, logy=True,
+        title=f"iterations to marginal error {cfg.target_error:g} (SNS: {cfg.sns.warmup_iterations} warm-up steps)"))
+    ctx.figure("iterations_vs_epsilon", plots.lines(
+        counts, xlabel="epsilon / median cost", ylabel="iterations", logx=True, logy=True,
+        title=f"iterations to marginal error {cfg.target_error:g}"))
 
 
 # -- mirror -------------------------------------------------------------------------------------------

@@ -22,6 +22,8 @@ def get_config() -> ml_collections.ConfigDict:
     cfg.n = 500
     cfg.grid_size = 24
     cfg.epsilon_scale = 0.01
+    cfg.random_assignment_eta = 1200.0  # random_assignment: epsilon = 1/eta, the SNS paper's eta
+    cfg.epsilon_sweep = ()              # epsilon scales of an optional Sinkhorn/SNS iteration-ratio sweep
     cfg.target_error = 1e-5
     cfg.float64 = False
     cfg.repeats = 3
