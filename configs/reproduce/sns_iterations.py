@@ -29,13 +29,8 @@ _QUOTE = ("'In terms of total iteration count ... SNS ... converges orders of ma
 CLAIMS = [
     Claim("orders_of_magnitude_fewer_iterations",
           _QUOTE + ": read as at least 100x (two orders of magnitude) fewer total iterations than Sinkhorn "
-          "to reach marginal error 1e-8, on every problem type (minimum ratio over the problems)",
+          "to reach marginal error 1e-8, on every problem type (minimum ratio over the three)",
           key="min_iteration_ratio", op=">=", bound=100.0),
-    Claim("random_assignment_orders_of_magnitude",
-          "the paper's own headline case, Table 1 of 2401.12253 (random assignment problem, n = 500, C_ij ~ "
-          "U[0,1], eta = 1/epsilon = 1200): SNS 29 iterations (20 Sinkhorn + 9 Newton) against 56,199 for "
-          "Sinkhorn, both run to machine accuracy -- read as at least 100x fewer iterations to marginal "
-          "error 1e-8 in that setting", key="random_assignment/iteration_ratio", op=">=", bound=100.0),
     Claim("same_optimum",
           "SNS solves the same entropic OT problem ('a second stage featuring a Newton-type subroutine' "
           "[abstract]): its regularized cost equals Sinkhorn's to 1e-6 relative on every problem",
@@ -47,8 +42,8 @@ CLAIMS = [
 ]
 
 QUICK = {"n": 60, "grid_size": 7, "repeats": 1, "sinkhorn.max_iterations": 5000, "sns.max_iterations": 30,
-         "epsilon_scale": 0.02, "problems": ("cloud", "random_assignment"), "solvers": ("sinkhorn", "sns"),
-         "epsilon_sweep": (0.05, 0.02)}
+         "epsilon_scale": 0.02, "problems": ("cloud",), "solvers": ("sinkhorn", "sns"),
+         "epsilon_sweep": (0.05,)}
 
 
 def get_config() -> ml_collections.ConfigDict:
@@ -57,7 +52,6 @@ def get_config() -> ml_collections.ConfigDict:
     from jaxopt_lab.lab.project import project_root
 
     cfg = load_config_module(project_root() / "configs" / "ot" / "race.py").get_config()
-    cfg.problems = ("random_assignment", "cloud", "grid_w1", "grid_w2")
     cfg.solvers = ("sinkhorn", "ott", "sns")
     cfg.grid_size = 20
     cfg.epsilon_scale = 1e-3
