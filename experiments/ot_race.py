@@ -2,24 +2,25 @@
 
 Two studies (``cfg.study``):
 
-* ``race`` (Sinkhorn vs Sinkhorn-Newton-Sparse, arXiv:2401.12253): on each problem family (``cloud``: two random empirical measures in
-  R^2 with the squared-Euclidean cost; ``grid_w1`` / ``grid_w2``: bump-mixture densities on a
-  ``grid_size^2`` grid with cost ||x-y|| / ||x-y||^2; ``random_assignment``: the SNS paper's random
-  assignment problem, C_ij ~ U[0, 1] with epsilon = 1 / ``random_assignment_eta``), each solver in ``cfg.solvers`` (``sinkhorn``: ours,
-  kernel scaling with log absorption; ``sinkhorn_lse``: ours, pure log domain; ``ott``: ott-jax's
-  Sinkhorn; ``sns``: Sinkhorn-Newton-Sparse) runs to the marginal error ``target_error`` at
-  ``epsilon = epsilon_scale * median(C)``. Sinkhorn errors are recorded at every iteration; SNS counts
-  each warm-up Sinkhorn step and each Newton step as one iteration (CG iterations reported apart).
-  Wall time is the jitted solve to the target (compile excluded, median of ``repeats``); the error-vs-time
-  curve spreads each stage's measured time evenly over its iterations (SNS: warm-up and Newton stages
-  timed separately). ``float64`` turns on 64-bit floats for this run only (needed below ~1e-7).
-  ``epsilon_sweep`` (optional) repeats Sinkhorn and SNS at each ``epsilon = e * median(C)`` and draws the
-  iteration ratio vs epsilon.
-* ``mirror`` (Mirror Sinkhorn, arXiv:2211.10420): Mirror Sinkhorn on a cloud problem for T in ``mirror.iterations``: the gap
-  ``|<C, gamma_bar_T> - OT(C)|`` to POT's exact ``emd2``, the same with a noisy online cost
-  ``C_t = C + noise * median(C) * N(0, 1)``, the marginal violation of gamma_bar_T, and for the convex
-  objective ``<C, P> + (tau/2)||P||^2`` the l1 distance to POT's ``smooth_ot_dual(reg_type="l2")`` plan;
-  log-log slopes fitted by least squares.
+* ``race`` (Sinkhorn vs Sinkhorn-Newton-Sparse, arXiv:2401.12253): on each problem family (``cloud``:
+  two random empirical measures in R^2 with the squared-Euclidean cost; ``grid_w1`` / ``grid_w2``:
+  bump-mixture densities on a ``grid_size^2`` grid with cost ||x-y|| / ||x-y||^2; ``random_assignment``:
+  the SNS paper's random assignment problem, C_ij ~ U[0, 1] with epsilon = 1 / ``random_assignment_eta``),
+  each solver in ``cfg.solvers`` (``sinkhorn``: ours, kernel scaling with log absorption;
+  ``sinkhorn_lse``: ours, pure log domain; ``ott``: ott-jax's Sinkhorn; ``sns``: Sinkhorn-Newton-Sparse)
+  runs to the marginal error ``target_error`` at ``epsilon = epsilon_scale * median(C)``. Sinkhorn
+  errors are recorded at every iteration; SNS counts each warm-up Sinkhorn step and each Newton step as
+  one iteration (CG iterations reported apart). Wall time is the jitted solve to the target (compile
+  excluded, median of ``repeats``); the error-vs-time curve spreads each stage's measured time evenly
+  over its iterations (SNS: warm-up and Newton stages timed separately). ``float64`` turns on 64-bit
+  floats for this run only (needed below ~1e-7). ``epsilon_sweep`` (optional) repeats Sinkhorn and SNS
+  at each ``epsilon = e * median(C)`` and draws the iteration ratio vs epsilon.
+* ``mirror`` (Mirror Sinkhorn, arXiv:2211.10420): Mirror Sinkhorn on a cloud problem for T in
+  ``mirror.iterations``: the gap ``|<C, gamma_bar_T> - OT(C)|`` to POT's exact ``emd2``, the same with a
+  noisy online cost ``C_t = C + noise * median(C) * N(0, 1)``, the marginal violation of gamma_bar_T, and
+  for the convex objective ``f(P) = <C, P> + (tau/2)||P||^2`` the l1 distance to and the objective gap
+  from POT's ``smooth_ot_dual(reg_type="l2")`` plan; then the l1 distance vs T for each tau in
+  ``mirror.tau_sweep``; log-log slopes fitted by least squares.
 """
 
 from __future__ import annotations
