@@ -2,21 +2,25 @@
 
 Two studies (``cfg.study``):
 
-* ``race`` (Sinkhorn vs Sinkhorn-Newton-Sparse, arXiv:2401.12253): on each problem family (``cloud``: two random empirical measures in
-  R^2 with the squared-Euclidean cost; ``grid_w1`` / ``grid_w2``: bump-mixture densities on a
-  ``grid_size^2`` grid with cost ||x-y|| / ||x-y||^2), each solver in ``cfg.solvers`` (``sinkhorn``: ours,
-  kernel scaling with log absorption; ``sinkhorn_lse``: ours, pure log domain; ``ott``: ott-jax's
-  Sinkhorn; ``sns``: Sinkhorn-Newton-Sparse) runs to the marginal error ``target_error`` at
-  ``epsilon = epsilon_scale * median(C)``. Sinkhorn errors are recorded at every iteration; SNS counts
-  each warm-up Sinkhorn step and each Newton step as one iteration (CG iterations reported apart).
-  Wall time is the jitted solve to the target (compile excluded, median of ``repeats``); the error-vs-time
-  curve spreads each stage's measured time evenly over its iterations (SNS: warm-up and Newton stages
-  timed separately). ``float64`` turns on 64-bit floats for this run only (needed below ~1e-7).
-* ``mirror`` (Mirror Sinkhorn, arXiv:2211.10420): Mirror Sinkhorn on a cloud problem for T in ``mirror.iterations``: the gap
-  ``|<C, gamma_bar_T> - OT(C)|`` to POT's exact ``emd2``, the same with a noisy online cost
-  ``C_t = C + noise * median(C) * N(0, 1)``, the marginal violation of gamma_bar_T, and for the convex
-  objective ``<C, P> + (tau/2)||P||^2`` the l1 distance to POT's ``smooth_ot_dual(reg_type="l2")`` plan;
-  log-log slopes fitted by least squares.
+* ``race`` (Sinkhorn vs Sinkhorn-Newton-Sparse, arXiv:2401.12253): on each problem family (``cloud``:
+  two random empirical measures in R^2 with the squared-Euclidean cost; ``grid_w1`` / ``grid_w2``:
+  bump-mixture densities on a ``grid_size^2`` grid with cost ||x-y|| / ||x-y||^2; ``random_assignment``:
+  the SNS paper's random assignment problem, C_ij ~ U[0, 1] with epsilon = 1 / ``random_assignment_eta``),
+  each solver in ``cfg.solvers`` (``sinkhorn``: ours, kernel scaling with log absorption;
+  ``sinkhorn_lse``: ours, pure log domain; ``ott``: ott-jax's Sinkhorn; ``sns``: Sinkhorn-Newton-Sparse)
+  runs to the marginal error ``target_error`` at ``epsilon = epsilon_scale * median(C)``. Sinkhorn
+  errors are recorded at every iteration; SNS counts each warm-up Sinkhorn step and each Newton step as
+  one iteration (CG iterations reported apart). Wall time is the jitted solve to the target (compile
+  excluded, median of ``repeats``); the error-vs-time curve spreads each stage's measured time evenly
+  over its iterations (SNS: warm-up and Newton stages timed separately). ``float64`` turns on 64-bit
+  floats for this run only (needed below ~1e-7). ``epsilon_sweep`` (optional) repeats Sinkhorn and SNS
+  at each ``epsilon = e * median(C)`` and draws the iteration ratio vs epsilon.
+* ``mirror`` (Mirror Sinkhorn, arXiv:2211.10420): Mirror Sinkhorn on a cloud problem for T in
+  ``mirror.iterations``: the gap ``|<C, gamma_bar_T> - OT(C)|`` to POT's exact ``emd2``, the same with a
+  noisy online cost ``C_t = C + noise * median(C) * N(0, 1)``, the marginal violation of gamma_bar_T, and
+  for the convex objective ``f(P) = <C, P> + (tau/2)||P||^2`` the l1 distance to and the objective gap
+  from POT's ``smooth_ot_dual(reg_type="l2")`` plan; then the l1 distance vs T for each tau in
+  ``mirror.tau_sweep``; log-log slopes fitted by least squares.
 """
 
 from __future__ import annotations
@@ -26,15 +30,18 @@ import contextlib
 import jax
 import jax.numpy as jnp
 import numpy as np
+from ott.geometry import geometry
+from ott.problems.linear import linear_problem
 from ott.solvers.linear import sinkhorn as ott_sinkhorn
 
 from jaxopt_lab import ot
 from jaxopt_lab.ot.pot_reference import require_pot
-from jaxopt_lab.lab import OneOf, Range, bench, plots
+from jaxopt_lab.lab import Each, OneOf, Range, bench, plots
 
-PROBLEMS = ("cloud", "grid_w1", "grid_w2")
+PROBLEMS = ("cloud", "grid_w1", "grid_w2", "random_assignment")
 SOLVERS = ("sinkhorn", "sinkhorn_lse", "ott", "sns")
 
+CONFIG_KEYS = ("epsilon_sweep",)  # checked in check_config (may be empty)
 
 CONFIG_SPEC = {
     "study": OneOf(("race", "mirror")),
@@ -43,6 +50,7 @@ CONFIG_SPEC = {
     "n": Range(2, integer=True),
     "grid_size": Range(2, integer=True),
     "epsilon_scale": Range(0, open_low=True),
+    "random_assignment_eta": Range(0, open_low=True),
     "target_error": Range(0, open_low=True),
     "repeats": Range(1, integer=True),
     "sinkhorn.max_iterations": Range(1, integer=True),
@@ -53,14 +61,34 @@ CONFIG_SPEC = {
     "mirror.n": Range(2, integer=True),
     "mirror.noise": Range(0),
     "mirror.tau": Range(0, open_low=True),
+    "mirror.iterations": Each(Range(1, integer=True)),
+    "mirror.sweep_iterations": Each(Range(1, integer=True)),
+    "mirror.tau_sweep": Each(Range(0, open_low=True)),
 }
 
 
-def make_problem(name: str, key, cfg, dtype):
+def make_problem(name: str, key, cfg, dtype, epsilon_scale=None):
+    """Problem ``name`` at ``epsilon = epsilon_scale * median(C)`` (default ``cfg.epsilon_scale``).
+
+    ``random_assignment`` is the SNS paper's random assignment problem: ``C_ij ~ U[0, 1]`` i.i.d.,
+    uniform marginals, and (without ``epsilon_scale``) the paper's ``epsilon = 1 / eta`` with
+    ``eta = cfg.random_assignment_eta`` (1200 in the paper).
+    """
+    scale = cfg.epsilon_scale if epsilon_scale is None else epsilon_scale
     if name == "cloud":
-        return ot.point_cloud_problem(key, cfg.n, epsilon_scale=cfg.epsilon_scale, dtype=dtype)
+        return ot.point_cloud_problem(key, cfg.n, epsilon_scale=scale, dtype=dtype)
+    if name == "random_assignment":
+        cost = jax.random.uniform(key, (cfg.n, cfg.n), dtype)
+        eps = 1.0 / cfg.random_assignment_eta if epsilon_scale is None else epsilon_scale * jnp.median(cost)
+        weights = jnp.full((cfg.n,), 1.0 / cfg.n, dtype)
+        return linear_problem.LinearProblem(geometry.Geometry(cost_matrix=cost, epsilon=eps), a=weights, b=weights)
     power = 1 if name == "grid_w1" else 2
-    return ot.grid_density_problem(key, cfg.grid_size, power=power, epsilon_scale=cfg.epsilon_scale, dtype=dtype)
+    return ot.grid_density_problem(key, cfg.grid_size, power=power, epsilon_scale=scale, dtype=dtype)
+
+
+def _problem_key(key, name):
+    # one key per problem family, independent of which families a config selects
+    return jax.random.fold_in(key, PROBLEMS.index(name))
 
 
 def _precision(cfg):
@@ -69,6 +97,10 @@ def _precision(cfg):
 
 def check_config(cfg) -> None:
     """The mirror study compares with POT (an optional extra): say so in one line before any work."""
+    from jaxopt_lab.lab import require
+    sweep = cfg.get("epsilon_sweep", ())
+    require(isinstance(sweep, (tuple, list)) and all(Range(0, open_low=True).allows(e) for e in sweep),
+            "epsilon_sweep", sweep, "a (possibly empty) sequence of numbers > 0")
     if cfg.study != "race":
         _pot_or_config_error()
 
@@ -137,16 +169,18 @@ def _curve(name, res, cfg):
 
 
 def _race(cfg, ctx, dtype):
-    keys = jax.random.split(ctx.key, len(cfg.problems))
     summary, iter_fig, time_fig = {}, {}, {}
+    # one compiled solver each, shared by all problems and the epsilon sweep (epsilon is a traced leaf
+    # of the problem, so same-shape problems reuse the compilation)
+    solvers = {name: jax.jit(_solver_fn(name, cfg)) for name in set(cfg.solvers) | {"sinkhorn", "sns"}}
     ctx.progress(len(cfg.problems) * len(cfg.solvers))
     step = 0
-    for key, pname in zip(keys, cfg.problems):
-        prob = make_problem(pname, key, cfg, dtype)
+    for pname in cfg.problems:
+        prob = make_problem(pname, _problem_key(ctx.key, pname), cfg, dtype)
         ot.validate_problem(prob)
         iter_series, time_series = {}, {}
         for sname in cfg.solvers:
-            fn = jax.jit(_solver_fn(sname, cfg))
+            fn = solvers[sname]
             timing = bench.time_jitted(fn, prob, repeats=cfg.repeats)
             res = jax.device_get(fn(prob))
             its, errs = _curve(sname, res, cfg)
@@ -189,6 +223,8 @@ def _race(cfg, ctx, dtype):
         summary["all_converged"] = float(all(summary[f"{p}/{s}/converged"] for p in cfg.problems
                                              for s in ("sinkhorn", "sns")))
     summary["float64"] = bool(cfg.get("float64", False))
+    if cfg.get("epsilon_sweep", ()):
+        _epsilon_sweep(cfg, ctx, dtype, summary, solvers["sinkhorn"], solvers["sns"])
     ctx.summary(**summary)
     for pname in cfg.problems:
         ctx.figure(f"error_vs_iteration_{pname}", plots.lines(
@@ -197,6 +233,41 @@ def _race(cfg, ctx, dtype):
         ctx.figure(f"error_vs_time_{pname}", plots.lines(
             time_fig[pname], xlabel="wall time (s)", ylabel="marginal error", logy=True,
             title=f"{pname}: eps = {cfg.epsilon_scale:g} x median cost"))
+
+
+def _epsilon_sweep(cfg, ctx, dtype, summary, sinkhorn, sns):
+    """Sinkhorn / SNS iteration ratio vs ``epsilon = e * median(C)`` for e in ``cfg.epsilon_sweep``.
+
+    Sinkhorn's iteration count grows like 1/epsilon while SNS's stays near ``warmup_iterations`` plus a few
+    Newton steps only when stage 1 leaves it in Newton's fast region; the ratio is at most
+    ``sinkhorn_iterations / (warmup_iterations + 1)``. Figure ``iteration_ratio_vs_epsilon``.
+    """
+    ratios, counts = {}, {}
+    for pname in cfg.problems:
+        key = _problem_key(ctx.key, pname)
+        rows = []
+        for e in cfg.epsilon_sweep:
+            prob = make_problem(pname, key, cfg, dtype, epsilon_scale=e)
+            sk, sn = jax.device_get(sinkhorn(prob)), jax.device_get(sns(prob))
+            tag = f"{pname}/eps_{e:g}"
+            summary[f"{tag}/sinkhorn/iterations"] = int(sk["n_iters"])
+            summary[f"{tag}/sns/iterations"] = int(sn["n_iters"])
+            summary[f"{tag}/sns/newton_iterations"] = int(sn["newton_iterations"])
+            summary[f"{tag}/converged"] = bool(sk["converged"]) and bool(sn["converged"])
+            summary[f"{tag}/iteration_ratio"] = int(sk["n_iters"]) / max(int(sn["n_iters"]), 1)
+            rows.append((e, summary[f"{tag}/iteration_ratio"], int(sk["n_iters"]), int(sn["n_iters"]),
+                         summary[f"{tag}/converged"]))
+        es = np.asarray([r[0] for r in rows])
+        ratios[pname] = (es, np.asarray([r[1] for r in rows]))
+        counts[f"{pname}: Sinkhorn"] = (es, np.asarray([r[2] for r in rows], float))
+        counts[f"{pname}: SNS"] = (es, np.asarray([r[3] for r in rows], float))
+    ratios["100x"] = (np.asarray(cfg.epsilon_sweep, float), np.full(len(cfg.epsilon_sweep), 100.0))
+    ctx.figure("iteration_ratio_vs_epsilon", plots.lines(
+        ratios, xlabel="epsilon / median cost", ylabel="Sinkhorn / SNS iterations", logx=True, logy=True,
+        title=f"iterations to marginal error {cfg.target_error:g} (SNS: {cfg.sns.warmup_iterations} warm-up steps)"))
+    ctx.figure("iterations_vs_epsilon", plots.lines(
+        counts, xlabel="epsilon / median cost", ylabel="iterations", logx=True, logy=True,
+        title=f"iterations to marginal error {cfg.target_error:g}"))
 
 
 # -- mirror -------------------------------------------------------------------------------------------
@@ -225,18 +296,19 @@ def _mirror(cfg, ctx, dtype):
     def objective(p):
         return jnp.sum(p * cost) + 0.5 * m.tau * jnp.sum(p ** 2)
 
-    ref_plan = pot.smooth.smooth_ot_dual(a, b, c, m.tau, reg_type="l2", stopThr=1e-12, numItermax=20000)
-    rows = {"gap": [], "noisy_gap": [], "marginal": [], "l2_distance": []}
+    ref_plan = _l2_reference(pot, a, b, c, m.tau)
+    rows = {"gap": [], "noisy_gap": [], "marginal": [], "l2_distance": [], "l2_gap": []}
     ctx.progress(int(max(m.iterations)))
     for i, T in enumerate(m.iterations):
         solver = ot.MirrorSinkhorn(max_iterations=int(T))
         plain = solver(prob)
         online = solver(prob, gradient=noisy)
-        smooth = solver(prob, objective=objective)
+        smooth = np.asarray(solver(prob, objective=objective).matrix, np.float64)
         rows["gap"].append(abs(float(plain.cost) - exact))
         rows["noisy_gap"].append(abs(float(online.cost) - exact))
         rows["marginal"].append(float(plain.marginal_error))
-        rows["l2_distance"].append(float(np.abs(np.asarray(smooth.matrix, np.float64) - ref_plan).sum()))
+        rows["l2_distance"].append(float(np.abs(smooth - ref_plan).sum()))
+        rows["l2_gap"].append(abs(_l2_objective(smooth, c, m.tau) - _l2_objective(ref_plan, c, m.tau)))
         ctx.log(int(T), **{k: v[-1] for k, v in rows.items()})
     ts = np.asarray(m.iterations, float)
     summary = {f"mirror/{k}_slope": _slope(ts, v) for k, v in rows.items()}
@@ -245,8 +317,49 @@ def _mirror(cfg, ctx, dtype):
     summary["mirror/exact_cost"] = exact
     summary["mirror/relative_gap_last"] = rows["gap"][-1] / exact
     summary["float64"] = bool(cfg.get("float64", False))
-    ctx.summary(**summary)
     ctx.figure("mirror_rates", plots.lines(
         {"|<C,avg> - OT|": (ts, rows["gap"]), "noisy cost": (ts, rows["noisy_gap"]),
-         "marginal violation": (ts, rows["marginal"]), "l2 objective: |P - P*|_1": (ts, rows["l2_distance"])},
+         "marginal violation": (ts, rows["marginal"]), "l2 objective: |P - P*|_1": (ts, rows["l2_distance"]),
+         "l2 objective: |f(avg) - f(P*)|": (ts, rows["l2_gap"])},
         xlabel="T", ylabel="error", logx=True, logy=True, title="Mirror Sinkhorn"))
+    _tau_sweep(cfg, ctx, prob, pot, summary)
+    ctx.summary(**summary)
+
+
+def _l2_objective(plan, cost, tau):
+    return float(np.sum(plan * cost) + 0.5 * tau * np.sum(plan ** 2))
+
+
+def _l2_reference(pot, a, b, c, tau):
+    """POT's solution of ``min <C, P> + (tau/2)||P||^2`` on U(a, b) (dual L-BFGS, Blondel et al. 2018)."""
+    return pot.smooth.smooth_ot_dual(a, b, c, tau, reg_type="l2", stopThr=1e-12, numItermax=20000)
+
+
+def _tau_sweep(cfg, ctx, prob, pot, summary):
+    """Plan distance |gamma_bar_T - P*_tau|_1 vs T for each tau in ``mirror.tau_sweep``.
+
+    The rate Mirror Sinkhorn guarantees is on the objective; the plan distance follows from it only
+    through strong convexity, ||P - P*||_2^2 <= (2 / tau)(f(P) - f(P*)) for feasible P, which is vacuous
+    until the gap is below tau ||P - P*||_2^2 / 2. The sweep shows how the distance's fitted slope depends on
+    tau (how far P*_tau is from a sparse LP vertex); ``nonzeros_per_row`` counts P*_tau's support.
+    """
+    m = cfg.mirror
+    cost = prob.geom.cost_matrix
+    a, b, c = (np.asarray(x, np.float64) for x in (prob.a, prob.b, cost))
+    ts = np.asarray(m.sweep_iterations, float)
+    curves = {}
+    for tau in m.tau_sweep:
+        ref_plan = _l2_reference(pot, a, b, c, float(tau))
+
+        def objective(p, tau=float(tau)):
+            return jnp.sum(p * cost) + 0.5 * tau * jnp.sum(p ** 2)
+
+        dist = [float(np.abs(np.asarray(ot.MirrorSinkhorn(max_iterations=int(T))(prob, objective=objective).matrix,
+                                        np.float64) - ref_plan).sum()) for T in m.sweep_iterations]
+        slope = _slope(ts, dist)
+        summary[f"mirror/tau_{tau:g}/l2_distance_slope"] = slope
+        summary[f"mirror/tau_{tau:g}/nonzeros_per_row"] = float(np.sum(ref_plan > 1e-12) / len(a))
+        curves[f"tau = {tau:g} (slope {slope:.2f})"] = (ts, dist)
+    ctx.figure("mirror_distance_vs_tau", plots.lines(
+        curves, xlabel="T", ylabel="|gamma_bar_T - P*_tau|_1", logx=True, logy=True,
+        title="<C,P> + (tau/2)||P||^2: plan distance vs T"))

@@ -22,6 +22,8 @@ def get_config() -> ml_collections.ConfigDict:
     cfg.n = 500
     cfg.grid_size = 24
     cfg.epsilon_scale = 0.01
+    cfg.random_assignment_eta = 1200.0  # random_assignment: epsilon = 1/eta, the SNS paper's eta
+    cfg.epsilon_sweep = ()              # epsilon scales of an optional Sinkhorn/SNS iteration-ratio sweep
     cfg.target_error = 1e-5
     cfg.float64 = False
     cfg.repeats = 3
@@ -37,4 +39,6 @@ def get_config() -> ml_collections.ConfigDict:
     cfg.mirror.noise = 1.0
     cfg.mirror.tau = 1.0
     cfg.mirror.iterations = (100, 300, 1000, 3000, 10000)
+    cfg.mirror.sweep_iterations = (100, 1000, 10000)   # T for the plan-distance-vs-tau sweep
+    cfg.mirror.tau_sweep = (1.0, 100.0, 1000.0, 10000.0)
     return cfg
