@@ -51,7 +51,8 @@ CLAIMS = [
 ]
 
 QUICK = {"problem.n": 8, "problem.m": 200, "num_steps": 300, "seeds": 1, "widths": (2, 8),
-         "fractions": (0.0, 0.2), "log_points": 10}
+         "fractions": (0.0, 0.2), "log_points": 10, "sensitivity.ms": (200,),
+         "sensitivity.alphas": (1e-3, 1e-7)}
 
 
 def get_config() -> ml_collections.ConfigDict:
@@ -78,4 +79,9 @@ def get_config() -> ml_collections.ConfigDict:
     cfg.gd = ml_collections.ConfigDict()
     cfg.gd.step_size = 0.1
     cfg.success_below = 1e-2
+    # Over-parameterized (r' = n) final error vs sample size and init scale (figure
+    # overparam_error_vs_m_alpha): what sets the floor the claims run into.
+    cfg.sensitivity = ml_collections.ConfigDict()
+    cfg.sensitivity.ms = (800, 3200, 12800)
+    cfg.sensitivity.alphas = (1e-3, 1e-5, 1e-7)
     return cfg

@@ -66,7 +66,7 @@ CLAIMS = [
 ]
 
 QUICK = {"problem.n": 8, "problem.m": 200, "num_steps": 300, "seeds": 1, "kappas": (1.0, 10.0),
-         "log_points": 10}
+         "log_points": 10, "m_sweep": (200, 800), "m_sweep_kappas": (10.0,)}
 
 
 def get_config() -> ml_collections.ConfigDict:
@@ -85,6 +85,9 @@ def get_config() -> ml_collections.ConfigDict:
     cfg.k = 4                     # 2r (over-parameterized)
     cfg.alpha = 1e-6              # the extra columns must stay far below sqrt(1e-10)
     cfg.kappas = (1.0, 10.0, 100.0, 1000.0)
+    # Sensitivity of ScaledGD(lambda) to the measurement count (figure scaledgd_error_vs_m).
+    cfg.m_sweep = (1000, 4000, 16000, 64000, 256000)
+    cfg.m_sweep_kappas = (1.0, 10.0, 100.0)
     cfg.gd = ml_collections.ConfigDict()
     cfg.gd.step_size = 0.1
     cfg.scaled = ml_collections.ConfigDict()
