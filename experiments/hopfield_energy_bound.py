@@ -142,8 +142,9 @@ def run(cfg, ctx):
                 min_test_ce_by_run={f"dim{d}_tokens{s}": min_test_by_run[(d, s)] for d, s in order},
                 min_train_ce_at_most_tokens_per_param=min_train[order[-1]],
                 most_tokens_per_param=ratio[order[-1]])
-    fig = plots.lines({"lowest training CE": ([ratio[k] for k in order], [min_train[k] for k in order]),
-                       "lowest held-out CE": ([ratio[k] for k in order], [min_test_by_run[k] for k in order])},
+    x = [ratio[k] for k in order]
+    fig = plots.lines({"lowest training CE": (x, [min_train[k] for k in order]),
+                       "lowest held-out CE": (x, [min_test_by_run[k] for k in order])},
                       xlabel="training tokens per parameter D / N", ylabel="cross-entropy (nats)", logx=True,
                       title="cross-entropy floor vs data per parameter (all runs)")
     fig.axes[0].axhline(cfg.bound, color="k", ls=":", lw=1)

@@ -138,8 +138,9 @@ def run(cfg, ctx):
     summary["l2_success_max_over_corrupted"] = float(np.max(s2[corrupted])) if corrupted else float("nan")
     sens_ms = sorted(int(m) for m in cfg.sensitivity.ms)
     sens_alphas = list(cfg.sensitivity.alphas)
-    sens = np.stack([np.mean(finals(sweep.sweep(make_trial(cfg, "l1", p.n, m), seeds, {"alpha": sens_alphas})),
-                             -1) for m in sens_ms])  # (ms, alphas): mean final error at r' = n
+    sens = np.stack([np.mean(finals(sweep.sweep(make_trial(cfg, "l1", p.n, m), seeds,
+                                                {"alpha": sens_alphas})), -1)
+                     for m in sens_ms])  # (ms, alphas): mean final error at r' = n
     for i, m in enumerate(sens_ms):
         for j, a in enumerate(sens_alphas):
             summary[f"sensitivity_overparam_final_error_m{m}_alpha{a:g}"] = float(sens[i, j])

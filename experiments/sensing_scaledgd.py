@@ -196,7 +196,8 @@ def _m_sweep(cfg, ctx, seeds):
             summary[f"m_sweep_extra_direction_max_kappa{c:g}_m{m}"] = float(extra[i, j])
             summary[f"m_sweep_kappa_delta_kappa{c:g}_m{m}"] = float(kdelta[i, j])
         reached = [m for i, m in enumerate(ms) if np.all(out[i, j, :, 0] < cfg.target)]
-        summary[f"m_sweep_smallest_m_reaching_target_kappa{c:g}"] = float(min(reached)) if reached else float("nan")
+        summary[f"m_sweep_smallest_m_reaching_target_kappa{c:g}"] = (float(min(reached)) if reached
+                                                                      else float("nan"))
     series = {}
     for j, c in enumerate(kappas):
         series[f"final error, kappa={c:g}"] = (ms, np.maximum(final[:, j], 1e-16))
