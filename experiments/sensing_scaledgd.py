@@ -6,9 +6,9 @@ sensing of a rank-r PSD M* with condition number kappa (geometric spectrum from 
 ``k > r`` from a small random init; one ``lab.sweep`` per method over kappa x seeds (one operator per
 run, drawn from ``seed``; the seeds vary M* and the init). ScaledGD(lambda) uses
 the fixed damping ``lambda = scaled.damping * sigma_r(M*)``; PrecGD ``lambda_t = precgd.damping *
-||A(X X^T) - y||``. Float64 when ``x64`` (a 1e-10 target is below float32's floor). A second sweep runs ScaledGD(lambda)
-over the measurement counts ``m_sweep`` at ``m_sweep_kappas`` (figure ``scaledgd_error_vs_m``): its
-final error, the largest over-parameterized eigenvalue and kappa times the operator's deviation from
+||A(X X^T) - y||``. Float64 when ``x64`` (a 1e-10 target is below float32's floor). A second
+sweep runs ScaledGD(lambda) over the measurement counts ``m_sweep`` at ``m_sweep_kappas`` (figure
+``scaledgd_error_vs_m``): its final error, the largest over-parameterized eigenvalue and kappa times the operator's deviation from
 isometry on M*, which tell a solver fault from a sample-size limit.
 """
 
@@ -201,14 +201,18 @@ def _m_sweep(cfg, ctx, seeds):
         reached = [m for i, m in enumerate(ms) if np.all(out[i, j, :, 0] < cfg.target)]
         summary[f"m_sweep_smallest_m_reaching_target_kappa{c:g}"] = (float(min(reached)) if reached
                                                                       else float("nan"))
-    series = {}
-    for j, c in enumerate(kappas):
-        series[f"final error, kappa={c:g}"] = (ms, np.maximum(final[:, j], 1e-16))
-        series[f"max sigma_r+1(XX^T)/||M*||, kappa={c:g}"] = (ms, np.maximum(extra[:, j], 1e-16))
-        series[f"kappa*delta, kappa={c:g}"] = (ms, kdelta[:, j])
-    fig = plots.lines(series, xlabel="measurements m", ylabel="value", logx=True, logy=True,
-                      title=f"ScaledGD(lambda) after {cfg.num_steps} steps vs m (n={cfg.problem.n}, "
-                            f"k={cfg.k}, alpha={cfg.alpha:g})")
-    fig.axes[0].axhline(cfg.target, color="k", ls=":", lw=1)
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
+    panels = [(final, "final relative error"), (extra, "max_t sigma_r+1(X_t X_t^T) / ||M*||_F"),
+              (kdelta, "kappa * delta")]
+    for ax, (values, label) in zip(axes, panels):
+        plots.lines({f"kappa={c:g}": (ms, np.maximum(values[:, j], 1e-16)) for j, c in enumerate(kappas)},
+                    xlabel="measurements m", ylabel=label, logx=True, logy=True, ax=ax)
+    axes[0].axhline(cfg.target, color="k", ls=":", lw=1)
+    fig.suptitle(f"ScaledGD(lambda) after {cfg.num_steps} steps vs m (n={cfg.problem.n}, k={cfg.k}, "
+                 f"alpha={cfg.alpha:g}, lambda={cfg.scaled.damping:g} sigma_r, "
+                 f"kappa in {{{', '.join(f'{c:g}' for c in kappas)}}})")
+    fig.tight_layout()
     ctx.figure("scaledgd_error_vs_m", fig)
     return summary

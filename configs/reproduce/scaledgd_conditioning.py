@@ -81,7 +81,7 @@ CLAIMS = [
 ]
 
 QUICK = {"problem.n": 8, "problem.m": 200, "num_steps": 300, "seeds": 1, "kappas": (1.0, 10.0),
-         "log_points": 10, "m_sweep": (200, 800), "m_sweep_kappas": (10.0,)}
+         "log_points": 10, "m_sweep": (200,), "m_sweep_kappas": (10.0,)}
 
 
 def get_config() -> ml_collections.ConfigDict:
