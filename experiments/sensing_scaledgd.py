@@ -8,8 +8,8 @@ run, drawn from ``seed``; the seeds vary M* and the init). ScaledGD(lambda) uses
 the fixed damping ``lambda = scaled.damping * sigma_r(M*)``; PrecGD ``lambda_t = precgd.damping *
 ||A(X X^T) - y||``. Float64 when ``x64`` (a 1e-10 target is below float32's floor). A second
 sweep runs ScaledGD(lambda) over the measurement counts ``m_sweep`` at ``m_sweep_kappas`` (figure
-``scaledgd_error_vs_m``): its final error, the largest over-parameterized eigenvalue and kappa times the operator's deviation from
-isometry on M*, which tell a solver fault from a sample-size limit.
+``scaledgd_error_vs_m``): its final error, the largest over-parameterized eigenvalue and kappa times
+the operator's deviation from isometry on M*, which tell a solver fault from a sample-size limit.
 """
 
 from __future__ import annotations
