@@ -132,6 +132,23 @@ def run(cfg, ctx):
         min_train_ce_by_run={f"dim{d}_tokens{s}": v for (d, s), v in min_train.items()},
         params_by_dim={str(d): n for d, n in n_params.items()},
     )
+    # The floor as a function of how much data each parameter has to memorise (D / N): a constant bound
+    # would give a flat curve at or above it.
+    ratio = {(dim, size): size / n_params[dim] for dim in results for size in sizes}
+    min_test_by_run = {(dim, size): float(r["test_ce"][j].min()) for dim, r in results.items()
+                       for j, size in enumerate(sizes)}
+    order = sorted(ratio, key=ratio.get)
+    ctx.summary(tokens_per_param_by_run={f"dim{d}_tokens{s}": ratio[(d, s)] for d, s in order},
+                min_test_ce_by_run={f"dim{d}_tokens{s}": min_test_by_run[(d, s)] for d, s in order},
+                min_train_ce_at_most_tokens_per_param=min_train[order[-1]],
+                most_tokens_per_param=ratio[order[-1]])
+    x = [ratio[k] for k in order]
+    fig = plots.lines({"lowest training CE": (x, [min_train[k] for k in order]),
+                       "lowest held-out CE": (x, [min_test_by_run[k] for k in order])},
+                      xlabel="training tokens per parameter D / N", ylabel="cross-entropy (nats)", logx=True,
+                      title="cross-entropy floor vs data per parameter (all runs)")
+    fig.axes[0].axhline(cfg.bound, color="k", ls=":", lw=1)
+    ctx.figure("min_cross_entropy_vs_tokens_per_param", fig)
     series = {f"dim {dim} ({n_params[dim] / 1e3:.0f}k params)": (sizes, [min_train[(dim, s)] for s in sizes])
               for dim in results}
     fig = plots.lines(series, xlabel="training tokens D", ylabel="lowest training cross-entropy (nats)",

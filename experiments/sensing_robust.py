@@ -9,7 +9,9 @@ M*, the outliers and the init):
 1. SubGM error vs t for widths ``r'`` in ``widths`` (vmapped with a width mask) and init scales ``alphas``,
    at ``outlier_fraction``;
 2. success (final relative error below ``success_below``) vs outlier fraction, for SubGM (l1) and l2 GD,
-   both from the same small init at width ``compare_width``.
+   both from the same small init at width ``compare_width``;
+3. sensitivity of the over-parameterized (``r' = n``) final error to the sample size and the init scale:
+   SubGM at ``outlier_fraction`` for every ``sensitivity.ms`` x ``sensitivity.alphas``.
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ CONFIG_SPEC = {
     "widths": Each(Range(1, integer=True)),
     "alphas": Each(Range(0.0, open_low=True)),
     "fractions": Each(Range(0.0, 1.0)),
+    "sensitivity.ms": Each(Range(1, integer=True)),
+    "sensitivity.alphas": Each(Range(0.0, open_low=True)),
 }
 
 
@@ -51,13 +55,14 @@ def check_config(cfg):
     require(cfg.compare_width >= p.rank, "compare_width", cfg.compare_width, f">= problem.rank = {p.rank}")
 
 
-def make_trial(cfg, method: str, k_max: int):
-    """``(key, {"width", "alpha", "fraction"}) -> errors`` for ``method`` in ``("l1", "l2")``."""
+def make_trial(cfg, method: str, k_max: int, m=None):
+    """``(key, {"width", "alpha", "fraction"}) -> errors`` for ``method`` in ``("l1", "l2")``, with ``m``
+    measurements (default ``problem.m``)."""
     p = cfg.problem
 
     def trial(key, hp):
         k_prob, k_init = jax.random.split(key)
-        prob = sensing.make_problem(k_prob, p.n, p.rank, p.m,
+        prob = sensing.make_problem(k_prob, p.n, p.rank, m or p.m,
                                     outlier_fraction=hp.get("fraction", cfg.outlier_fraction),
                                     outlier_scale=cfg.outlier_scale,
                                     operator_key=jax.random.PRNGKey(cfg.seed))
@@ -131,6 +136,14 @@ def run(cfg, ctx):
     corrupted = [i for i, f in enumerate(fractions) if f > 0]
     summary["l1_success_min_over_corrupted"] = float(np.min(s1[corrupted])) if corrupted else float("nan")
     summary["l2_success_max_over_corrupted"] = float(np.max(s2[corrupted])) if corrupted else float("nan")
+    sens_ms = sorted(int(m) for m in cfg.sensitivity.ms)
+    sens_alphas = list(cfg.sensitivity.alphas)
+    sens = np.stack([np.mean(finals(sweep.sweep(make_trial(cfg, "l1", p.n, m), seeds,
+                                                {"alpha": sens_alphas})), -1)
+                     for m in sens_ms])  # (ms, alphas): mean final error at r' = n
+    for i, m in enumerate(sens_ms):
+        for j, a in enumerate(sens_alphas):
+            summary[f"sensitivity_overparam_final_error_m{m}_alpha{a:g}"] = float(sens[i, j])
     ctx.summary(**summary)
 
     t = np.arange(1, T + 1)
@@ -142,3 +155,7 @@ def run(cfg, ctx):
         {"l1 SubGM": (fractions, s1), "l2 GD": (fractions, s2)}, xlabel="outlier fraction",
         ylabel=f"success rate (error < {cfg.success_below:g})",
         title=f"recovery vs outlier fraction ({cfg.seeds} seeds)"))
+    ctx.figure("overparam_error_vs_m_alpha", plots.lines(
+        {f"alpha={a:g}": (sens_ms, np.maximum(sens[:, j], 1e-16)) for j, a in enumerate(sens_alphas)},
+        xlabel="measurements m", ylabel="final relative error", logx=True, logy=True,
+        title=f"SubGM, r'=n={p.n}, {cfg.outlier_fraction:.0%} outliers, {T} steps ({cfg.seeds} seeds)"))

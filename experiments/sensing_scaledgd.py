@@ -6,7 +6,10 @@ sensing of a rank-r PSD M* with condition number kappa (geometric spectrum from 
 ``k > r`` from a small random init; one ``lab.sweep`` per method over kappa x seeds (one operator per
 run, drawn from ``seed``; the seeds vary M* and the init). ScaledGD(lambda) uses
 the fixed damping ``lambda = scaled.damping * sigma_r(M*)``; PrecGD ``lambda_t = precgd.damping *
-||A(X X^T) - y||``. Float64 when ``x64`` (a 1e-10 target is below float32's floor).
+||A(X X^T) - y||``. Float64 when ``x64`` (a 1e-10 target is below float32's floor). A second
+sweep runs ScaledGD(lambda) over the measurement counts ``m_sweep`` at ``m_sweep_kappas`` (figure
+``scaledgd_error_vs_m``): its final error, the largest over-parameterized eigenvalue and kappa times
+the operator's deviation from isometry on M*, which tell a solver fault from a sample-size limit.
 """
 
 from __future__ import annotations
@@ -35,6 +38,8 @@ CONFIG_SPEC = {
     "log_points": Range(2, integer=True),
     "x64": OneOf([True, False]),
     "kappas": Each(Range(1.0)),
+    "m_sweep": Each(Range(1, integer=True)),
+    "m_sweep_kappas": Each(Range(1.0)),
 }
 
 
@@ -68,6 +73,34 @@ def make_trial(cfg, method: str):
                                                   damping=cfg.precgd.damping, adaptive=True,
                                                   num_steps=cfg.num_steps)
         return out.errors
+    return trial
+
+
+def make_m_trial(cfg, m: int):
+    """``(key, {"kappa": kappa}) -> [final error, largest sigma_{r+1}(X_t X_t^T) / ||M*||_F, kappa delta]``
+    for ScaledGD(lambda) with ``m`` measurements.
+
+    ``delta = ||A*A(M*) - M*||_op / ||M*||_op`` is the operator's deviation from isometry on M*; in the
+    first phase that error reaches the over-parameterized directions, which the preconditioner scales by
+    ``1 / lambda ~ kappa / sigma_1`` while the weakest signal direction grows at a rate ~ sigma_r / lambda:
+    the extra columns stay small only while ``kappa delta`` is small.
+    """
+    p = cfg.problem
+
+    def trial(key, hp):
+        kappa = hp["kappa"]
+        k_prob, k_init = jax.random.split(key)
+        prob = sensing.make_problem(k_prob, p.n, p.rank, m, condition_number=kappa,
+                                    operator_key=jax.random.PRNGKey(cfg.seed))
+        X0 = sensing.small_init(k_init, (p.n, cfg.k), cfg.alpha)
+        out = sensing.scaled_gradient_descent(prob, X0, step_size=cfg.scaled.step_size,
+                                              damping=cfg.scaled.damping / kappa, num_steps=cfg.num_steps,
+                                              track_spectrum=True)
+        M = prob.ground_truth
+        top = jnp.linalg.norm(M, 2)
+        extra = jnp.max(out.spectrum[:, p.rank]) / jnp.linalg.norm(M) if cfg.k > p.rank else 0.0 * top
+        delta = jnp.linalg.norm(prob.operator.normal(M) - M, 2) / top
+        return jnp.stack([out.errors[-1], extra, kappa * delta])
     return trial
 
 
@@ -134,6 +167,7 @@ def _run(cfg, ctx):
             summary[f"{m}_final_error_kappa{c:g}"] = float(np.mean(results[m][i, :, -1]))
         summary[f"{m}_largest_kappa_reached"] = float(max([c for c, v in zip(kappas, mean_it)
                                                            if np.isfinite(v)], default=0.0))
+    summary.update(_m_sweep(cfg, ctx, seeds))
     ctx.summary(**summary)
 
     t = np.arange(1, T + 1)
@@ -147,3 +181,38 @@ def _run(cfg, ctx):
         {m: (kappas, np.where(np.isfinite(iters[m]), iters[m], T)) for m in METHODS},
         xlabel="condition number kappa", ylabel=f"iterations to {cfg.target:g}", logx=True, logy=True,
         title=f"iterations to {cfg.target:g} (points at {T} = not reached)"))
+
+
+def _m_sweep(cfg, ctx, seeds):
+    """ScaledGD(lambda)'s final error vs the number of measurements m (figure ``scaledgd_error_vs_m``):
+    whether its stall above ``target`` is the solver or the operator's deviation from isometry."""
+    ms = sorted(int(m) for m in cfg.m_sweep)
+    kappas = [float(c) for c in cfg.m_sweep_kappas]
+    out = np.stack([np.asarray(sweep.sweep(make_m_trial(cfg, m), seeds, {"kappa": kappas}).outputs)
+                    for m in ms])  # (ms, kappas, seeds, 3)
+    final, extra, kdelta = (np.exp(np.mean(np.log(np.maximum(out[..., i], 1e-300)), axis=-1))
+                            for i in range(3))  # geometric means over seeds: (ms, kappas)
+    summary = {}
+    for j, c in enumerate(kappas):
+        for i, m in enumerate(ms):
+            summary[f"m_sweep_scaledgd_final_error_kappa{c:g}_m{m}"] = float(final[i, j])
+            summary[f"m_sweep_extra_direction_max_kappa{c:g}_m{m}"] = float(extra[i, j])
+            summary[f"m_sweep_kappa_delta_kappa{c:g}_m{m}"] = float(kdelta[i, j])
+        reached = [m for i, m in enumerate(ms) if np.all(out[i, j, :, 0] < cfg.target)]
+        summary[f"m_sweep_smallest_m_reaching_target_kappa{c:g}"] = (float(min(reached)) if reached
+                                                                      else float("nan"))
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
+    panels = [(final, "final relative error"), (extra, "max_t sigma_r+1(X_t X_t^T) / ||M*||_F"),
+              (kdelta, "kappa * delta")]
+    for ax, (values, label) in zip(axes, panels):
+        plots.lines({f"kappa={c:g}": (ms, np.maximum(values[:, j], 1e-16)) for j, c in enumerate(kappas)},
+                    xlabel="measurements m", ylabel=label, logx=True, logy=True, ax=ax)
+    axes[0].axhline(cfg.target, color="k", ls=":", lw=1)
+    fig.suptitle(f"ScaledGD(lambda) after {cfg.num_steps} steps vs m (n={cfg.problem.n}, k={cfg.k}, "
+                 f"alpha={cfg.alpha:g}, lambda={cfg.scaled.damping:g} sigma_r, "
+                 f"kappa in {{{', '.join(f'{c:g}' for c in kappas)}}})")
+    fig.tight_layout()
+    ctx.figure("scaledgd_error_vs_m", fig)
+    return summary

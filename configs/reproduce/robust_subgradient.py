@@ -12,19 +12,29 @@ TITLE = ("Global convergence of the sub-gradient method for robust matrix recove
          "(Ma, Fattahi; arXiv 2202.08788)")
 DESCRIPTION = (
     "Dense symmetric Gaussian sensing of a rank-2 PSD M* (n=20, m=20nr=800, smaller than n=30, "
-    "m=1200 for the 2-core budget), a fraction of measurements shifted by +-10 ||y||_inf. SubGM on (1/m) sum |<A_i, UU^T> - "
-    "y_i| with eta_t = 0.5 * 0.99^t (no normalisation), 1500 steps, float32; l2 GD with step 0.1 from the "
-    "same init. (a) widths r' in {2, 4, 20} at alpha in {1e-3, 1} with 20% outliers; (b) success (final "
-    "relative error < 1e-2) vs outlier fraction in {0, .1, .2, .3, .4} at r'=4, alpha=1e-3; 3 seeds. "
-    "Known gap (measured, not tuned away): with 20% outliers the over-parameterized runs stop at a floor "
-    "set by the sample size and the init scale, while r'=r recovers exactly (~1e-7). Seeds 0-1, 1500 "
-    "steps: at alpha=1e-3 the final error for r'=4 / r'=20 is 2.3e-3 / 4.0e-3 at m=800, 5.0e-4 / 1.1e-3 at "
-    "m=3200, 1.9e-5 / 6.2e-5 at m=12800; at m=800, r'=20 it is 1.3e-3 at alpha=1e-5 and 6.9e-6 at "
-    "alpha=1e-7; slower decays (eta_0 in {0.2, 0.5}, q in {0.995, 0.998}, 3000 steps) lower it only to 1.4e-3. The extra directions of U "
-    "grow from alpha^2 to ~1e-3 (3rd/4th eigenvalues of UU^T): the sign pattern's deviation from "
-    "sign-RIP, of order sqrt(n/m) and not shrinking with the residual, drives them. The paper's exact "
-    "recovery is for m and alpha beyond given thresholds (paper body); at "
-    "m=20nr, alpha=1e-3 we do not see it.")
+    "m=1200 for the 2-core budget), a fraction of measurements shifted by +-10 ||y||_inf. SubGM on "
+    "(1/m) sum |<A_i, UU^T> - y_i| with eta_t = 0.5 * 0.99^t (no normalisation), 1500 steps, float32; "
+    "l2 GD with step 0.1 from the same init. (a) widths r' in {2, 4, 20} at alpha in {1e-3, 1} with 20% "
+    "outliers; (b) success (final relative error < 1e-2) vs outlier fraction in {0, .1, .2, .3, .4} "
+    "at r'=4, alpha=1e-3; (c) the r'=n final error vs m in {800, 3200, 12800} and alpha in "
+    "{1e-3, 1e-5, 1e-7}; 3 seeds. "
+    "Differences from the paper: n, m and the outlier model are ours (sign-symmetric shifts of "
+    "10 ||y||_inf, as in Titan-Tong/ScaledGD MS_l1.m), the step is unnormalised eta_0 q^t with eta_0=0.5, "
+    "q=0.99, the run is a fixed 1500 steps in float32 and the error is ||UU^T - M*||_F/||M*||_F. "
+    "Root cause of the exact_recovery_overparameterized FAIL (measured, not tuned away): the "
+    "over-parameterized run stops at a floor set by the sample size m and the init scale alpha, while "
+    "r'=r recovers to float32 precision (9.7e-8). Full size, 20% outliers, r'=n=20, 3 seeds (figure "
+    "overparam_error_vs_m_alpha.png, summary keys sensitivity_*): final error 4.8e-3 / 1.6e-3 / 1.5e-5 "
+    "at alpha = 1e-3 / 1e-5 / 1e-7 for m=800 (20nr); 1.1e-3 / 6.8e-6 / 7.5e-8 at m=3200; 1.1e-4 / "
+    "7.7e-8 / 8.1e-8 at m=12800. The floor falls with both m and alpha; exact recovery (< 1e-5) "
+    "needs m >= 3200 (80nr) with alpha <= 1e-5. Our reading: the extra "
+    "directions of U grow from alpha^2, driven by the sign pattern's deviation from sign-RIP (of order "
+    "sqrt(n/m), not shrinking with the residual); the smaller alpha, the later they start and the less "
+    "they grow. (Earlier measurements, seeds 0-1: "
+    "slower decays, eta_0 in {0.2, 0.5}, q in {0.995, 0.998}, 3000 steps, only lower the m=800 floor to "
+    "1.4e-3.) The paper's exact-recovery guarantee is for m and alpha beyond thresholds (paper body, "
+    "not checked here); the configured m=20nr with alpha=1e-3 is outside them. The claims are kept as "
+    "stated; agnostic_to_overparameterization passes at the looser 1e-2.")
 
 CLAIMS = [
     Claim("agnostic_to_overparameterization",
@@ -51,7 +61,8 @@ CLAIMS = [
 ]
 
 QUICK = {"problem.n": 8, "problem.m": 200, "num_steps": 300, "seeds": 1, "widths": (2, 8),
-         "fractions": (0.0, 0.2), "log_points": 10}
+         "fractions": (0.0, 0.2), "log_points": 10, "sensitivity.ms": (200,),
+         "sensitivity.alphas": (1e-3, 1e-7)}
 
 
 def get_config() -> ml_collections.ConfigDict:
@@ -78,4 +89,9 @@ def get_config() -> ml_collections.ConfigDict:
     cfg.gd = ml_collections.ConfigDict()
     cfg.gd.step_size = 0.1
     cfg.success_below = 1e-2
+    # Over-parameterized (r' = n) final error vs sample size and init scale (figure
+    # overparam_error_vs_m_alpha): what sets the floor the claims run into.
+    cfg.sensitivity = ml_collections.ConfigDict()
+    cfg.sensitivity.ms = (800, 3200, 12800)
+    cfg.sensitivity.alphas = (1e-3, 1e-5, 1e-7)
     return cfg
