@@ -416,6 +416,8 @@ def table_markdown(cfg, table: list[dict], targets: dict) -> str:
 # Figures
 
 def _profile_axes(ax, ratios: np.ndarray, names: list[str], tau_max: float, title: str) -> None:
+    from matplotlib import ticker
+
     finite = ratios[np.isfinite(ratios)]
     top = max(tau_max, float(finite.max()) * 1.05 if finite.size else tau_max)
     taus = np.geomspace(1.0, top, 200)
@@ -423,6 +425,8 @@ def _profile_axes(ax, ratios: np.ndarray, names: list[str], tau_max: float, titl
     for j, name in enumerate(names):
         ax.step(taus, profile[:, j], where="post", label=name)
     ax.axvline(tau_max, color="0.6", lw=0.8, ls=":")
+    ax.xaxis.set_major_formatter(ticker.ScalarFormatter())  # 1, 2, 4 rather than 2 x 10^0
+    ax.xaxis.set_minor_formatter(ticker.NullFormatter())
     ax.set(xscale="log", xlabel="tau (x best)", ylabel="fraction solved within tau", ylim=(-0.02, 1.02),
            title=title)
 
