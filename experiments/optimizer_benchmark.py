@@ -415,6 +415,9 @@ def table_markdown(cfg, table: list[dict], targets: dict) -> str:
 # ------------------------------------------------------------------------------------------------
 # Figures
 
+_LINE_STYLES = ("-", "--", ":")  # beyond the 10 colours of the default cycle
+
+
 def _profile_axes(ax, ratios: np.ndarray, names: list[str], tau_max: float, title: str) -> None:
     from matplotlib import ticker
 
@@ -423,7 +426,7 @@ def _profile_axes(ax, ratios: np.ndarray, names: list[str], tau_max: float, titl
     taus = np.geomspace(1.0, top, 200)
     profile = performance_profile(ratios, taus)
     for j, name in enumerate(names):
-        ax.step(taus, profile[:, j], where="post", label=name)
+        ax.step(taus, profile[:, j], where="post", label=name, ls=_LINE_STYLES[j // 10 % 3])
     ax.axvline(tau_max, color="0.6", lw=0.8, ls=":")
     ax.xaxis.set_major_formatter(ticker.ScalarFormatter())  # 1, 2, 4 rather than 2 x 10^0
     ax.xaxis.set_minor_formatter(ticker.NullFormatter())
@@ -450,6 +453,8 @@ def curves_figure(w: str, workload: Workload, results: dict):
     series = {f"{n} (lr {m['best_lr']:.2g})": (workload.eval_steps, m["median_curve"]) for n, m in results.items()}
     fig = plots.lines(series, xlabel="step", ylabel=workload.metric_name, logy=True,
                       title=f"{w}: median over seeds at each optimizer's best learning rate")
+    for j, line in enumerate(fig.axes[0].lines):
+        line.set_linestyle(_LINE_STYLES[j // 10 % 3])
     fig.axes[0].axhline(workload.target, color="k", ls="--", lw=0.8, label="target")
     fig.axes[0].legend(fontsize=7)
     return fig

@@ -58,13 +58,31 @@ def test_performance_ratios_and_profile_match_the_hand_computed_example():
     np.testing.assert_allclose(profile, np.array([[1, 1, 0], [1, 1, 0], [2, 2, 0], [2, 2, 1], [2, 2, 1]]) / 3)
 
 
-def test_profile_score_is_the_normalised_area_under_the_profile():
+def algoperf_scores(costs, max_tau, num_points):
+    """A float64 numpy transcription of AlgoPerf's own scoring, mlcommons/algorithmic-efficiency
+    scoring/performance_profile.py (commit c668c1ce): ``compute_performance_profiles`` divides each
+    workload's times by the fastest (``df.div(df.min(axis=0), axis=1)``), takes
+    ``rho(tau) = (r <= tau).sum(axis=1) / NUM_WORKLOADS`` on ``np.linspace(min_tau=1, max_tau, num_points)``,
+    and ``compute_leaderboard_score(normalize=True)`` integrates it with ``np.trapz`` over the taus and
+    divides by ``max_tau - min_tau``. Rows: solvers (submissions), columns: problems (workloads)."""
+    df = np.asarray(costs, np.float64).T
+    with np.errstate(invalid="ignore"):
+        r = df / df.min(axis=0)                      # a workload nobody solves: inf / inf = nan
+    points = np.linspace(1.0, max_tau, num=num_points)
+    perf = np.stack([(r <= tau).sum(axis=1) / df.shape[1] for tau in points], axis=1)
+    return np.trapezoid(perf, x=points, axis=1) / (points.max() - points.min())
+
+
+def test_profile_score_is_the_normalised_area_under_the_profile_as_algoperf_scores_it():
     ratios = bench.performance_ratios(COSTS)
     scores = bench.profile_score(ratios, 4.0)
     np.testing.assert_allclose(scores, [5 / 9, 5 / 9, 1 / 9])   # ((4-1)+(4-2))/(3*3), ..., (4-3)/(3*3)
-    taus = np.linspace(1.0, 4.0, 300_001)                         # the integral, numerically
-    profile = bench.performance_profile(ratios, taus)
-    np.testing.assert_allclose(np.trapezoid(profile, taus, axis=0) / 3.0, scores, atol=1e-4)
+    # AlgoPerf's trapezoid on a grid of taus converges to our exact area (error <= a grid step / 3)
+    np.testing.assert_allclose(algoperf_scores(COSTS, 4.0, 30_001), scores, atol=1e-4)
+    costs = np.random.default_rng(0).lognormal(size=(8, 5))       # 8 workloads, 5 solvers
+    costs[costs > 3.0] = INF                                      # some misses
+    np.testing.assert_allclose(algoperf_scores(costs, 4.0, 30_001),
+                               bench.profile_score(bench.performance_ratios(costs), 4.0), atol=1e-4)
 
 
 def test_rank_by_score_then_problems_solved_then_name():
