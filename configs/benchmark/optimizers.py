@@ -5,8 +5,10 @@ arXiv:2306.07179): a chosen list of registry optimizers, one or two per family, 
 (digits MLP, digits CNN, a small LLaMA-style byte LM), each tuned over the same 6 log-spaced learning
 rates from 1e-4 to 1 x 3 seeds as one sweep per (workload, optimizer). Targets: what Adam's best
 learning rate reaches (median over seeds) at 75% of each budget. Ranked by the area under the
-time-to-target performance profile up to tau = 4. About 40 minutes on 2 CPU cores; the whole registry:
-``--set optimizers="()"`` (hours). See docs/benchmark.md.
+time-to-target performance profile up to tau = 4. Measured on 2 CPU cores shared with other jobs (load
+about 20), one (workload, optimizer) sweep takes about 40 s (MLP), 80 s (LLaMA) and 230 s (CNN: vmapped
+convolutions are slow on CPU), about 75 minutes in all; the whole registry: ``--set 'optimizers=()'``
+(hours). See docs/benchmark.md.
 """
 
 import ml_collections
