@@ -428,10 +428,12 @@ def _profile_axes(ax, ratios: np.ndarray, names: list[str], tau_max: float, titl
     for j, name in enumerate(names):
         ax.step(taus, profile[:, j], where="post", label=name, ls=_LINE_STYLES[j // 10 % 3])
     ax.axvline(tau_max, color="0.6", lw=0.8, ls=":")
-    ax.xaxis.set_major_formatter(ticker.ScalarFormatter())  # 1, 2, 4 rather than 2 x 10^0
-    ax.xaxis.set_minor_formatter(ticker.NullFormatter())
     ax.set(xscale="log", xlabel="tau (x best)", ylabel="fraction solved within tau", ylim=(-0.02, 1.02),
            title=title)
+    # after set_xscale, which resets them: ticks 1, 2, 4, 10, 20, ... labelled as plain numbers
+    ax.xaxis.set_major_locator(ticker.LogLocator(base=10.0, subs=(1.0, 2.0, 4.0)))
+    ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda x, _: f"{x:g}"))
+    ax.xaxis.set_minor_formatter(ticker.NullFormatter())
 
 
 def profiles_figure(cfg, names: list[str], report: dict):
