@@ -78,10 +78,11 @@ def _matrix_sides(shape) -> tuple[int, int]:
     return math.prod(shape[:-1]), shape[-1]
 
 
-def _side_is_triangular(size: int, numel: int, max_size: float, max_skew: float) -> bool:
+def _side_is_triangular(size: int, numel: int, max_size: int, max_skew: Optional[int]) -> bool:
     """The official rule (psgd_torch ``init_kron_states_exprs``, "use diagonal matrix as preconditioner
     for this dim" if ``size == 1 or size > max_size or size**2 > max_skew * t.numel()``)."""
-    return not (size == 1 or size > max_size or size ** 2 > max_skew * numel)
+    too_skewed = max_skew is not None and size ** 2 > max_skew * numel
+    return not (size == 1 or size > max_size or too_skewed)
 
 
 def _mul_left(q, x):
@@ -145,7 +146,7 @@ def _precondition(factors: tuple, g: jax.Array) -> jax.Array:
 
 def scale_by_psgd_kron(mode: str = "whitening", b1: float = 0.9, preconditioner_lr: float = 0.1,
                        init_scale: float = 1.0, precondition_every: int = 1,
-                       max_size_triangular: int = 8192, max_skew: float = 1.0, seed: int = 0
+                       max_size_triangular: int = 8192, max_skew: Optional[int] = 1, seed: int = 0
                        ) -> optax.GradientTransformationExtraArgs:
     r"""PSGD Kron's preconditioned momentum ``P m`` (module docstring).
 
@@ -157,7 +158,8 @@ def scale_by_psgd_kron(mode: str = "whitening", b1: float = 0.9, preconditioner_
       precondition_every: steps between fits (>= 1).
       max_size_triangular: matrix sides above this get a diagonal factor.
       max_skew: a side of size ``s`` of a leaf of ``n`` entries gets a diagonal factor if
-        ``s^2 > max_skew * n`` (>= 0; 0: all diagonal, ``inf``: all triangular).
+        ``s^2 > max_skew * n`` (an int >= 0, structural like the sizes; 0: all diagonal; ``None``:
+        no skew limit, the reference's ``inf``).
       seed: seed of the probe vectors ``v``.
 
     >>> tx = scale_by_psgd_kron()
@@ -172,8 +174,8 @@ def scale_by_psgd_kron(mode: str = "whitening", b1: float = 0.9, preconditioner_
     _common.check_positive("init_scale", init_scale)
     _common.check_int("precondition_every", precondition_every)
     _common.check_int("max_size_triangular", max_size_triangular)
-    if max_skew != math.inf:  # inf (every side triangular) is allowed, as in the reference
-        _common.check_nonnegative("max_skew", max_skew)
+    if max_skew is not None:  # None: no skew limit (the reference's inf)
+        _common.check_int("max_skew", max_skew, 0)
 
     def init(params):
         factors = []
@@ -229,8 +231,8 @@ def scale_by_psgd_kron(mode: str = "whitening", b1: float = 0.9, preconditioner_
                 "arXiv:2402.04553")
 def psgd_kron(learning_rate: optax.ScalarOrSchedule = 1e-3, mode: str = "whitening",
               b1: float = 0.9, preconditioner_lr: float = 0.1, init_scale: float = 1.0,
-              precondition_every: int = 1, max_size_triangular: int = 8192, max_skew: float = 1.0,
-              seed: int = 0,
+              precondition_every: int = 1, max_size_triangular: int = 8192,
+              max_skew: Optional[int] = 1, seed: int = 0,
               weight_decay: float = 0.0) -> optax.GradientTransformationExtraArgs:
     """PSGD Kron: ``chain(scale_by_psgd_kron(...), add_decayed_weights(weight_decay),
     scale_by_learning_rate(learning_rate))``; ``mode="hessian"`` reads ``grad_fn``.
