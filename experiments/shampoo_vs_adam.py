@@ -12,7 +12,8 @@ the ``lm_pretrain`` experiment (its ``lm_preset`` / ``model`` / ``seq_len`` / ``
 For each optimizer the learning rate with the lowest final held-out loss (mean over seeds) is selected.
 The *target* is the reference's (``cfg.reference``, Adam) final held-out loss at its best learning rate;
 ``steps_to_target_<label>`` is the first evaluated step at which ``<label>``'s mean held-out curve is at
-or below it (absent if never: the claim then fails as missing). Wall time: each optimizer at its best
+or below it; one that never gets there within the budget (``reached_target_<label> = 0``) is counted
+as ``steps + eval_every``, more than any step of the run, so a claim "fewer steps than Adam" fails. Wall time: each optimizer at its best
 learning rate is run again un-vmapped on the jitted engine for ``cfg.timing_chunks`` chunks after a
 compile chunk; ``step_ms_<label>`` is the median chunk time per step (a chunk of ``eval_every`` >=
 ``precondition_every`` steps includes its share of root refreshes), and the wall-time axis of the figure
@@ -166,9 +167,10 @@ def run(cfg, ctx):
         for label, curve in best_curves.items():
             reached = first_step_at_or_below(steps, curve, target)
             summary[f"reached_target_{label}"] = int(reached is not None)
-            if reached is not None:
-                summary[f"steps_to_target_{label}"] = reached
-                summary[f"seconds_to_target_{label}"] = reached * summary[f"step_ms_{label}"] / 1e3
+            if reached is None:  # censored: counted as the next evaluation after the budget
+                reached = cfg.steps + cfg.eval_every
+            summary[f"steps_to_target_{label}"] = reached
+            summary[f"seconds_to_target_{label}"] = reached * summary[f"step_ms_{label}"] / 1e3
         for label in best_curves:
             summary[f"step_time_ratio_{label}"] = (summary[f"step_ms_{label}"]
                                                    / summary[f"step_ms_{cfg.reference}"])

@@ -24,7 +24,7 @@ DESCRIPTION = (
     "rates from 1e-3 to 1e-1 x 2 seeds in one vmapped lab.sweep; the learning rate with the lowest "
     "final held-out loss (mean over seeds) is selected. The target is Adam's final held-out loss "
     "there; steps_to_target_<name> is the first evaluated step at which the optimizer's mean held-out "
-    "curve is at or below it. Wall time (figure loss_vs_step_and_time.png, right panel; "
+    "curve is at or below it (never within the 400 steps: counted as 420, reached_target_<name> = 0). Wall time (figure loss_vs_step_and_time.png, right panel; "
     "seconds_to_target_<name>) is steps x the median step time of the jitted engine measured after "
     "the sweep at the selected learning rate on this machine (compile excluded). Differences from the "
     "paper: a ~30k-parameter model instead of a 93M/375M Transformer, roots computed synchronously "
