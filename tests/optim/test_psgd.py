@@ -8,6 +8,8 @@ Hessian is a Kronecker product (arXiv:2402.04553, section 3: the fit minimises E
 
 from __future__ import annotations
 
+import math
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -87,7 +89,7 @@ def test_hessian_mode_fits_inverse_of_kronecker_hessian():
     b = np.diag([0.5, 1.0, 3.0]) + 0.05
     a_j, b_j = jnp.asarray(a, jnp.float32), jnp.asarray(b, jnp.float32)
     grad_fn = jax.grad(lambda p: 0.5 * jnp.trace(p.T @ a_j @ p @ b_j))
-    tx = scale_by_psgd_kron(mode="hessian", preconditioner_lr=0.1)
+    tx = scale_by_psgd_kron(mode="hessian", preconditioner_lr=0.1, max_skew=None)
     params = jnp.asarray(rng.normal(size=(4, 3)), jnp.float32)
 
     def body(state, _):
@@ -107,6 +109,7 @@ def test_hessian_mode_fits_inverse_of_kronecker_hessian():
     ({"mode": "fisher"}, "mode must be one of"),
     ({"preconditioner_lr": 0.0}, "preconditioner_lr must be in"),
     ({"init_scale": -1.0}, "init_scale must be in"),
+    ({"max_skew": -1}, "max_skew must be an int >= 0"),
 ])
 def test_psgd_rejects_bad_hyperparameters(kwargs, match):
     with pytest.raises(ValueError, match=match):
@@ -121,17 +124,75 @@ def test_hessian_mode_needs_grad_fn():
 
 
 def test_psgd_state_bytes_closed_form():
-    """float32: r^2 + c^2 per Kronecker leaf, n per diagonal leaf (1-D, or a side above
-    max_size_triangular), n of momentum per leaf; a 2 x uint32 key and the int32 count."""
-    params = {"w": jnp.zeros((10, 7)), "b": jnp.zeros(7), "wide": jnp.zeros((3, 50))}
+    """float32: per matrix side of size s, s^2 if triangular, s if diagonal (size 1, s > max_size_triangular
+    or s^2 > max_skew * numel); n per 1-D leaf; n of momentum per leaf; a 2 x uint32 key, the int32 count."""
+    params = {"w": jnp.zeros((10, 7)), "b": jnp.zeros(7), "wide": jnp.zeros((3, 50)),
+              "sq": jnp.zeros((25, 25))}
     state = scale_by_psgd_kron(max_size_triangular=20).init(params)
-    floats = (10 ** 2 + 7 ** 2) + 7 + 150 + (70 + 7 + 150)
+    # w: 10^2 > 70 -> diagonal 10, 7^2 <= 70 -> 7 x 7; wide: 3 x 3 and 50 (> 20); sq: 25 > 20 both
+    floats = (10 + 7 ** 2) + 7 + (3 ** 2 + 50) + (25 + 25) + (70 + 7 + 150 + 625)
     assert sum(x.nbytes for x in jax.tree.leaves(state)) == 4 * floats + 8 + 4
+    full = scale_by_psgd_kron(max_skew=None).init(params)
+    assert [f.ndim for fs in full.factors for f in fs] == [1, 2, 2, 2, 2, 2, 2]
+
+
+def test_size_rule_matches_official_init():
+    """Which sides are triangular, against a transcription of psgd_torch ``init_kron_states_exprs``
+    (preconditioned_stochastic_gradient_descent.py at commit 1943e66, line 1960: a dim is diagonal
+    ``if size == 1 or size > max_size or size**2 > max_skew * t.numel()``)."""
+    def official(shape, max_size, max_skew):
+        numel = math.prod(shape)
+        return [not (s == 1 or s > max_size or s ** 2 > max_skew * numel) for s in shape]
+
+    for shape in [(256, 32), (32, 64), (64, 64), (1, 9), (128, 384), (5, 3)]:
+        for max_size, max_skew in [(8192, 1), (100, 1), (8192, 10), (8192, 0)]:
+            state = scale_by_psgd_kron(max_size_triangular=max_size, max_skew=max_skew).init(
+                jnp.zeros(shape))
+            assert [f.ndim == 2 for f in state.factors[0]] == official(shape, max_size, max_skew)
+
+
+def _np_fit_mixed(ql, qr, v, h, step, tiny=1.2e-38):
+    """The official update_precond_kron_math_ (commit 1943e66, lines 2018-2080, step_normalizer '2nd')
+    for a matrix whose factors may be vectors: exprA scales by a diagonal factor, conjB divides by it,
+    exprGs gives a diagonal side the row sums of A * A (resp. B * B)."""
+    mul = lambda q, x: q @ x if q.ndim == 2 else q[:, None] * x  # noqa: E731
+    a = mul(qr, mul(ql, h).T).T
+    b = scipy.linalg.solve_triangular(ql, v, trans="T") if ql.ndim == 2 else v / ql[:, None]
+    b = scipy.linalg.solve_triangular(qr, b.T, trans="T").T if qr.ndim == 2 else b / qr[None, :]
+    out = []
+    for q, x, y in ((ql, a, b), (qr, a.T, b.T)):
+        if q.ndim == 2:
+            t1, t2 = x @ x.T, y @ y.T
+            out.append(q - step / (_np_norm_lower_bound(t1 + t2) + tiny) * np.triu(t1 - t2) @ q)
+        else:
+            t1, t2 = (x * x).sum(1), (y * y).sum(1)
+            out.append(q - step / (np.max(np.abs(t1 + t2)) + tiny) * (t1 - t2) * q)
+    return out
+
+
+@pytest.mark.parametrize("left_diagonal,right_diagonal", [(True, False), (False, True), (True, True)])
+def test_mixed_diagonal_fit_matches_float64_transcription(left_diagonal, right_diagonal):
+    rng = np.random.default_rng(5)
+    ql = np.ones(6) if left_diagonal else np.eye(6)
+    qr = np.ones(4) if right_diagonal else np.eye(4)
+    factors = tuple(jnp.asarray(q, jnp.float32) for q in (ql, qr))
+    fit = jax.jit(kron_fit_step)
+    dense = lambda q: np.diag(q) if q.ndim == 1 else q  # noqa: E731
+    worst = 0.0
+    for _ in range(20):
+        v, h = rng.normal(size=(6, 4)), rng.normal(size=(6, 4)) * [1.0, 3.0, 0.3, 2.0]
+        ql, qr = _np_fit_mixed(ql, qr, v, h, 0.1)
+        factors = fit(factors, jnp.asarray(v, jnp.float32), jnp.asarray(h, jnp.float32), 0.1)
+        ours = [dense(np.asarray(f, np.float64)) for f in factors]
+        p_ours = np.kron(ours[0].T @ ours[0], ours[1].T @ ours[1])
+        p_ref = np.kron(dense(ql).T @ dense(ql), dense(qr).T @ dense(qr))
+        worst = max(worst, np.max(np.abs(p_ours - p_ref)) / np.max(np.abs(p_ref)))
+    assert worst < 1e-4, worst
 
 
 def test_step_is_the_preconditioned_momentum():
     """The update is the official precond_grad_kron_math: Q_l^T Q_l m Q_r^T Q_r with the momentum
-    m = b1 m + (1 - b1) g, with the factors after this step's fit (diagonal leaf: q^2 m)."""
+    m = b1 m + (1 - b1) g, with the factors after this step's fit (a diagonal side or leaf: q^2)."""
     rng = np.random.default_rng(4)
     params = {"w": jnp.zeros((5, 3)), "b": jnp.zeros(4)}
     tx = scale_by_psgd_kron(b1=0.5)
@@ -141,6 +202,8 @@ def test_step_is_the_preconditioned_momentum():
                  "b": jnp.asarray(rng.normal(size=4), jnp.float32)}
         updates, state = tx.update(grads, state, params)
     (q_b,), (ql, qr) = [tuple(np.asarray(f, np.float64) for f in fs) for fs in state.factors]
+    assert ql.ndim == 1 and qr.ndim == 2  # 5^2 > 15: the longer side is diagonal (max_skew = 1)
+    ql = np.diag(ql)
     m = {k: np.asarray(v, np.float64) for k, v in state.momentum.items()}
     np.testing.assert_allclose(updates["w"], ql.T @ ql @ m["w"] @ qr.T @ qr, rtol=1e-5, atol=1e-7)
     np.testing.assert_allclose(updates["b"], q_b ** 2 * m["b"], rtol=1e-5, atol=1e-7)

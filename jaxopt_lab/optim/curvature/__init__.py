@@ -6,6 +6,7 @@ from .roots import *  # noqa: F401,F403
 from .shampoo import *  # noqa: F401,F403
 from .mfac import *  # noqa: F401,F403
 from .psgd import *  # noqa: F401,F403
+from .psgd_lra import *  # noqa: F401,F403
 from .fosi import *  # noqa: F401,F403
 from .cubic_newton import *  # noqa: F401,F403
 from .oasis import *  # noqa: F401,F403

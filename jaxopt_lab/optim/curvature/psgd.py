@@ -21,8 +21,12 @@ step). Two ways to get the pairs:
   gradients, so ``P -> E[g g^T]^{-1/2}`` (a Kronecker-factored Adam/Shampoo-like whitening).
 
 The step is ``P m`` for the gradient momentum ``m <- b1 m + (1 - b1) g``: ``Q_l^T Q_l m Q_r^T Q_r``.
-1-D leaves, and matrices with a side longer than ``max_size_triangular``, use a diagonal ``q``
-(``P = diag(q^2)``, same fitting rule elementwise). The preconditioner is fitted every
+1-D leaves use an elementwise diagonal ``q`` (``P = diag(q^2)``, same fitting rule elementwise). Each
+side of a matrix is triangular unless the official size rule (psgd_torch ``init_kron_states_exprs``)
+makes it diagonal: ``size == 1``, ``size > max_size_triangular`` or ``size^2 > max_skew * numel``; with
+the official default ``max_skew = 1`` the longer side of a non-square matrix is diagonal (a 256 x 32
+embedding gets a 32 x 32 triangular factor and a length-256 vector, not a dense 256 x 256 one), which
+keeps the fit's cost and memory near those of the gradient. The preconditioner is fitted every
 ``precondition_every`` steps under ``lax.cond`` (the official code does it with a probability); the
 factors are rebalanced to equal max-norms after each fit, which leaves ``P`` and its fit unchanged.
 """
@@ -70,30 +74,54 @@ def norm_lower_bound(a: jax.Array) -> jax.Array:
     return jnp.where(max_abs > 0, max_abs * jnp.linalg.norm(a @ x), 0.0)
 
 
-def _is_kron(shape, max_size: int) -> bool:
-    return len(shape) >= 2 and math.prod(shape[:-1]) <= max_size and shape[-1] <= max_size
+def _matrix_sides(shape) -> tuple[int, int]:
+    return math.prod(shape[:-1]), shape[-1]
+
+
+def _side_is_triangular(size: int, numel: int, max_size: int, max_skew: Optional[int]) -> bool:
+    """The official rule (psgd_torch ``init_kron_states_exprs``, "use diagonal matrix as preconditioner
+    for this dim" if ``size == 1 or size > max_size or size**2 > max_skew * t.numel()``)."""
+    too_skewed = max_skew is not None and size ** 2 > max_skew * numel
+    return not (size == 1 or size > max_size or too_skewed)
+
+
+def _mul_left(q, x):
+    """``Q_l X`` for a triangular ``q`` or ``diag(q) X`` for a vector."""
+    return jnp.matmul(q, x, precision=jax.lax.Precision.HIGHEST) if q.ndim == 2 else q[:, None] * x
+
+
+def _gram(q, x, y):
+    """The side's term ``X Y^T`` (triangular ``q``) or its diagonal, row sums of ``X * Y`` (vector)."""
+    return jnp.matmul(x, y.T, precision=jax.lax.Precision.HIGHEST) if q.ndim == 2 else jnp.sum(x * y, 1)
+
+
+def _fit_side(q, term1, term2, step):
+    """One factor's Lie-group step (official ``update_precond_kron_math_``, ``step_normalizer="2nd"``)."""
+    if q.ndim == 1:
+        return q - step / (jnp.max(jnp.abs(term1 + term2)) + _TINY) * (term1 - term2) * q
+    scale = step / (norm_lower_bound(term1 + term2) + _TINY)
+    return q - scale * jnp.matmul(jnp.triu(term1 - term2), q, precision=jax.lax.Precision.HIGHEST)
 
 
 def kron_fit_step(factors: tuple, v: jax.Array, h: jax.Array, step) -> tuple:
-    """One Lie-group fitting step of the factors of one leaf on the pair ``(v, h)`` (module docstring)."""
+    """One Lie-group fitting step of the factors of one leaf on the pair ``(v, h)`` (module docstring).
+
+    ``factors`` is ``(q,)`` (elementwise diagonal, leaf-shaped) or ``(Q_l, Q_r)`` where each side is an
+    upper-triangular matrix or, for a side the size rule sends to a diagonal, a vector."""
     if len(factors) == 1:
         (q,) = factors
-        a, b = q * h, v / q
-        term1, term2 = a * a, b * b
-        return (q - step / (jnp.max(jnp.abs(term1 + term2)) + _TINY) * (term1 - term2) * q,)
+        return (_fit_side(q, (q * h) ** 2, (v / q) ** 2, step),)
     ql, qr = factors
-    h = h.reshape(ql.shape[0], qr.shape[0])
-    v = v.reshape(h.shape)
-    hi = jax.lax.Precision.HIGHEST
-    a = jnp.matmul(jnp.matmul(ql, h, precision=hi), qr.T, precision=hi)
-    # B = Q_l^{-T} V Q_r^{-1}: two triangular solves
-    b = jax.scipy.linalg.solve_triangular(ql, v, trans="T", lower=False)
-    b = jax.scipy.linalg.solve_triangular(qr, b.T, trans="T", lower=False).T
-    new = []
-    for q, term1, term2 in ((ql, a @ a.T, b @ b.T), (qr, a.T @ a, b.T @ b)):
-        scale = step / (norm_lower_bound(term1 + term2) + _TINY)
-        new.append(q - scale * jnp.matmul(jnp.triu(term1 - term2), q, precision=hi))
-    return tuple(new)
+    rows, cols = ql.shape[0], qr.shape[0]
+    h, v = h.reshape(rows, cols), v.reshape(rows, cols)
+    a = _mul_left(qr, _mul_left(ql, h).T).T  # A = Q_l H Q_r^T
+    # B = Q_l^{-T} V Q_r^{-1}: triangular solves, or divisions for a diagonal side
+    b = (jax.scipy.linalg.solve_triangular(ql, v, trans="T", lower=False) if ql.ndim == 2
+         else v / ql[:, None])
+    b = (jax.scipy.linalg.solve_triangular(qr, b.T, trans="T", lower=False).T if qr.ndim == 2
+         else b / qr[None, :])
+    return (_fit_side(ql, _gram(ql, a, a), _gram(ql, b, b), step),
+            _fit_side(qr, _gram(qr, a.T, a.T), _gram(qr, b.T, b.T), step))
 
 
 def _balance(factors: tuple) -> tuple:
@@ -109,17 +137,16 @@ def _precondition(factors: tuple, g: jax.Array) -> jax.Array:
     if len(factors) == 1:
         return factors[0] * factors[0] * g
     ql, qr = factors
-    hi = jax.lax.Precision.HIGHEST
     x = g.reshape(ql.shape[0], qr.shape[0])
     # Q^T (Q X): two r^2 c products instead of forming Q^T Q (r^3), as the reference's exprP contracts
-    x = jnp.matmul(ql.T, jnp.matmul(ql, x, precision=hi), precision=hi)
-    x = jnp.matmul(jnp.matmul(x, qr.T, precision=hi), qr, precision=hi)
+    x = _mul_left(ql.T, _mul_left(ql, x))
+    x = _mul_left(qr.T, _mul_left(qr, x.T)).T
     return x.reshape(g.shape)
 
 
 def scale_by_psgd_kron(mode: str = "whitening", b1: float = 0.9, preconditioner_lr: float = 0.1,
                        init_scale: float = 1.0, precondition_every: int = 1,
-                       max_size_triangular: int = 8192, seed: int = 0
+                       max_size_triangular: int = 8192, max_skew: Optional[int] = 1, seed: int = 0
                        ) -> optax.GradientTransformationExtraArgs:
     r"""PSGD Kron's preconditioned momentum ``P m`` (module docstring).
 
@@ -129,7 +156,10 @@ def scale_by_psgd_kron(mode: str = "whitening", b1: float = 0.9, preconditioner_
       preconditioner_lr: the fitting step in ``(0, 1]`` (official default 0.1).
       init_scale: ``P_0 = init_scale^2 I`` (each factor starts at ``init_scale^{1/2} I``).
       precondition_every: steps between fits (>= 1).
-      max_size_triangular: matrix sides above this get a diagonal preconditioner.
+      max_size_triangular: matrix sides above this get a diagonal factor.
+      max_skew: a side of size ``s`` of a leaf of ``n`` entries gets a diagonal factor if
+        ``s^2 > max_skew * n`` (an int >= 0, structural like the sizes; 0: all diagonal; ``None``:
+        no skew limit, the reference's ``inf``).
       seed: seed of the probe vectors ``v``.
 
     >>> tx = scale_by_psgd_kron()
@@ -144,17 +174,22 @@ def scale_by_psgd_kron(mode: str = "whitening", b1: float = 0.9, preconditioner_
     _common.check_positive("init_scale", init_scale)
     _common.check_int("precondition_every", precondition_every)
     _common.check_int("max_size_triangular", max_size_triangular)
+    if max_skew is not None:  # None: no skew limit (the reference's inf)
+        _common.check_int("max_skew", max_skew, 0)
 
     def init(params):
         factors = []
         root = jnp.sqrt(jnp.asarray(init_scale, jnp.float32))
         for x in jax.tree.leaves(params):
-            if _is_kron(x.shape, max_size_triangular):
-                rows, cols = math.prod(x.shape[:-1]), x.shape[-1]
-                factors.append((root * jnp.eye(rows, dtype=jnp.float32),
-                                root * jnp.eye(cols, dtype=jnp.float32)))
-            else:
+            if x.ndim < 2:
                 factors.append((jnp.full(x.shape, init_scale, jnp.float32),))
+                continue
+            pair = []
+            for side in _matrix_sides(x.shape):
+                triangular = _side_is_triangular(side, x.size, max_size_triangular, max_skew)
+                pair.append(root * (jnp.eye(side, dtype=jnp.float32) if triangular
+                                    else jnp.ones(side, jnp.float32)))
+            factors.append(tuple(pair))
         return PSGDKronState(jnp.zeros([], jnp.int32), jax.random.PRNGKey(seed), tuple(factors),
                              jax.tree.map(lambda x: jnp.zeros(x.shape, jnp.float32), params))
 
@@ -196,7 +231,8 @@ def scale_by_psgd_kron(mode: str = "whitening", b1: float = 0.9, preconditioner_
                 "arXiv:2402.04553")
 def psgd_kron(learning_rate: optax.ScalarOrSchedule = 1e-3, mode: str = "whitening",
               b1: float = 0.9, preconditioner_lr: float = 0.1, init_scale: float = 1.0,
-              precondition_every: int = 1, max_size_triangular: int = 8192, seed: int = 0,
+              precondition_every: int = 1, max_size_triangular: int = 8192,
+              max_skew: Optional[int] = 1, seed: int = 0,
               weight_decay: float = 0.0) -> optax.GradientTransformationExtraArgs:
     """PSGD Kron: ``chain(scale_by_psgd_kron(...), add_decayed_weights(weight_decay),
     scale_by_learning_rate(learning_rate))``; ``mode="hessian"`` reads ``grad_fn``.
@@ -205,5 +241,5 @@ def psgd_kron(learning_rate: optax.ScalarOrSchedule = 1e-3, mode: str = "whiteni
     >>> state = tx.init({"w": jnp.ones((3, 2))})
     """
     direction = scale_by_psgd_kron(mode, b1, preconditioner_lr, init_scale, precondition_every,
-                                   max_size_triangular, seed)
+                                   max_size_triangular, max_skew, seed)
     return _common.alias(direction, learning_rate, weight_decay)

@@ -171,28 +171,33 @@ def scale_by_shampoo(block_size: int = 128, precondition_every: int = 10,
         return ShampooState(jnp.zeros([], jnp.int32), tuple(statistics), tuple(preconditioners),
                             graft_state, treedef.unflatten(zeros))
 
-    def root(statistic):
-        flat = statistic.reshape(-1, *statistic.shape[-2:])
-        roots, errors = jax.vmap(lambda s: inverse_pth_root(
-            s, p, ridge_epsilon=epsilon, method=root_method))(flat)
-        return roots.reshape(statistic.shape), errors
+    def roots(flat):
+        """Roots and Newton errors of a stack ``(n, b, b)`` of statistics, one vmapped call."""
+        return jax.vmap(lambda s: inverse_pth_root(s, p, ridge_epsilon=epsilon, method=root_method))(flat)
 
     def refresh(statistics, previous):
-        new = []
-        for stats, prev in zip(statistics, previous):
-            if stats is None:
-                new.append(None)
-                continue
-            pair = []
-            for s, old in zip(stats, prev):
-                candidate, errors = root(s)
-                # per block: keep the previous root when this one failed (non-finite or unconverged)
-                ok = (jnp.isfinite(errors) & (errors < inverse_failure_threshold)
-                      & jnp.all(jnp.isfinite(candidate.reshape(errors.shape[0], -1)), axis=1))
-                ok = ok.reshape(s.shape[:2])[..., None, None]
-                pair.append(jnp.where(ok, candidate, old))
-            new.append(tuple(pair))
-        return tuple(new)
+        # Every block of every leaf with the same side is rooted in one vmapped call (one compiled
+        # loop per distinct block side instead of one per leaf and side, as the reference batches its
+        # preconditioners); a failed root (non-finite or unconverged) keeps that block's previous one.
+        pairs = [(i, j) for i, stats in enumerate(statistics) if stats is not None for j in (0, 1)]
+        by_side: dict[int, list] = {}
+        for i, j in pairs:
+            by_side.setdefault(statistics[i][j].shape[-1], []).append((i, j))
+        new = {}
+        for side, members in by_side.items():
+            flat = [statistics[i][j].reshape(-1, side, side) for i, j in members]
+            candidates, errors = roots(jnp.concatenate(flat))
+            ok = (jnp.isfinite(errors) & (errors < inverse_failure_threshold)
+                  & jnp.all(jnp.isfinite(candidates), axis=(1, 2)))
+            offset = 0
+            for (i, j), f in zip(members, flat):
+                n, shape = f.shape[0], statistics[i][j].shape
+                keep = ok[offset:offset + n].reshape(*shape[:2], 1, 1)
+                new[i, j] = jnp.where(keep, candidates[offset:offset + n].reshape(shape),
+                                      previous[i][j])
+                offset += n
+        return tuple(None if stats is None else (new[i, 0], new[i, 1])
+                     for i, stats in enumerate(statistics))
 
     def update(updates, state, params=None, **extra):
         del params, extra
