@@ -222,6 +222,12 @@ class OnlineCost:
         total, _ = jax.lax.scan(body, jnp.zeros((), self.dtype), (xb, fb))
         return total
 
+    def max_cost(self):
+        """``max_ij C_ij``, one row block at a time."""
+        xb, real = self._blocks(self.x, jnp.ones(self.shape[0], bool), fill=(0.0, False))   # not the padding
+        return jnp.max(jax.lax.map(lambda blk: jnp.max(jnp.where(blk[1][:, None], self.block_cost(blk[0]),
+                                                                 -jnp.inf)), (xb, real)))
+
     def plan_sums(self, f, g, eps):
         """``(P 1, P^T 1)`` summed from the plan's entries, one row block at a time (rows come out of the
         scan, columns are accumulated)."""
