@@ -32,11 +32,12 @@ from typing import Any, Optional
 import jax
 import jax.numpy as jnp
 import numpy as np
+from ott.geometry import pointcloud
 from ott.problems.linear import linear_problem
 from ott.solvers.linear import sinkhorn as ott_sinkhorn
 
 from .. import _loop
-from ._geom import cost_operator, static_field
+from ._geom import cost_operator, explicit_epsilon, static_field
 
 __all__ = ["OTResult", "OTOutput", "OTSolverError", "validate_problem", "is_concrete", "static_field",
            "STATUS_NAMES"]
@@ -247,16 +248,19 @@ def invalid_input(prob) -> jax.Array:
     return ~valid
 
 
-def validate_problem(prob: linear_problem.LinearProblem, *, require_balanced_mass: bool = True,
-                     check_cost: bool = True) -> None:
+def validate_problem(prob: linear_problem.LinearProblem, *, require_balanced_mass: bool = True) -> None:
     """Raise ``ValueError`` naming the argument for invalid inputs, before any work.
 
     Checks: ``a``/``b`` of lengths (n,), (m,) of the geometry (always: shapes are static);
-    ``tau_a``/``tau_b`` in (0, 1]; concrete weights finite, >= 0, positive mass; a concrete cost matrix
-    finite and >= 0 (up to rounding, 1e-4 max|C|; ``check_cost=False`` skips forming it, e.g. online);
-    a concrete ``epsilon`` finite and > 0; for balanced problems (tau_a = tau_b = 1) equal total mass of
-    concrete ``a`` and ``b`` (relative tolerance :func:`mass_tolerance` of their dtype). Traced values
-    (under ``jit``/``grad``/``vmap``) are not checked here: see :func:`invalid_input`.
+    ``tau_a``/``tau_b`` in (0, 1]; concrete weights finite, >= 0, positive mass; for balanced problems
+    (tau_a = tau_b = 1) equal total mass of concrete ``a`` and ``b`` (relative tolerance
+    :func:`mass_tolerance` of their dtype); a concrete ``epsilon`` finite and > 0. The cost: a point cloud's
+    points must be finite -- its cost matrix is never formed here (O(n + m) memory, so a problem too large
+    for a dense cost validates; a cost function that maps finite points to a non-finite cost gives status
+    ``nonfinite``), and its epsilon is checked only when given as a number (a relative or default epsilon
+    is a statistic of the whole cost, computed by the solve); any other geometry's concrete cost matrix
+    must be finite and >= 0 (up to rounding, 1e-4 max|C|). Traced values (under ``jit``/``grad``/``vmap``)
+    are not checked here: see :func:`invalid_input`.
     """
     for name in ("tau_a", "tau_b"):
         tau = getattr(prob, name)
@@ -273,22 +277,20 @@ def validate_problem(prob: linear_problem.LinearProblem, *, require_balanced_mas
         if abs(sa - sb) > rtol * max(sa, sb):
             raise ValueError(f"a and b must have the same total mass for balanced OT (tau_a = tau_b = 1), "
                              f"got sum(a) = {sa:.6g}, sum(b) = {sb:.6g}; normalize them or set tau_a/tau_b < 1")
-    if is_concrete(geom):
-        eps = geom.epsilon
-        if is_concrete(eps):
-            e = np.asarray(eps, np.float64)
-            if not (np.all(np.isfinite(e)) and np.all(e > 0)):
-                raise ValueError(f"epsilon must be finite and > 0, got {e!r}")
     if not is_concrete(geom):
         return
-    if not check_cost:
-        x, y = getattr(geom, "x", None), getattr(geom, "y", None)
-        if x is not None and is_concrete(x, y) and not (np.all(np.isfinite(np.asarray(x, np.float64)))
-                                                       and np.all(np.isfinite(np.asarray(y, np.float64)))):
-            raise ValueError("points (geom.x, geom.y) must be finite, got non-finite coordinates")
+    points = isinstance(geom, pointcloud.PointCloud)
+    if not points or explicit_epsilon(geom):
+        e = np.asarray(geom.epsilon, np.float64)
+        if not (np.all(np.isfinite(e)) and np.all(e > 0)):
+            raise ValueError(f"epsilon must be finite and > 0, got {e!r}")
+    if points:
+        for name in ("x", "y"):
+            if not np.all(np.isfinite(np.asarray(getattr(geom, name)))):
+                raise ValueError(f"points (geom.{name}) must be finite, got non-finite coordinates")
         return
     c = geom.cost_matrix
-    if not is_concrete(c):   # computed from concrete points inside someone's jit: a tracer
+    if not is_concrete(c):   # computed from concrete inputs inside someone's jit: a tracer
         return
     c = np.asarray(c, np.float64)
     if not np.all(np.isfinite(c)):
@@ -296,3 +298,4 @@ def validate_problem(prob: linear_problem.LinearProblem, *, require_balanced_mas
     # squared-Euclidean costs computed as |x|^2 + |y|^2 - 2<x, y> round to tiny negatives
     if c.min() < -1e-4 * max(1.0, float(np.abs(c).max())):
         raise ValueError(f"cost matrix (geom.cost_matrix) must be >= 0, got min {c.min():.3g}")
+

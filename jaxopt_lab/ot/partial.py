@@ -10,7 +10,9 @@ one dummy point is added on each side, a' = [a, |b| - s], b' = [b, |a| - s], wit
 C' = [[C, 0], [0, A]], A larger than every real cost, and the balanced problem on (a', b', C') is solved with
 our ``Sinkhorn``. The dummy row absorbs the |b| - s of b that is not served and the dummy column the
 |a| - s of a that is not sent; A makes dummy-to-dummy transport worthless, so the top-left block carries mass
-s. (Entropic: the dummy-dummy entry is exp(-A/eps)-small, A = 2 max C + ``dummy_margin`` eps.)
+s. (Entropic: the dummy-dummy entry is exp(-A/eps)-small, A = 2 max C + ``dummy_margin`` eps.) On point
+clouds solved online the extension is a point cloud with a flag coordinate (:class:`DummyPointCost`), so
+neither C nor C' is formed.
 
 **P^2OT** (B6; "P^2OT: Progressive Partial Optimal Transport for Deep Imbalanced Clustering", Zhang, Ren,
 He, ICLR 2024, arXiv:2401.09266) turns classifier logits into pseudo-labels for the most confident fraction rho of
@@ -54,11 +56,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
-from ott.geometry import geometry
+from ott.geometry import costs, geometry, pointcloud
 from ott.problems.linear import linear_problem
 
 from .. import _loop
-from ._geom import DenseCost, log_half_step
+from ._geom import DenseCost, cost_operator, is_online, log_half_step
 from .output import OTOutput, OTResult, is_concrete, static_field, validate_problem
 from .sinkhorn import Sinkhorn
 
@@ -166,27 +168,69 @@ def semi_relaxed_problem(geom, a=None, b=None, *, rho_b: float) -> linear_proble
 
 # ----------------------------------------------------------------------------------------- partial OT
 def dummy_point_problem(prob: linear_problem.LinearProblem, mass, *, n_dummies: int = 1,
-                        dummy_margin: float = 30.0) -> linear_problem.LinearProblem:
+                        dummy_margin: float = 30.0, online: bool = False) -> linear_problem.LinearProblem:
     r"""The balanced extended problem of partial OT (module docstring): n_dummies dummy rows and columns.
 
     a' = [a, (|b| - s)/d ...], b' = [b, (|a| - s)/d ...], C' = [[C, 0], [0, A]], A = 2 max C + margin eps.
-    The epsilon (scheduler) of ``prob.geom`` is kept.
+    The epsilon (scheduler) of ``prob.geom`` is kept. ``online`` (a point cloud): the extension is a point
+    cloud too, with :class:`DummyPointCost`, and max C is taken in one streaming pass.
     """
     geom = prob.geom
-    cost = geom.cost_matrix
     a, b = prob.a, prob.b
     eps = geom.epsilon
     d = n_dummies
-    big = 2.0 * jnp.max(cost) + dummy_margin * eps
-    top = jnp.concatenate([cost, jnp.zeros((cost.shape[0], d), cost.dtype)], axis=1)
-    bottom = jnp.concatenate([jnp.zeros((d, cost.shape[1]), cost.dtype),
-                              jnp.full((d, d), big, cost.dtype)], axis=1)
-    mass = jnp.asarray(mass, cost.dtype)
+    if online:   # points with a flag coordinate and DummyPointCost: C' is never formed either
+        op = cost_operator(geom, True)
+        big = (2.0 * op.max_cost() + dummy_margin * eps) / op.inv_scale   # in the point cloud's unscaled units
+        ext = pointcloud.PointCloud(_dummy_points(geom.x, d), _dummy_points(geom.y, d),
+                                    cost_fn=DummyPointCost(geom.cost_fn, big), epsilon=geom.epsilon_scheduler,
+                                    scale_cost=geom._scale_cost)
+        dtype = geom.x.dtype
+    else:
+        cost = geom.cost_matrix
+        dtype = cost.dtype
+        big = 2.0 * jnp.max(cost) + dummy_margin * eps
+        top = jnp.concatenate([cost, jnp.zeros((cost.shape[0], d), cost.dtype)], axis=1)
+        bottom = jnp.concatenate([jnp.zeros((d, cost.shape[1]), cost.dtype),
+                                  jnp.full((d, d), big, cost.dtype)], axis=1)
+        ext = geometry.Geometry(cost_matrix=jnp.concatenate([top, bottom], axis=0),
+                                epsilon=geom.epsilon_scheduler)
+    mass = jnp.asarray(mass, dtype)
     a_ext = jnp.concatenate([a, jnp.full((d,), (jnp.sum(b) - mass) / d, a.dtype)])
     b_ext = jnp.concatenate([b, jnp.full((d,), (jnp.sum(a) - mass) / d, b.dtype)])
-    ext = geometry.Geometry(cost_matrix=jnp.concatenate([top, bottom], axis=0),
-                            epsilon=geom.epsilon_scheduler)
     return linear_problem.LinearProblem(ext, a=a_ext, b=b_ext)
+
+
+@jax.tree_util.register_pytree_node_class
+class DummyPointCost(costs.CostFn):
+    r"""The extended cost of partial OT on points (module docstring), for the online path: points carry one
+    more coordinate, a flag that is 1 on a dummy point; between two real points the cost is ``base``'s (on
+    the other coordinates), between a real and a dummy point 0, between two dummies ``big``."""
+
+    def __init__(self, base: costs.CostFn, big):
+        self.base, self.big = base, big
+
+    def all_pairs(self, x, y):
+        dx, dy = x[:, -1:] > 0, y[None, :, -1] > 0
+        real = self.base.all_pairs(x[:, :-1], y[:, :-1])
+        return jnp.where(dx | dy, jnp.where(dx & dy, self.big, 0.0), real)
+
+    def __call__(self, x, y):
+        return self.all_pairs(x[None], y[None])[0, 0]
+
+    def tree_flatten(self):
+        return (self.base, self.big), None
+
+    @classmethod
+    def tree_unflatten(cls, aux_data, children):
+        return cls(*children)
+
+
+def _dummy_points(z, d):
+    """Points with the dummy flag coordinate (0), followed by ``d`` dummies at the origin (flag 1)."""
+    real = jnp.concatenate([z, jnp.zeros((z.shape[0], 1), z.dtype)], axis=1)
+    dummy = jnp.zeros((d, z.shape[1] + 1), z.dtype).at[:, -1].set(1.0)
+    return jnp.concatenate([real, dummy], axis=0)
 
 
 @jax.tree_util.register_dataclass
@@ -213,7 +257,36 @@ class PartialOutput(OTResult):
     @property
     def transported_mass(self) -> jax.Array:
         """sum(P), = ``mass`` up to the marginal error."""
+        if self.extended.online:
+            return jnp.sum(self.marginals[0])
         return jnp.sum(self.matrix)
+
+    @property
+    def marginals(self) -> tuple[jax.Array, jax.Array]:
+        """``(P 1, P^T 1)`` of the partial plan; online, the extended plan's streamed marginals less its
+        entries between real and dummy points (cost 0: ``exp((f_i + g_j)/eps)``, O((n + m) d) of them)."""
+        if not self.extended.online:
+            return super().marginals
+        ext = self.extended
+        n, m = self.ot_prob.geom.shape
+        eps = ext.geom.epsilon
+        row, col = ext.marginals
+        to_dummy = jnp.sum(jnp.exp((ext.f[:n, None] + ext.g[None, m:]) / eps), axis=1)
+        from_dummy = jnp.sum(jnp.exp((ext.f[n:, None] + ext.g[None, :m]) / eps), axis=0)
+        return row[:n] - to_dummy, col[:m] - from_dummy
+
+    @property
+    def cost(self) -> jax.Array:
+        """``<C, P>`` over the real block; online, the extended plan's streamed cost less the dummy-dummy
+        entries' (real-dummy entries cost 0)."""
+        if not self.extended.online:
+            return super().cost
+        ext = self.extended
+        n, m = self.ot_prob.geom.shape
+        op = ext._op
+        c_dd = op.block_cost(op.x[n:], op.y[m:])
+        p_dd = jnp.exp((ext.f[n:, None] + ext.g[None, m:] - c_dd) / ext.geom.epsilon)
+        return ext.cost - jnp.sum(p_dd * c_dd)
 
     @property
     def f(self) -> jax.Array:
@@ -234,7 +307,9 @@ class PartialTransport:
 
     Args:
       mass: total transported mass s (a pytree child: may be traced / swept / differentiated).
-      sinkhorn: the balanced solver for the extended problem (our ``Sinkhorn``).
+      sinkhorn: the balanced solver for the extended problem (our ``Sinkhorn``). Its ``online`` choice
+        applies to ``prob``: on a streamed point cloud the extension is a point cloud as well
+        (:class:`DummyPointCost`), and ``cost``, ``marginals``, ``transported_mass`` stream too.
       n_dummies: dummy points per side (POT's ``nb_dummies``), each with 1/n_dummies of the dummy mass.
       dummy_margin: dummy-dummy cost 2 max C + dummy_margin * eps, so that its entropic mass is
         ~exp(-dummy_margin) of the rest.
@@ -273,10 +348,12 @@ class PartialTransport:
 
 @jax.jit
 def _solve_partial(solver: PartialTransport, prob) -> PartialOutput:
-    ext = dummy_point_problem(prob, solver.mass, n_dummies=solver.n_dummies, dummy_margin=solver.dummy_margin)
-    out = solver.sinkhorn(ext)
+    online = is_online(prob.geom, solver.sinkhorn.online)
+    ext = dummy_point_problem(prob, solver.mass, n_dummies=solver.n_dummies, dummy_margin=solver.dummy_margin,
+                              online=online)
+    out = (dataclasses.replace(solver.sinkhorn, online=True) if online else solver.sinkhorn)(ext)
     return PartialOutput(errors=out.errors, n_iters=out.n_iters, status=out.status, ot_prob=prob, extended=out,
-                         mass=jnp.asarray(solver.mass, prob.geom.cost_matrix.dtype))
+                         mass=jnp.asarray(solver.mass, out.f.dtype))
 
 
 # -------------------------------------------------------------------------------------- pseudo-labels

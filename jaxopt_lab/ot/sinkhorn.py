@@ -258,7 +258,7 @@ class Sinkhorn:
                  init: Optional[tuple[jax.Array, jax.Array]] = None) -> OTOutput:
         """Solve ``prob``; ``init = (f, g)`` warm-starts the potentials (default zeros)."""
         online = is_online(prob.geom, self.online)
-        validate_problem(prob, check_cost=not online)
+        validate_problem(prob)
         dtype = jnp.result_type(*[leaf for leaf in jax.tree.leaves(prob.geom) if hasattr(leaf, "dtype")])
         if ((self.lse_mode or online) and dtype != jnp.float64 and isinstance(self.threshold, (int, float))
                 and 0 < self.threshold < LOG_FLOOR_FLOAT32):

@@ -22,8 +22,14 @@ where ``P_ij = exp((f_i + g_j - C_ij)/eps)``. SNS runs
    ``segment_sum`` over the kept column indices, so no dense (n+m)^2 Hessian (nor a dense P~) is ever
    formed; a ridge ``ridge * mean(diag)`` handles the (1, -1) null direction. A backtracking Armijo line
    search on F picks the step (if it fails, that iteration is one Sinkhorn sweep instead, which always
-   ascends F). Each Newton step costs O(n^2) (one exponential per entry of C for P, one for the accepted
-   trial point) plus O(n k) per CG iteration, the same order as a Sinkhorn step.
+   ascends F). Each Newton step costs O(n m) (one exponential per entry of C for each trial point, a
+   top-k over each row of the log-kernel) plus O(n k) per CG iteration, the same order as a Sinkhorn step.
+
+The loop keeps, per point, only the potentials, the plan's marginals and F: the plan is never stored.
+On a point cloud with ``online`` (``jaxopt_lab.ot._geom``) the cost is computed in row blocks for every
+pass -- the marginals of a trial point, the row-wise top-k of the log-kernel, the Sinkhorn warm-up -- so
+peak memory is O((n + m)(d + block_size) + n k): keep ``kept_per_row`` an int there (a fraction of m makes
+n k grow like n m).
 
 One Newton step counts as one iteration; the CG iterations are reported separately in ``stats``.
 """
@@ -42,7 +48,7 @@ from ott.problems.linear import linear_problem
 import numpy as np
 
 from .. import _loop
-from ._geom import DenseCost, log_half_step
+from ._geom import cost_operator, is_online, log_half_step
 from .output import (OTOutput, compute_dtype, is_concrete, invalid_input, raise_if_failed, static_field,
                      validate_problem)
 from .sinkhorn import Sinkhorn, conjugate_gradient
@@ -77,6 +83,9 @@ class SinkhornNewtonSparse:
         the relative residual ``max(cg_tolerance, min(cg_forcing, ||grad F||_1))``, a forcing term that
         vanishes with the gradient and so keeps the local convergence superlinear. Default 0: always
         ``cg_tolerance``.
+      online: stream the cost of a point cloud in row blocks (``Sinkhorn``'s ``online``: ``None`` streams
+        above 2**24 cost entries or when ott-jax's ``batch_size`` is set).
+      block_size: rows of the cost computed at once online.
       throw: raise ``OTSolverError`` with the status when the solve did not converge (see ``Sinkhorn``).
 
     Example:
@@ -101,6 +110,8 @@ class SinkhornNewtonSparse:
     warmup_threshold: float = _static(0.0)
     warmup_momentum_start: int = _static(0)
     cg_forcing: float = _static(0.0)
+    online: Optional[bool] = _static(None)
+    block_size: int = _static(1024)
     throw: bool = _static(False)
 
     def __post_init__(self):
@@ -124,6 +135,11 @@ class SinkhornNewtonSparse:
             raise ValueError(f"ridge must be >= 0, got {self.ridge!r}")
         if not 0 < self.armijo < 1:
             raise ValueError(f"armijo must be in (0, 1), got {self.armijo!r}")
+        if not isinstance(self.block_size, int) or self.block_size < 1:
+            raise ValueError(f"block_size must be an int >= 1 (rows of the cost computed at once), got "
+                             f"{self.block_size!r}")
+        if self.online not in (None, True, False):
+            raise ValueError(f"online must be None (automatic), True or False, got {self.online!r}")
 
     def kept(self, m: int) -> int:
         """Number of entries kept per row for ``m`` columns."""
@@ -132,6 +148,7 @@ class SinkhornNewtonSparse:
 
     def __call__(self, prob: linear_problem.LinearProblem,
                  init: Optional[tuple[jax.Array, jax.Array]] = None) -> OTOutput:
+        is_online(prob.geom, self.online)   # online=True on a geometry without points: a clear error
         validate_problem(prob)
         if not prob.is_balanced:
             raise ValueError(f"SinkhornNewtonSparse solves balanced problems (tau_a = tau_b = 1), got "
@@ -144,16 +161,20 @@ class SinkhornNewtonSparse:
         return raise_if_failed(_solve(self, prob, init), self.throw, "SinkhornNewtonSparse")
 
 
-def _dual(f, g, a, b, p, eps):
-    return jnp.vdot(a, f) + jnp.vdot(b, g) - eps * jnp.sum(p)
+def _dual(f, g, a, b, row_sums, eps):
+    """F(f, g), the plan's total mass taken from its row sums."""
+    return jnp.vdot(a, f) + jnp.vdot(b, g) - eps * jnp.sum(row_sums)
 
 
 @jax.jit
 def _solve(solver: SinkhornNewtonSparse, prob, init) -> OTOutput:
     prob = compute_dtype(prob)
-    cost = DenseCost(prob.geom.cost_matrix).poisoned(invalid_input(prob)).cost
-    n, m = cost.shape
-    dtype = cost.dtype
+    online = is_online(prob.geom, solver.online)
+    op = cost_operator(prob.geom, online, solver.block_size).poisoned(invalid_input(prob))
+    if online:   # no gradient through the loop online (as Sinkhorn's): reg_cost uses the envelope theorem
+        prob, op, init = jax.lax.stop_gradient((prob, op, init))
+    n, m = op.shape
+    dtype = op.dtype
     a, b, eps = prob.a, prob.b, jnp.asarray(prob.geom.epsilon, dtype)
     k = solver.kept(m)
     if init is None:
@@ -164,11 +185,13 @@ def _solve(solver: SinkhornNewtonSparse, prob, init) -> OTOutput:
     warm = Sinkhorn(threshold=jnp.maximum(solver.threshold, solver.warmup_threshold),
                     max_iterations=solver.warmup_iterations, inner_iterations=min(10, solver.warmup_iterations),
                     lse_mode=solver.warmup_lse_mode, momentum_start=solver.warmup_momentum_start)
-    op = DenseCost(cost)
     f0, g0, warm_out = warm.run_loop(prob, op, tuple(init), unroll=False)
 
-    def plan(f, g):
-        return jnp.exp((f[:, None] + g[None, :] - cost) / eps)
+    def evaluate(f, g):
+        # what the loop keeps of a point: the plan's marginals and the dual value (the plan itself is
+        # never stored, so the online path holds O(n + m) numbers per point)
+        r, c = op.plan_sums(f, g, eps)
+        return f, g, r, c, _dual(f, g, a, b, r, eps)
 
     def sinkhorn_sweep(f, g):
         g = log_half_step(op, f, jnp.log(b), 1.0, eps, axis=0)
@@ -177,14 +200,11 @@ def _solve(solver: SinkhornNewtonSparse, prob, init) -> OTOutput:
     rounding = 8 * jnp.finfo(dtype).eps
 
     def newton_step(it, state):
-        f, g, p, value, cg_iters, steps = state
-        r, c = p.sum(axis=1), p.sum(axis=0)
+        f, g, r, c, value, cg_iters, steps = state
         grad = (a - r, b - c)
-        # The k largest entries of each row of P (static shape). They are those of the log-kernel
-        # (g_j - C_ij)/eps (f_i is constant along a row); ranked in float32, whose top_k XLA:CPU runs
-        # ~5-20x faster than a float64 one (ties closer than float32 rounding may swap, harmlessly).
-        _, idx = jax.lax.top_k(((g[None, :] - cost) / eps).astype(jnp.float32), k)
-        vals = jnp.take_along_axis(p, idx, axis=1)
+        # P~: the k largest entries of each row of P, as (n, k) column indices and values
+        idx, kept_cost = op.row_top_k(g, eps, k)
+        vals = jnp.exp((f[:, None] + g[idx] - kept_cost) / eps)
         shift = solver.ridge * (jnp.mean(r) + jnp.mean(c))
 
         def hessian(x):  # [[diag(r), P~], [P~^T, diag(c)]] (x_f, x_g) + ridge, matrix-free
@@ -205,16 +225,14 @@ def _solve(solver: SinkhornNewtonSparse, prob, init) -> OTOutput:
                                             max_iterations=solver.cg_max_iterations)
         slope = jnp.vdot(grad[0], df) + jnp.vdot(grad[1], dg)
         # float rounding of F itself: near the optimum the increase can be below it
-        slack = rounding * (jnp.abs(jnp.vdot(a, f)) + jnp.abs(jnp.vdot(b, g)) + eps * jnp.sum(p))
+        slack = rounding * (jnp.abs(jnp.vdot(a, f)) + jnp.abs(jnp.vdot(b, g)) + eps * jnp.sum(r))
 
         def trial(alpha):
-            ft, gt = f + alpha * df, g + alpha * dg
-            pt = plan(ft, gt)
-            return ft, gt, pt, _dual(ft, gt, a, b, pt, eps)
+            return evaluate(f + alpha * df, g + alpha * dg)
 
         def ls_cond(carry):
-            j, alpha, (_, _, _, vt) = carry
-            accepted = vt >= value + solver.armijo * alpha * slope - slack
+            j, alpha, cand = carry
+            accepted = cand[-1] >= value + solver.armijo * alpha * slope - slack
             return (~accepted) & (j < solver.max_backtracks)
 
         def ls_body(carry):
@@ -223,26 +241,19 @@ def _solve(solver: SinkhornNewtonSparse, prob, init) -> OTOutput:
 
         one = jnp.asarray(1.0, dtype)
         j, alpha, cand = jax.lax.while_loop(ls_cond, ls_body, (jnp.int32(0), one, trial(one)))
-        accepted = (cand[3] >= value + solver.armijo * alpha * slope - slack) & (slope > 0)
-
-        def fallback(_):
-            fs, gs = sinkhorn_sweep(f, g)
-            ps = plan(fs, gs)
-            return fs, gs, ps, _dual(fs, gs, a, b, ps, eps)
-
-        # Not lax.cond, which would copy the n x m plan (see _loop.update_if).
-        f, g, p, value = _loop.update_if(~accepted, lambda _: fallback(None), cand)
+        accepted = (cand[-1] >= value + solver.armijo * alpha * slope - slack) & (slope > 0)
+        # a failed line search: one Sinkhorn sweep instead (it always ascends F)
+        point = _loop.update_if(~accepted, lambda _: evaluate(*sinkhorn_sweep(f, g)), cand)
         cg_iters = cg_iters.at[it].set(n_cg)
         steps = steps.at[it].set(jnp.where(accepted, alpha, 0.0))
-        return f, g, p, value, cg_iters, steps
+        return *point, cg_iters, steps
 
     def error(state):
-        p = state[2]
-        return jnp.sum(jnp.abs(p.sum(axis=1) - a)) + jnp.sum(jnp.abs(p.sum(axis=0) - b))
+        _, _, r, c, *_ = state
+        return jnp.sum(jnp.abs(r - a)) + jnp.sum(jnp.abs(c - b))
 
-    p0 = plan(f0, g0)
-    state0 = (f0, g0, p0, _dual(f0, g0, a, b, p0, eps),
-              jnp.zeros((solver.max_iterations,), jnp.int32), jnp.zeros((solver.max_iterations,), dtype))
+    state0 = (*evaluate(f0, g0), jnp.zeros((solver.max_iterations,), jnp.int32),
+              jnp.zeros((solver.max_iterations,), dtype))
     # Skip stage 2 when stage 1 already reached SNS's own threshold: zero Newton steps (min/max loop
     # bounds are static, so the threshold is raised instead).
     warm_done = warm_out.converged & (error(state0) < solver.threshold)
@@ -251,7 +262,7 @@ def _solve(solver: SinkhornNewtonSparse, prob, init) -> OTOutput:
                         inner_iterations=1)
     # A stage 1 that ended NaN/diverged keeps its status; otherwise stage 2's decides.
     warm_failed = (warm_out.status == _loop.NONFINITE) | (warm_out.status == _loop.DIVERGED)
-    f, g, _, _, cg_iters, steps = out.state
+    f, g, _, _, _, cg_iters, steps = out.state
     newton_iters = jnp.where(warm_done, 0, out.n_iters)
     status = jnp.where(warm_done, _loop.CONVERGED, jnp.where(warm_failed, warm_out.status, out.status))
     stats = dict(warmup_errors=warm_out.errors, warmup_iterations=warm_out.n_iters, newton_iterations=newton_iters,
@@ -259,4 +270,5 @@ def _solve(solver: SinkhornNewtonSparse, prob, init) -> OTOutput:
     f = jnp.where(warm_done, f0, f)
     g = jnp.where(warm_done, g0, g)
     return OTOutput(errors=out.errors, n_iters=warm_out.n_iters + newton_iters, status=status.astype(jnp.int32),
-                    ot_prob=prob, f=f, g=g, stats=stats)
+                    ot_prob=prob, f=f, g=g, stats=stats, online=online,
+                    block_size=solver.block_size if online else None)

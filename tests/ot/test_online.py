@@ -2,6 +2,7 @@
 finite differences and vs the dense implicit gradient, vmap, jit, degenerate inputs."""
 
 import jax
+import jax.extend.core
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -9,8 +10,9 @@ from ott.geometry import costs, pointcloud
 from ott.problems.linear.linear_problem import LinearProblem
 from ott.solvers.linear import sinkhorn as ott_sinkhorn
 
-from jaxopt_lab.ot import Sinkhorn
+from jaxopt_lab.ot import Sinkhorn, SinkhornNewtonSparse
 from jaxopt_lab.ot._geom import DENSE_MAX_ENTRIES, is_online
+from jaxopt_lab.ot.output import validate_problem
 
 ONLINE = Sinkhorn(threshold=1e-6, max_iterations=3000, online=True, block_size=7)
 DENSE_KERNEL = Sinkhorn(threshold=1e-6, max_iterations=3000, online=False)
@@ -113,3 +115,83 @@ def test_zero_weight_duplicates_and_1000_by_10_rectangle():
     de = Sinkhorn(threshold=1e-5, online=False)(rect)
     assert on.status_name == de.status_name == "converged"
     np.testing.assert_allclose(on.reg_cost, de.reg_cost, rtol=1e-5)
+
+
+ONLINE_SNS = SinkhornNewtonSparse(threshold=1e-5, kept_per_row=6, online=True, block_size=7)
+
+
+@pytest.mark.slow
+def test_online_sns_matches_dense_sns_and_sinkhorn():
+    prob = _problem(jax.random.PRNGKey(7), eps=0.1)
+    online = ONLINE_SNS(prob)
+    dense = SinkhornNewtonSparse(threshold=1e-5, kept_per_row=6, online=False)(prob)
+    assert online.online and not dense.online
+    assert online.status_name == dense.status_name == "converged"
+    assert int(online.stats["newton_iterations"]) >= 1   # the Newton stage ran (not only the warm-up)
+    shift = jnp.mean(online.f - dense.f)   # potentials agree up to a constant (f + c, g - c)
+    np.testing.assert_allclose(online.f - shift, dense.f, atol=1e-4)
+    np.testing.assert_allclose(online.g + shift, dense.g, atol=1e-4)
+    np.testing.assert_allclose(online.matrix, dense.matrix, atol=2e-6)
+    ref = DENSE_LSE(prob)   # an independent solver of the same problem
+    for out in (online, dense):
+        np.testing.assert_allclose(out.cost, ref.cost, rtol=1e-5)
+        np.testing.assert_allclose(out.reg_cost, ref.reg_cost, rtol=1e-5)
+
+
+@pytest.mark.slow
+def test_online_sns_float64_reaches_ott_optimum():
+    with jax.enable_x64(True):
+        base = _problem(jax.random.PRNGKey(8), n=40, m=31, eps=0.05)
+        prob = LinearProblem(pointcloud.PointCloud(base.geom.x.astype(jnp.float64), base.geom.y.astype(jnp.float64),
+                                                   epsilon=0.05), base.a.astype(jnp.float64), base.b.astype(jnp.float64))
+        out = SinkhornNewtonSparse(threshold=1e-10, kept_per_row=8, online=True, block_size=9)(prob)
+        ref = jax.jit(lambda p: ott_sinkhorn.Sinkhorn(threshold=1e-11, max_iterations=50000)(p).reg_ot_cost)(prob)
+        assert out.status_name == "converged" and float(out.marginal_error) < 1e-10
+        np.testing.assert_allclose(out.reg_cost, ref, rtol=1e-9)
+
+
+def test_online_sns_keeps_only_blocks_and_top_k():
+    n, m, block, k = 40, 30, 8, 4
+    prob = _problem(jax.random.PRNGKey(9), n=n, m=m)
+    solver = SinkhornNewtonSparse(kept_per_row=k, online=True, block_size=block)
+    jaxpr = jax.make_jaxpr(lambda p: solver(p).f)(prob)
+    sizes = set()
+
+    def visit(jpr):
+        for eqn in jpr.eqns:
+            sizes.update(int(np.prod(getattr(v.aval, "shape", ()))) for v in eqn.outvars)
+            for sub in jax.extend.core.jaxprs_in_params(eqn.params):
+                visit(sub)
+
+    visit(jaxpr.jaxpr)
+    assert max(sizes) <= max(block * m, n * k) < n * m   # no n x m plan, cost or Hessian
+
+
+@pytest.mark.slow
+def test_online_sns_vmap_and_jit():
+    probs = [_problem(k, eps=0.1) for k in jax.random.split(jax.random.PRNGKey(10), 2)]
+    batched = jax.tree.map(lambda *xs: jnp.stack(xs), *probs)
+    out_b = jax.jit(jax.vmap(lambda p: ONLINE_SNS(p).reg_cost))(batched)
+    for i, p in enumerate(probs):
+        np.testing.assert_allclose(out_b[i], ONLINE_SNS(p).reg_cost, rtol=1e-6)
+
+
+def test_large_point_cloud_validates_in_linear_memory(monkeypatch):
+    import resource
+
+    def no_dense(self):
+        raise AssertionError("validation formed the dense cost")
+
+    n = 100_000   # a dense float32 cost would take 40 GB
+    x = jax.random.normal(jax.random.PRNGKey(11), (n, 3))
+    w = jnp.full((n,), 1.0 / n)
+    monkeypatch.setattr(pointcloud.PointCloud, "cost_matrix", property(no_dense))
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    validate_problem(LinearProblem(pointcloud.PointCloud(x, x + 1.0, epsilon=0.1), w, w))
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 100 * 2 ** 10   # KiB: < 100 MiB
+    with pytest.raises(ValueError, match=r"^points \(geom.y\) must be finite"):
+        validate_problem(LinearProblem(pointcloud.PointCloud(x, x.at[5, 1].set(jnp.nan), epsilon=0.1), w, w))
+    with pytest.raises(ValueError, match="^epsilon must be finite and > 0"):
+        validate_problem(LinearProblem(pointcloud.PointCloud(x, x, epsilon=-1.0), w, w))
+    with pytest.raises(ValueError, match="online point cloud needs epsilon given as a number"):
+        Sinkhorn(online=True)(LinearProblem(pointcloud.PointCloud(x[:10], x[:10]), w[:10] * n / 10, w[:10] * n / 10))

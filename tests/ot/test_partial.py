@@ -88,6 +88,25 @@ def test_partial_mass_marginals_and_lp_bounds():
     np.testing.assert_allclose(two.matrix, out.matrix, atol=1e-6)
 
 
+@pytest.mark.slow
+def test_online_partial_matches_dense():
+    # the extension on points (flag coordinate, DummyPointCost) streamed in row blocks, vs the dense one;
+    # n_dummies = 2 and unequal masses exercise the dummy rows / columns
+    prob = point_cloud_problem(jax.random.PRNGKey(2), 20, 30, epsilon_scale=0.05)
+    prob = linear_problem.LinearProblem(prob.geom, prob.a, 1.2 * prob.b)
+    dense = partial.PartialTransport(mass=0.5, n_dummies=2, sinkhorn=Sinkhorn(threshold=1e-6, online=False))(prob)
+    online = partial.PartialTransport(mass=0.5, n_dummies=2,
+                                      sinkhorn=Sinkhorn(threshold=1e-6, online=True, block_size=7))(prob)
+    assert online.extended.online and not dense.extended.online
+    assert online.status_name == dense.status_name == "converged"
+    np.testing.assert_allclose(online.matrix, dense.matrix, atol=1e-6)
+    np.testing.assert_allclose(online.cost, dense.cost, rtol=1e-5)
+    np.testing.assert_allclose(online.transported_mass, 0.5, rtol=1e-4)
+    np.testing.assert_allclose(online.transported_mass, jnp.sum(dense.matrix), rtol=1e-5)
+    for mo, md in zip(online.marginals, dense.marginals):
+        np.testing.assert_allclose(mo, md, atol=1e-6)
+
+
 def test_partial_nonconvergence_is_reported_not_nan():
     prob = point_cloud_problem(jax.random.PRNGKey(4), 20, 30, epsilon_scale=1e-3)
     out = partial.PartialTransport(mass=0.5, sinkhorn=Sinkhorn(threshold=1e-9, max_iterations=20))(prob)
