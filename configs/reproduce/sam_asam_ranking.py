@@ -33,7 +33,21 @@ DESCRIPTION = (
     "training engine (experiment 'sharpness'). Statistics fixed a priori: per pair, the paired "
     "difference of final test errors over seeds must be > 0 on average, and significant in a one-sided "
     "paired t-test at level 0.05; sign-test p-values and win counts are in the summary "
-    "(<worse>_minus_<better>_sign_p, _wins).")
+    "(<worse>_minus_<better>_sign_p, _wins). "
+    "Result (full size, 8 seeds, 205 s CPU): 0 of 4 claims pass. Final test accuracy SGD 95.5% "
+    "(std 0.7), SAM 91.7% (std 4.7; below SGD on 7 of 8 seeds, one-sided paired t-test p = 0.97), "
+    "ASAM 18.6% (std 18.4; final training loss 2.27, close to ln 10: it barely trains). Evidence "
+    "gathered so far: ASAM with rho = 0 reproduces SGD exactly (95.3% on 2 seeds), so the pipeline "
+    "is paired correctly, and ASAM's accuracy falls monotonically with its radius (10 epochs, 2 "
+    "seeds: rho 0.01 -> 74.9%, 0.05 -> 58.3%, 0.1 -> 33.4%; 0.5 -> 18.6% on 8 seeds; 2.0 -> 10.0%); "
+    "SAM's training loss at the end (1.38) is still above SGD's (1.00), so with this budget and a "
+    "constant learning rate the sharpness-aware methods are compared before they have fitted the "
+    "data, whereas davda54's ranking is at 200 epochs with a decayed learning rate, BatchNorm, "
+    "augmentation and label smoothing. Not yet established: whether a longer budget with a decayed "
+    "learning rate reverses the ranking, and why even rho = 0.01 costs ASAM 20 points here (a "
+    "relative perturbation of at most 1% per weight); the ASAM transform matches davda54's adaptive "
+    "update on a least-squares problem (tests/optim/test_reference_sharpness.py). Figure "
+    "test_acc.png: test accuracy over epochs, mean and std over seeds.")
 _QUOTE = ("davda54/sam README, 'Experiments' (WRN 16-8, CIFAR-10): test error rate 'SGD + momentum "
           "3.20 %', 'SAM + SGD + momentum 2.86 %', 'ASAM + SGD + momentum 2.55 %'")
 _LEVEL = 0.05  # one-sided paired t-test level, fixed before any run
