@@ -10,8 +10,16 @@ test accuracy and the top Hessian eigenvalue of the training loss on a fixed bat
 ``optim.top_hessian_eigenvalue``). The same seed gives every optimizer the same initialization and the
 same minibatch order, so differences are paired.
 
+An entry may set ``momentum`` and ``weight_decay``: the base step is then PyTorch's SGD (davda54/sam's
+base optimizer), ``d = g + wd w``, ``buf = momentum buf + d``, ``w -= lr buf``, for SGD and, on the
+sharpness-aware direction, for every SAM-family method alike.
+
 Summary: per label ``<label>_test_acc_mean/_std`` (final), ``<label>_lambda_max_mean/_std`` (final),
-and, against ``cfg.reference``, the paired gain ``<label>_acc_gain_mean/_std/_min`` (over seeds).
+and, against ``cfg.reference``, the paired gain ``<label>_acc_gain_mean/_std/_min`` (over seeds). For
+each pair ``(worse, better)`` of ``cfg.comparisons``: the paired test-error difference
+``<worse>_minus_<better>_err_mean`` (> 0: ``better`` has the lower error), its one-sided paired t-test
+p-value ``..._t_p`` and sign-test p-value ``..._sign_p`` (ties dropped), and ``..._wins`` (seeds where
+``better`` is strictly better). ``power_iterations = 0`` skips lambda_max (no lambda_max values, no figure).
 Figures: test accuracy and lambda_max over training (mean +- std over seeds).
 """
 
@@ -23,6 +31,8 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
+import optax
+from scipy import stats
 
 from jaxopt_lab import data, models, optim, train
 from jaxopt_lab.lab import OneOf, Range, plots
@@ -37,9 +47,11 @@ CONFIG_SPEC = {
     "seeds": Range(1, integer=True),
     "eval_every": Range(1, integer=True),
     "hessian_batch": Range(1, integer=True),
-    "power_iterations": Range(1, integer=True),
+    "power_iterations": Range(0, integer=True),
     "model": OneOf(["mlp", "cnn"]),
 }
+# beyond the shipped configs' keys: the paired comparisons and the PyTorch-SGD base of any entry
+CONFIG_KEYS = ("comparisons", "optimizers.*.momentum", "optimizers.*.weight_decay")
 
 
 def check_config(cfg: ml_collections.ConfigDict) -> None:
@@ -56,6 +68,10 @@ def check_config(cfg: ml_collections.ConfigDict) -> None:
     if unknown:
         raise ConfigError(f"config key 'only' = {tuple(cfg.only)!r}: must name optimizer labels "
                           f"{sorted(entries)}")
+    for pair in cfg.get("comparisons", ()):
+        if len(pair) != 2 or any(label not in entries for label in pair):
+            raise ConfigError(f"config key 'comparisons' = {tuple(cfg.comparisons)!r}: each must be a "
+                              f"pair (worse, better) of optimizer labels {sorted(entries)}")
     if cfg.epochs % cfg.eval_every:
         raise ConfigError(f"config key 'eval_every' = {cfg.eval_every}: must divide epochs = "
                           f"{cfg.epochs}")
@@ -90,6 +106,34 @@ def initial_params(cfg, seeds) -> Any:
     return jax.tree.map(lambda *xs: jnp.stack(xs), *inits)
 
 
+def build_optimizer(name: str, kwargs: dict) -> optax.GradientTransformation:
+    """The registry optimizer ``name``; with ``momentum`` / ``weight_decay`` in ``kwargs`` its base step
+    is PyTorch's coupled-weight-decay heavy-ball SGD (davda54/sam's ``base_optimizer``)."""
+    kwargs = dict(kwargs)
+    momentum, weight_decay = kwargs.pop("momentum", None), kwargs.pop("weight_decay", None)
+    if momentum is None and weight_decay is None:
+        return optim.get(name, **kwargs)
+    torch_sgd = optax.chain(optax.add_decayed_weights(weight_decay or 0.0),
+                            optax.trace(decay=momentum or 0.0))
+    if name == "sgd":
+        return optax.chain(torch_sgd, optax.scale_by_learning_rate(kwargs.pop("learning_rate")))
+    return optim.get(name, base=torch_sgd, **kwargs)
+
+
+def paired_statistics(worse: np.ndarray, better: np.ndarray, prefix: str) -> dict:
+    """Paired test-error difference (worse - better) over seeds: mean, one-sided paired t-test and
+    sign-test p-values for 'better has the lower error', and the number of strict wins."""
+    diff = np.asarray(better, np.float64) - np.asarray(worse, np.float64)  # accuracy gain = error drop
+    wins, losses = int(np.sum(diff > 0)), int(np.sum(diff < 0))
+    t_p = (float(stats.ttest_rel(better, worse, alternative="greater").pvalue) if np.std(diff) > 0
+           else (0.0 if diff.mean() > 0 else 1.0))
+    sign_p = (float(stats.binomtest(wins, wins + losses, 0.5, alternative="greater").pvalue)
+              if wins + losses else 1.0)
+    return {f"{prefix}_err_mean": float(diff.mean()), f"{prefix}_err_std": float(diff.std(ddof=1))
+            if len(diff) > 1 else 0.0, f"{prefix}_t_p": t_p, f"{prefix}_sign_p": sign_p,
+            f"{prefix}_wins": wins, f"{prefix}_losses": losses}
+
+
 def make_trial(cfg, entry: dict, stacked_params):
     """``trial(key, {"seed_index": i}) -> {"test_acc", "lambda_max", "train_loss"}`` (one value per
     evaluation) for one optimizer entry, from the ``i``-th initialization of ``stacked_params``: a
@@ -101,12 +145,13 @@ def make_trial(cfg, entry: dict, stacked_params):
     steps_per_epoch = n // cfg.batch_size
     hessian_batch = (x_train[: cfg.hessian_batch], y_train[: cfg.hessian_batch])
     kwargs = {k: v for k, v in entry.items() if k != "name"}
+    tx = build_optimizer(entry["name"], kwargs)
 
     def loss_fn(params, batch):
         inputs, labels = batch
         return models.cross_entropy(apply_fn(params, inputs), labels)
 
-    engine = train.Engine(loss_fn, optim.get(entry["name"], **kwargs),
+    engine = train.Engine(loss_fn, tx,
                           train.batches.epochs(n, cfg.batch_size), (x_train, y_train),
                           num_chunks=kwargs.get("num_chunks", 1))
     block_steps = cfg.eval_every * steps_per_epoch
@@ -119,7 +164,7 @@ def make_trial(cfg, entry: dict, stacked_params):
         def evaluation_block(state, block):
             state, metrics = engine.pure_run(state, batch_key, block * block_steps, block_steps)
             accuracy = models.accuracy(apply_fn(state.params, x_test), y_test)
-            sharpness = optim.top_hessian_eigenvalue(
+            sharpness = jnp.zeros(()) if not cfg.power_iterations else optim.top_hessian_eigenvalue(
                 lambda p: loss_fn(p, hessian_batch), state.params, jax.random.fold_in(power_key, block),
                 max_iterations=cfg.power_iterations, min_iterations=cfg.power_iterations,
                 inner_iterations=cfg.power_iterations).eigenvalue
@@ -145,10 +190,10 @@ def run(cfg, ctx):
         # minibatch order from fold_in(PRNGKey(cfg.seed), s)), identical for every optimizer.
         out = sweep_lib.sweep(make_trial(cfg, entry, stacked), [cfg.seed],
                               grid={"seed_index": np.arange(len(seeds))}).outputs
-        results[label] = jax.tree.map(lambda x: np.asarray(x)[:, 0], out)
-        final = {k: np.asarray(v)[:, -1] for k, v in results[label].items()}
-        ctx.log(i + 1, **{f"{label}_test_acc": float(final["test_acc"].mean()),
-                          f"{label}_lambda_max": float(final["lambda_max"].mean())})
+        results[label] = {k: np.asarray(v)[:, 0] for k, v in out.items()
+                          if k != "lambda_max" or cfg.power_iterations}
+        ctx.log(i + 1, **{f"{label}_{k}": float(results[label][k][:, -1].mean())
+                          for k in ("test_acc", "lambda_max") if k in results[label]})
 
     epochs = cfg.eval_every * (1 + np.arange(cfg.epochs // cfg.eval_every))
     reference = np.asarray(results[cfg.reference]["test_acc"])[:, -1]
@@ -156,20 +201,26 @@ def run(cfg, ctx):
                                "reference": cfg.reference}
     for label, out in results.items():
         acc = np.asarray(out["test_acc"])[:, -1]
-        sharpness = np.asarray(out["lambda_max"])[:, -1]
         gain = acc - reference
         summary.update({f"{label}_test_acc_mean": acc.mean(), f"{label}_test_acc_std": acc.std(),
-                        f"{label}_lambda_max_mean": sharpness.mean(),
-                        f"{label}_lambda_max_std": sharpness.std(),
                         f"{label}_train_loss_final": float(np.asarray(out["train_loss"])[:, -1].mean()),
                         f"{label}_acc_gain_mean": gain.mean(), f"{label}_acc_gain_std": gain.std(),
                         f"{label}_acc_gain_min": gain.min(),
-                        f"{label}_test_acc_curve": np.asarray(out["test_acc"]).mean(0).tolist(),
-                        f"{label}_lambda_max_curve": np.asarray(out["lambda_max"]).mean(0).tolist()})
+                        f"{label}_test_acc_curve": np.asarray(out["test_acc"]).mean(0).tolist()})
+        if "lambda_max" in out:
+            sharpness = np.asarray(out["lambda_max"])[:, -1]
+            summary.update({f"{label}_lambda_max_mean": sharpness.mean(),
+                            f"{label}_lambda_max_std": sharpness.std(),
+                            f"{label}_lambda_max_curve": np.asarray(out["lambda_max"]).mean(0).tolist()})
+    finals = {label: np.asarray(out["test_acc"])[:, -1] for label, out in results.items()}
+    for worse, better in cfg.get("comparisons", ()):
+        summary.update(paired_statistics(finals[worse], finals[better], f"{worse}_minus_{better}"))
     ctx.summary(**summary)
 
-    for key, ylabel, logy in (("test_acc", "test accuracy", False),
-                              ("lambda_max", "top Hessian eigenvalue", True)):
+    figures = [("test_acc", "test accuracy", False)]
+    if cfg.power_iterations:
+        figures.append(("lambda_max", "top Hessian eigenvalue", True))
+    for key, ylabel, logy in figures:
         series = {label: (epochs, np.asarray(out[key]).mean(0)) for label, out in results.items()}
         bands = {label: np.asarray(out[key]).std(0) for label, out in results.items()}
         ctx.figure(key, plots.lines(series, xlabel="epoch", ylabel=ylabel, logy=logy, bands=bands,

@@ -1,0 +1,91 @@
+"""jaxopt-lab reproduce sam-asam-ranking
+
+SGD vs SAM vs ASAM (all on heavy-ball SGD) on the digits CNN with 20% label noise, 8 paired seeds:
+davda54/sam's CIFAR-10 ranking of test errors (SGD > SAM > ASAM), checked with one-sided paired t-tests.
+"""
+
+import ml_collections
+
+from jaxopt_lab.lab import Claim
+
+TITLE = "Test-error ranking SGD > SAM > ASAM (davda54/sam's CIFAR-10 table) on the digits CNN, paired seeds"
+DESCRIPTION = (
+    "The ranking of davda54/sam's README (an unofficial PyTorch SAM / ASAM, 'Experiments': WRN 16-8 on "
+    "CIFAR-10, 200 epochs, label smoothing and cutout): test error SGD + momentum 3.20 %, SAM + SGD + "
+    "momentum 2.86 %, ASAM + SGD + momentum 2.55 %. SAM: Foret et al., arXiv:2010.01412; ASAM: Kwon et "
+    "al., arXiv:2102.11600. Substitution: scikit-learn's 8x8 digits (1,347 train / 450 test images) with "
+    "20% of the train labels flipped to another class, and jaxopt_lab.models.CNN (3x3 conv 16 -> "
+    "LayerNorm -> ReLU -> pool, conv 32 -> LayerNorm -> ReLU -> pool, linear), no augmentation, no "
+    "label smoothing. Hyperparameters taken from davda54/sam where they transfer, fixed before any run: "
+    "base optimizer PyTorch SGD with momentum 0.9 and weight decay 5e-4 (example/train.py) for all "
+    "three; SAM rho = 0.05 (README); batch 64; constant learning rate 0.05 (no schedule: davda54's "
+    "step decay is tied to 200 CIFAR epochs) for 10 epochs (the 2-core budget; a 30-epoch run "
+    "exceeded 50 min on the shared machine and was stopped after its ASAM arm, whose mean test "
+    "accuracy over 8 seeds was 31.4%). ASAM: "
+    "the README's setting (rho = 2.0, element-wise T_w = |w|, i.e. eta = 0, 'as suggested by its "
+    "authors') does not transfer: in a pilot (10 epochs, 2 seeds, otherwise this config) ASAM stayed "
+    "at chance, 10.0% test accuracy, against 95.3% for SGD (a perturbation of norm 2 in the T_w^-1 "
+    "geometry moves a weight by up to twice its magnitude; why the WRN tolerates it and this small "
+    "CNN does not is not tested here). The full run therefore uses the ASAM paper's own CIFAR-10 "
+    "setting (SamsungLabs/ASAM defaults rho = 0.5, eta = 0.01), chosen before the full run and not "
+    "changed after it. 8 seeds; seed s gives all three methods the same initialization and "
+    "minibatch order (the data split and the flipped labels are shared), run per method as one vmapped lab.sweep on the "
+    "training engine (experiment 'sharpness'). Statistics fixed a priori: per pair, the paired "
+    "difference of final test errors over seeds must be > 0 on average, and significant in a one-sided "
+    "paired t-test at level 0.05; sign-test p-values and win counts are in the summary "
+    "(<worse>_minus_<better>_sign_p, _wins). "
+    "Result (full size, 8 seeds, 205 s CPU): 0 of 4 claims pass. Final test accuracy SGD 95.5% "
+    "(std 0.7), SAM 91.7% (std 4.7; below SGD on 7 of 8 seeds, one-sided paired t-test p = 0.97), "
+    "ASAM 18.6% (std 18.4; final training loss 2.27, close to ln 10: it barely trains). Evidence "
+    "gathered so far: ASAM with rho = 0 reproduces SGD exactly (95.3% on 2 seeds), so the pipeline "
+    "is paired correctly, and ASAM's accuracy falls monotonically with its radius (10 epochs, 2 "
+    "seeds: rho 0.01 -> 74.9%, 0.05 -> 58.3%, 0.1 -> 33.4%; 0.5 -> 18.6% on 8 seeds; 2.0 -> 10.0%); "
+    "SAM's training loss at the end (1.38) is still above SGD's (1.00), so with this budget and a "
+    "constant learning rate the sharpness-aware methods are compared before they have fitted the "
+    "data, whereas davda54's ranking is at 200 epochs with a decayed learning rate, BatchNorm, "
+    "augmentation and label smoothing. Not yet established: whether a longer budget with a decayed "
+    "learning rate reverses the ranking, and why even rho = 0.01 costs ASAM 20 points here (a "
+    "relative perturbation of at most 1% per weight); the ASAM transform matches davda54's adaptive "
+    "update on a least-squares problem (tests/optim/test_reference_sharpness.py). Figure "
+    "test_acc.png: test accuracy over epochs, mean and std over seeds.")
+_QUOTE = ("davda54/sam README, 'Experiments' (WRN 16-8, CIFAR-10): test error rate 'SGD + momentum "
+          "3.20 %', 'SAM + SGD + momentum 2.86 %', 'ASAM + SGD + momentum 2.55 %'")
+_LEVEL = 0.05  # one-sided paired t-test level, fixed before any run
+CLAIMS = [
+    Claim("sam beats sgd (mean paired error drop)", _QUOTE + ": SAM below SGD",
+          "sgd_minus_sam_err_mean", ">", 0.0),
+    Claim("sam beats sgd (paired t-test)", _QUOTE + ": SAM below SGD, one-sided paired t-test",
+          "sgd_minus_sam_t_p", "<", _LEVEL),
+    Claim("asam beats sam (mean paired error drop)", _QUOTE + ": ASAM below SAM",
+          "sam_minus_asam_err_mean", ">", 0.0),
+    Claim("asam beats sam (paired t-test)", _QUOTE + ": ASAM below SAM, one-sided paired t-test",
+          "sam_minus_asam_t_p", "<", _LEVEL),
+]
+QUICK = {"epochs": 2, "eval_every": 2, "seeds": 2, "hidden": 32}
+
+
+def get_config():
+    c = ml_collections.ConfigDict()
+    c.experiment = "sharpness"
+    c.seed = 0
+    c.data_seed = 0
+    c.label_noise = 0.2
+    c.model = "cnn"            # channels (hidden // 8, hidden // 4) = (16, 32)
+    c.hidden = 128
+    c.normalize = False
+    c.epochs = 10
+    c.batch_size = 64
+    c.seeds = 8
+    c.eval_every = 5           # test-error curve for the figure; only the final error enters the claims
+    c.hessian_batch = 512
+    c.power_iterations = 0     # no lambda_max: not part of this claim
+    c.reference = "sgd"
+    c.only = ()
+    torch_sgd = {"learning_rate": 0.05, "momentum": 0.9, "weight_decay": 5e-4}
+    c.optimizers = ml_collections.ConfigDict({
+        "sgd": {"name": "sgd", **torch_sgd},
+        "sam": {"name": "sam", "rho": 0.05, **torch_sgd},
+        "asam": {"name": "asam", "rho": 0.5, "eta": 0.01, **torch_sgd},
+    })
+    c.comparisons = (("sgd", "sam"), ("sam", "asam"), ("sgd", "asam"))
+    return c
