@@ -5,8 +5,8 @@ arXiv:2402.04553) minimises ``E[h^T P h + v^T P^{-1} v]`` over pairs ``(v, h = H
 ``P = (H^2)^{-1/2} = |H|^{-1}``. Where ``|H|^{-1}`` lies in the preconditioner's group (a diagonal ``H``
 whose ``|H|`` is Kronecker-separable for Kron, a positive diagonal ``H`` for LRA) each sampled pair
 already balances at the optimum (for a matrix leaf this needs the signs of ``H`` to be separable too:
-``A A^T - B B^T`` has the off-diagonal terms ``(sign(H_ij H_kj) - 1) ...``), so the optimizer's own fit must reach it and the measured error must
-vanish.
+otherwise ``A A^T - B B^T`` keeps off-diagonal terms ``(sign(H_ij H_kj) - 1) ...``), so the optimizer's
+own fit must reach it and the measured error must vanish.
 """
 
 import jax
