@@ -27,8 +27,8 @@ DESCRIPTION = (
     "bounds follow from the nesting of the preconditioner groups (diagonal within LRA, rank r within "
     "rank r' > r). Measured at full size (third panel of curvature_quality.png): the diagonal and Kron "
     "classes cannot represent |H| of this MLP (their error, and the criterion's best diagonal's, is "
-    "above 1, i.e. worse than P^-1 = 0 in this norm), while LRA closes in with the rank and levels off "
-    "between r = 16 and 64 at the fitting noise of the official step 0.1.")
+    "above 1, i.e. worse than P^-1 = 0 in this norm), while LRA closes in with the rank, gaining little "
+    "from r = 16 to r = 64.")
 FOSI_QUOTE = ("FOSI runs Lanczos for m = 4 (k + l) iterations to estimate the k largest and l smallest "
               "Hessian eigenpairs (hsivan/fosi fosi/jax_optim/extreme_spectrum_estimation.py: "
               "'lanczos_order = 4 * (k_largest + l_smallest)'; FOSI: Hybrid First and Second Order "
