@@ -44,6 +44,7 @@ def _quadratic(diagonals):
     return jax.grad(loss)
 
 
+@pytest.mark.slow
 def test_psgd_kron_fit_reaches_abs_inverse_hessian():
     # H = a b^T (positive) on the 3 x 2 leaf is Kronecker-separable, so H^{-1} = P_l (x) P_r exists;
     # the 1-D leaf is indefinite (its fit is elementwise, so |H| is reached whatever the signs)
@@ -59,6 +60,7 @@ def test_psgd_kron_fit_reaches_abs_inverse_hessian():
     assert cq.abs_hessian_error(np.linalg.inv(p), dense_h) < 1e-3
 
 
+@pytest.mark.slow
 def test_psgd_lra_fit_reaches_abs_inverse_hessian():
     diagonals = {"w": jnp.array([[4.0, 0.5, 2.0], [1.0, 0.25, 3.0]])}
     params = jax.tree.map(jnp.ones_like, diagonals)
