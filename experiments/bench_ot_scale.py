@@ -1,6 +1,7 @@
-"""Benchmark: Sinkhorn on large point clouds without forming the cost matrix (online), one process.
+"""Benchmark: Sinkhorn on large point clouds without forming the cost matrix (online).
 
-Three measurements (``lab.bench``: compile and run times apart), run in this order:
+Three measurements (``lab.bench``: compile and run times apart), run in the order gradient, per_iteration,
+large (the last in a fresh process, so that its peak memory is its own):
 
 1. ``per_iteration``: n = m = ``mid.n`` points in 3-D (x ~ N(0, I), y ~ N(mu, diag(s^2)), uniform
    weights), squared-Euclidean cost, epsilon = ``epsilon_scale`` x the median cost of a ``median_sample``
@@ -12,21 +13,29 @@ Three measurements (``lab.bench``: compile and run times apart), run in this ord
    (the largest size its n x m matrices fit; ours online on the same points). Target: >= 1.5x faster,
    |cost diff| <= 1e-5 (relative).
 2. ``gradient``: on ``gradient.n`` points, the gradient of the regularised cost w.r.t. x (envelope
-   theorem, one streaming pass) vs the forward solve to ``gradient.threshold``: time ratio and XLA's
-   temporary memory ratio (``memory_analysis``). Target: both <= 2. Also records the forward's
-   iteration count.
+   theorem, one streaming pass) vs the forward solve to ``gradient.threshold``: time ratio (median of
+   ``gradient.repeats`` runs each, compiled first; wall and CPU time) and XLA's temporary memory ratio
+   (``memory_analysis``). Target: both <= 2 (time: wall). Also records the forward's iteration count.
 3. ``large``: n = m = ``large.n``. With ``large.solve`` the whole solve to the marginal error
    ``large.threshold`` (time, status). Otherwise ``large.iterations`` iterations are timed at that size
    and projected to the iteration count the ``gradient`` solve took to the same threshold (same
    distributions and epsilon scale), next to the projection of the mid-size time by n^2 scaling. Both
    report the work per iteration (2.2 n^2 kernel entries: a 3-D distance and an exponential each) and
-   the throughput in entries per second, and the process's peak resident memory (``ru_maxrss``, which
-   includes the Python/JAX runtime). Targets: under 600 s (projected without ``large.solve``), under 2 GiB.
+   the throughput in entries per second. The large size runs in a child process (``subprocess``, a fresh
+   Python), whose peak resident memory (``VmHWM``: the Python/JAX runtime, the point clouds and, with
+   ``large.solve``, the solve's buffers) is the reported ``large/peak_rss_gib``; without ``large.solve``
+   XLA's buffers at full size are added for the 2 GiB target. The parent's own peak (ott-jax's dense
+   matrices) is reported apart as ``large/process_peak_rss_gib``. Targets: under 600 s (projected without
+   ``large.solve``), under 2 GiB.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import resource
+import subprocess
+import sys
 import time
 
 import jax
@@ -48,6 +57,7 @@ CONFIG_SPEC = {
     "mid.iterations": Range(1, integer=True),
     "gradient.n": Range(2, integer=True),
     "gradient.threshold": Range(0, open_low=True),
+    "gradient.repeats": Range(1, integer=True),
     "block_size": Range(1, integer=True),
     "epsilon_scale": Range(0, open_low=True),
     "median_sample": Range(2, integer=True),
@@ -69,9 +79,13 @@ def _clouds(key, n, dim=3):
     return x, y
 
 
+def _median_cost(x, y, sample):
+    k = min(sample, x.shape[0])
+    return float(jnp.median(pointcloud.PointCloud(x[:k], y[:k]).cost_matrix))
+
+
 def _epsilon(x, y, cfg):
-    k = min(cfg.median_sample, x.shape[0])
-    return cfg.epsilon_scale * float(jnp.median(pointcloud.PointCloud(x[:k], y[:k]).cost_matrix))
+    return cfg.epsilon_scale * _median_cost(x, y, cfg.median_sample)
 
 
 def _problem(x, y, eps, batch_size=None):
@@ -84,58 +98,105 @@ def _peak_rss_gib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20   # ru_maxrss is KiB on Linux
 
 
-def _timed(fn, *args):
-    """(compile_s, wall_s, cpu_s, output) of one call of ``fn``: CPU time of the whole process (all threads)
-    next to the wall time, since on a shared machine the wall time measures the others' load too."""
+def _own_peak_rss_gib() -> float:
+    """This process's peak resident memory since its ``exec``: ``VmHWM`` of /proc/self/status. Not
+    ``ru_maxrss``: Linux carries the parent's high-water mark over fork/vfork + exec into it, so a child of
+    a process that held 7 GiB reports 7 GiB."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 2 ** 20   # kB
+    except OSError:
+        pass
+    return _peak_rss_gib()
+
+
+def _timed(fn, *args, repeats=1):
+    """(compile_s, wall_s, cpu_s, output) of ``fn``: compiled once, then run ``repeats`` times, the median
+    wall and CPU times. CPU time of the whole process (all threads) next to the wall time, since on a shared
+    machine the wall time measures the others' load too."""
     start = time.perf_counter()
     compiled = fn.lower(*args).compile()
     compile_s = time.perf_counter() - start
-    wall, cpu = time.perf_counter(), time.process_time()
-    out = jax.block_until_ready(compiled(*args))
-    return compile_s, time.perf_counter() - wall, time.process_time() - cpu, out
+    walls, cpus = [], []
+    for _ in range(repeats):
+        wall, cpu = time.perf_counter(), time.process_time()
+        out = jax.block_until_ready(compiled(*args))
+        walls.append(time.perf_counter() - wall)
+        cpus.append(time.process_time() - cpu)
+    return compile_s, float(np.median(walls)), float(np.median(cpus)), out
+
+
+def _large_child(args: dict) -> dict:
+    """The large-size part, run in a fresh process (``python bench_ot_scale.py <json>``): its peak RSS is
+    that of this solve alone (the Python/JAX runtime, the point clouds and XLA's buffers), not of the
+    ott-jax dense matrices or the smaller sizes timed in the parent."""
+    x, y = _clouds(jnp.asarray(args["key"], dtype=jnp.uint32), args["n"])
+    prob = _problem(x, y, args["epsilon_scale"] * _median_cost(x, y, args["median_sample"]))
+    solver = ot.Sinkhorn(threshold=args["threshold"], max_iterations=args["max_iterations"], online=True,
+                         block_size=args["block_size"], inner_iterations=10)
+    result = {}
+    if args["solve"]:   # the whole solve to the threshold
+        compile_s, wall_s, cpu_s, out = _timed(jax.jit(lambda p: solver(p)), prob)
+        n_iters = int(out.n_iters)
+        result.update({"run_s": wall_s, "run_cpu_s": cpu_s, "compile_s": compile_s, "n_iters": n_iters,
+                       "status": out.status_name, "final_error": float(out.errors[n_iters // 10 - 1])})
+    else:   # compiled at full size: XLA's buffer sizes (executing it takes hours on 2 cores)
+        start = time.perf_counter()
+        mem = jax.jit(lambda p: solver(p).f).lower(prob).compile().memory_analysis()
+        result["compile_s"] = time.perf_counter() - start
+        if mem is not None:
+            result["xla_buffers_gib"] = sum(float(getattr(mem, f"{k}_size_in_bytes", 0.0))
+                                            for k in ("temp", "argument", "output")) / 2 ** 30
+    result["peak_rss_gib"] = _own_peak_rss_gib()
+    return result
+
+
+_PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(ot.__file__))))
+
+
+def _run_large_child(args: dict) -> dict:
+    proc = subprocess.run([sys.executable, os.path.abspath(__file__), json.dumps(args)], capture_output=True,
+                          text=True, env=dict(os.environ, PYTHONPATH=os.pathsep.join(
+                              filter(None, [_PACKAGE_ROOT, os.environ.get("PYTHONPATH")]))))
+    if proc.returncode != 0:
+        raise RuntimeError(f"large-size child process failed (exit {proc.returncode}): {proc.stderr[-2000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def _large(cfg, ctx, summary):
     c = cfg.large
-    x, y = _clouds(jax.random.fold_in(ctx.key, 0), c.n)
-    prob = _problem(x, y, _epsilon(x, y, cfg))
-    if c.solve:   # the whole solve to the threshold
-        solver = ot.Sinkhorn(threshold=c.threshold, max_iterations=c.max_iterations, online=True,
-                             block_size=cfg.block_size, inner_iterations=10)
-        fn = jax.jit(lambda p: solver(p))
-        compile_s, wall_s, cpu_s, out = _timed(fn, prob)
-        n_iters = int(out.n_iters)
-        summary.update({"large/run_s": wall_s, "large/run_cpu_s": cpu_s, "large/compile_s": compile_s,
-                        "large/n_iters": n_iters, "large/status": out.status_name,
-                        "large/final_error": float(out.errors[n_iters // 10 - 1])})
-        per_iteration_s = wall_s / n_iters
+    child = _run_large_child({"key": np.asarray(jax.random.fold_in(ctx.key, 0)).tolist(), "n": int(c.n),
+                              "epsilon_scale": float(cfg.epsilon_scale), "median_sample": int(cfg.median_sample),
+                              "threshold": float(c.threshold), "max_iterations": int(c.max_iterations),
+                              "block_size": int(cfg.block_size), "solve": bool(c.solve)})
+    summary["large/compile_s"] = child["compile_s"]
+    summary["large/peak_rss_gib"] = child["peak_rss_gib"]
+    summary["large/process_peak_rss_gib"] = _peak_rss_gib()   # this process: ott-jax dense and smaller sizes
+    if c.solve:
+        summary.update({f"large/{k}": child[k] for k in ("run_s", "run_cpu_s", "n_iters", "status",
+                                                           "final_error")})
+        per_iteration_s = child["run_s"] / child["n_iters"]
     else:
-        # Projected: the solve is compiled at full size (XLA's buffer sizes for the memory), and its time is
-        # the mid-size time per iteration scaled by n^2 (the work is n^2 kernel entries per pass), times
-        # the iteration count that the ``gradient`` solve took to the same threshold (same distributions,
-        # same epsilon scale). Wall time is that of this (possibly shared) machine; CPU time / 2 is what
-        # two idle cores would need at best.
-        solver = ot.Sinkhorn(threshold=c.threshold, max_iterations=c.max_iterations, online=True,
-                             block_size=cfg.block_size, inner_iterations=10)
-        start = time.perf_counter()
-        compiled = jax.jit(lambda p: solver(p).f).lower(prob).compile()
-        mem = compiled.memory_analysis()
+        # Projected: the mid-size time per iteration scaled by n^2 (the work is n^2 kernel entries per pass),
+        # times the iteration count that the ``gradient`` solve took to the same threshold (same
+        # distributions, same epsilon scale). Wall time is that of this (possibly shared) machine; CPU
+        # time / 2 is what two idle cores would need at best.
         scale = (c.n / summary["per_iteration/mid_n"]) ** 2
         needed = summary["gradient/forward_iterations"]
         per_iteration_s = summary["per_iteration/ours_mid_ms"] / 1e3 * scale
-        summary.update({"large/compile_s": time.perf_counter() - start, "large/status": "projected",
-                        "large/iterations_assumed": needed, "large/run_s": per_iteration_s * needed,
+        summary.update({"large/status": "projected", "large/iterations_assumed": needed,
+                        "large/run_s": per_iteration_s * needed,
                         "large/run_cpu_s": summary["per_iteration/ours_mid_cpu_ms"] / 1e3 * scale * needed})
-        if mem is not None:
-            summary["large/xla_buffers_gib"] = sum(float(getattr(mem, f"{k}_size_in_bytes", 0.0))
-                                                   for k in ("temp", "argument", "output")) / 2 ** 30
+        if "xla_buffers_gib" in child:
+            summary["large/xla_buffers_gib"] = child["xla_buffers_gib"]
     summary["large/idle_two_cores_s"] = summary["large/run_cpu_s"] / 2
     # Work per iteration: two half-steps, each one pass over the n x m entries (a d-dim distance and one
     # exp per entry), plus the error's two passes every inner_iterations (10).
     summary["large/exp_per_iteration"] = 2.2 * c.n * c.n
     summary["large/exp_per_s"] = 2.2 * c.n * c.n / per_iteration_s
-    summary["large/peak_rss_gib"] = _peak_rss_gib()
-    ctx.log(1, **{k: v for k, v in summary.items() if k.startswith("large/")})
+    ctx.log(3, **{k: v for k, v in summary.items() if k.startswith("large/")})
 
 
 def _per_iteration(cfg, ctx, summary):
@@ -184,9 +245,13 @@ def _gradient(cfg, ctx, summary):
         return out.reg_cost, out.n_iters
 
     fwd, grad = jax.jit(reg), jax.jit(jax.grad(reg, has_aux=True))
-    t_f, t_g = _timed(fwd, x), _timed(grad, x)
+    t_f, t_g = _timed(fwd, x, repeats=c.repeats), _timed(grad, x, repeats=c.repeats)
     summary["gradient/n"] = int(c.n)
+    summary["gradient/repeats"] = int(c.repeats)
     summary["gradient/forward_s"] = t_f[1]
+    summary["gradient/forward_cpu_s"] = t_f[2]
+    summary["gradient/grad_s"] = t_g[1]
+    summary["gradient/grad_cpu_s"] = t_g[2]
     summary["gradient/forward_iterations"] = int(t_f[3][1])
 
     def temp_bytes(fn):
@@ -198,18 +263,18 @@ def _gradient(cfg, ctx, summary):
     summary["gradient/forward_temp_mib"] = temp_bytes(fwd) / 2 ** 20
     summary["gradient/grad_temp_mib"] = temp_bytes(grad) / 2 ** 20
     summary["gradient/memory_ratio"] = summary["gradient/grad_temp_mib"] / summary["gradient/forward_temp_mib"]
-    ctx.log(3, **{k: v for k, v in summary.items() if k.startswith("gradient/")})
+    ctx.log(1, **{k: v for k, v in summary.items() if k.startswith("gradient/")})
 
 
 def run(cfg, ctx):
     summary = {}
     ctx.progress(3)
+    _gradient(cfg, ctx, summary)   # first: the quickest, timed before the long mid-size runs
     _per_iteration(cfg, ctx, summary)
-    _gradient(cfg, ctx, summary)
-    _large(cfg, ctx, summary)   # last: its peak RSS then covers the whole run
+    _large(cfg, ctx, summary)   # in a fresh process: its peak RSS is the large solve's alone
     # under 10 minutes: the solve's wall time (projected without large.solve, see _large), and at best on two
-    # idle cores (CPU time / 2); under 2 GiB: the peak RSS (with large.solve; else XLA's buffers at full size
-    # plus the RSS of the process, which ran the smaller sizes)
+    # idle cores (CPU time / 2); under 2 GiB: the large-size process's peak RSS (with large.solve; else that of
+    # compiling it, plus XLA's buffers at full size, which it would allocate to run)
     summary["targets/large_under_600s"] = float(summary["large/run_s"] + summary["large/compile_s"] < 600)
     summary["targets/large_under_600s_idle"] = float(summary["large/idle_two_cores_s"] < 600)
     summary["targets/large_under_2gib"] = float(summary["large/peak_rss_gib"]
@@ -221,3 +286,7 @@ def run(cfg, ctx):
     summary["targets/gradient_time_le_2x"] = float(summary["gradient/time_ratio"] <= 2.0)
     summary["targets/gradient_memory_le_2x"] = float(summary["gradient/memory_ratio"] <= 2.0)
     ctx.summary(**summary)
+
+
+if __name__ == "__main__":   # the large-size child process of ``_large``
+    print(json.dumps(_large_child(json.loads(sys.argv[1]))))
