@@ -85,7 +85,7 @@ def get_config():
     c.optimizers = ml_collections.ConfigDict({
         "sgd": {"name": "sgd", **torch_sgd},
         "sam": {"name": "sam", "rho": 0.05, **torch_sgd},
-        "asam": {"name": "asam", "rho": 0.5, "eta": 0.01, **torch_sgd},
+        "asam": {"name": "asam", "rho": 0.5, "eta": 0.01, "mask": "weights", **torch_sgd},
     })
     c.comparisons = (("sgd", "sam"), ("sam", "asam"), ("sgd", "asam"))
     return c
