@@ -381,7 +381,7 @@ def weight_mask(params: Params) -> Any:
     Why it matters: with ``T_w = |b| + eta`` a bias's perturbation grows with the bias itself; on
     jaxopt_lab.models.CNN (conv -> LayerNorm) the first conv bias then grows from ~0.2 to ~5 in three
     epochs even at rho = 0.01, the LayerNorm output becomes the same for every pixel and training
-    stalls at chance (docs/sharpness.md; configs/reproduce/sam_asam_ranking.py).
+    stalls at chance (the sam-asam-ranking reproduction, configs/reproduce/sam_asam_ranking.py).
 
     >>> weight_mask({"conv": {"kernel": 0, "bias": 0}, "norm": {"scale": 0, "bias": 0}})
     {'conv': {'bias': False, 'kernel': True}, 'norm': {'bias': False, 'scale': True}}
