@@ -12,7 +12,8 @@ same minibatch order, so differences are paired.
 
 An entry may set ``momentum`` and ``weight_decay``: the base step is then PyTorch's SGD (davda54/sam's
 base optimizer), ``d = g + wd w``, ``buf = momentum buf + d``, ``w -= lr buf``, for SGD and, on the
-sharpness-aware direction, for every SAM-family method alike.
+sharpness-aware direction, for every SAM-family method alike. An ASAM entry may set ``mask``:
+``"weights"`` (the ASAM authors' scope, biases not scaled) or ``"all"`` (davda54/sam's).
 
 Summary: per label ``<label>_test_acc_mean/_std`` (final), ``<label>_lambda_max_mean/_std`` (final),
 and, against ``cfg.reference``, the paired gain ``<label>_acc_gain_mean/_std/_min`` (over seeds). For
@@ -38,6 +39,7 @@ from jaxopt_lab import data, models, optim, train
 from jaxopt_lab.lab import OneOf, Range, plots
 from jaxopt_lab.lab import sweep as sweep_lib
 from jaxopt_lab.lab.config import ConfigError
+from jaxopt_lab.optim.sharpness import weight_mask
 
 CONFIG_SPEC = {
     "label_noise": Range(0.0, 1.0, open_high=True),
@@ -51,7 +53,11 @@ CONFIG_SPEC = {
     "model": OneOf(["mlp", "cnn"]),
 }
 # beyond the shipped configs' keys: the paired comparisons and the PyTorch-SGD base of any entry
-CONFIG_KEYS = ("comparisons", "optimizers.*.momentum", "optimizers.*.weight_decay")
+CONFIG_KEYS = ("comparisons", "optimizers.*.momentum", "optimizers.*.weight_decay",
+               "optimizers.*.mask")
+# an entry's ``mask`` by name: which leaves ASAM scales adaptively (optim.sharpness.weight_mask: the
+# ASAM authors' scope, biases excluded; "all": davda54/sam's, every leaf)
+MASKS = {"weights": weight_mask, "all": None}
 
 
 def check_config(cfg: ml_collections.ConfigDict) -> None:
@@ -61,6 +67,9 @@ def check_config(cfg: ml_collections.ConfigDict) -> None:
             raise ConfigError(f"config key 'optimizers.{label}.name' = {entry.get('name')!r}: must "
                               "be one of jaxopt_lab.optim.names()")
         train.check_feedable(entry["name"], key=f"optimizers.{label}.name")
+        if "mask" in entry and entry["mask"] not in MASKS:
+            raise ConfigError(f"config key 'optimizers.{label}.mask' = {entry['mask']!r}: must be one "
+                              f"of {sorted(MASKS)}")
     if cfg.reference not in entries:
         raise ConfigError(f"config key 'reference' = {cfg.reference!r}: must be one of the "
                           f"optimizer labels {sorted(entries)}")
@@ -108,8 +117,11 @@ def initial_params(cfg, seeds) -> Any:
 
 def build_optimizer(name: str, kwargs: dict) -> optax.GradientTransformation:
     """The registry optimizer ``name``; with ``momentum`` / ``weight_decay`` in ``kwargs`` its base step
-    is PyTorch's coupled-weight-decay heavy-ball SGD (davda54/sam's ``base_optimizer``)."""
+    is PyTorch's coupled-weight-decay heavy-ball SGD (davda54/sam's ``base_optimizer``); a ``mask``
+    name is looked up in ``MASKS``."""
     kwargs = dict(kwargs)
+    if "mask" in kwargs:
+        kwargs["mask"] = MASKS[kwargs["mask"]]
     momentum, weight_decay = kwargs.pop("momentum", None), kwargs.pop("weight_decay", None)
     if momentum is None and weight_decay is None:
         return optim.get(name, **kwargs)

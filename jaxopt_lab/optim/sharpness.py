@@ -60,7 +60,7 @@ __all__ = [
     # methods
     "scale_by_sam", "sam", "scale_by_asam", "asam", "gsam_rho_schedule", "scale_by_gsam", "gsam",
     "scale_by_gam", "gam", "scale_by_fisher_sam", "fisher_sam", "scale_by_fsam_fisher_mask",
-    "fsam_fisher_mask", "normalization_mask", "scale_by_sam_on", "sam_on", "chunked_grad_fn",
+    "fsam_fisher_mask", "normalization_mask", "weight_mask", "scale_by_sam_on", "sam_on", "chunked_grad_fn",
     "scale_by_m_sam", "m_sam", "scale_by_fd_gr", "fd_gr",
     # curvature (jaxopt_lab/optim/curvature.py)
     "hessian_vector_product", "TopEigenOutput", "top_hessian_eigenvalue",
@@ -372,6 +372,28 @@ def _asam_perturb(rho, eta, mask: Mask, eps: float) -> Perturb:
     return perturb
 
 
+def weight_mask(params: Params) -> Any:
+    """False for the leaves named ``bias``, True elsewhere: the scope of ASAM's adaptive scaling in
+    the authors' code (SamsungLabs/ASAM ``asam.py``, ``ASAM.ascent_step``: ``T_w = |w| + eta`` only
+    for parameters whose name contains ``weight`` -- PyTorch's kernels and normalization scales --
+    and ``T_w = 1`` for biases). davda54/sam's ``adaptive=True`` scales every parameter instead.
+
+    Why it matters: with ``T_w = |b| + eta`` a bias's perturbation grows with the bias itself; on
+    jaxopt_lab.models.CNN (conv -> LayerNorm) the first conv bias then grows from ~0.2 to ~5 in three
+    epochs even at rho = 0.01, the LayerNorm output becomes the same for every pixel and training
+    stalls at chance (the sam-asam-ranking reproduction, configs/reproduce/sam_asam_ranking.py).
+
+    >>> weight_mask({"conv": {"kernel": 0, "bias": 0}, "norm": {"scale": 0, "bias": 0}})
+    {'conv': {'bias': False, 'kernel': True}, 'norm': {'bias': False, 'scale': True}}
+    """
+
+    def is_weight(path, _):
+        last = path[-1] if path else None
+        return str(getattr(last, "key", getattr(last, "name", ""))) != "bias"
+
+    return jax.tree_util.tree_map_with_path(is_weight, params)
+
+
 def scale_by_asam(rho: optax.ScalarOrSchedule = 0.5, *, eta: float = 0.01, mask: Mask = None,
                   eps: float = 1e-12) -> optax.GradientTransformationExtraArgs:
     """Adaptive SAM: the ascent step in the scale-invariant geometry ``T_w = |w| + eta``.
@@ -379,10 +401,11 @@ def scale_by_asam(rho: optax.ScalarOrSchedule = 0.5, *, eta: float = 0.01, mask:
     .. math:: \\epsilon = \\rho\\, T_w^2 g / \\|T_w g\\|, \\qquad d = \\nabla L(w + \\epsilon)
 
     with ``T_w = |w| + eta`` on the leaves selected by ``mask`` (a bool pytree or ``params -> bool
-    pytree``; default all leaves, as davda54/sam's ``adaptive=True``) and ``T_w = 1`` elsewhere, so
-    an all-False mask is SAM. Kwon et al., "ASAM: Adaptive Sharpness-Aware Minimization for
-    Scale-Invariant Learning of Deep Neural Networks", arXiv:2102.11600 (defaults rho=0.5,
-    eta=0.01 from SamsungLabs/ASAM; rho is on a different scale from SAM's).
+    pytree``; default all leaves, as davda54/sam's ``adaptive=True``; :func:`weight_mask` is the
+    ASAM authors' scope, biases excluded) and ``T_w = 1`` elsewhere, so an all-False mask is SAM.
+    Kwon et al., "ASAM: Adaptive Sharpness-Aware Minimization for Scale-Invariant Learning of Deep
+    Neural Networks", arXiv:2102.11600 (defaults rho=0.5, eta=0.01 from SamsungLabs/ASAM; rho is on
+    a different scale from SAM's).
 
     >>> tx = scale_by_asam(0.5, eta=0.0)
     """

@@ -8,6 +8,8 @@ A useful probe: with ``grad_fn(w) = w`` (the gradient of ``||w||^2 / 2``) the SA
 ``w + epsilon``, so ``direction - w`` reads off the perturbation a method took.
 """
 
+import pathlib
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -134,6 +136,76 @@ def test_asam_perturbation_closed_form_and_identity_scaling_is_sam():
     none = lambda p: jax.tree.map(lambda _: False, p)  # noqa: E731  T = 1 everywhere
     np.testing.assert_allclose(step(optim.asam(0.1, 0.05, mask=none))[0],
                                step(optim.sam(0.1, 0.05))[0], rtol=1e-6)
+
+
+def _samsung_asam_ascent(named_params, named_grads, rho, eta):
+    """float64 transcription of SamsungLabs/ASAM asam.py, ASAM.ascent_step (lines 13-38 of commit
+    dc9b513): ``t_w = |p| + eta`` and ``grad *= t_w`` only ``if 'weight' in n`` (lines 22-25);
+    ``wgrad_norm = ||[||t_w g||]|| + 1e-16`` (line 27); ``grad *= t_w`` again for weights (32-33);
+    ``eps = grad * rho / wgrad_norm`` (35-36)."""
+    scaled = {}
+    for n, p in named_params.items():
+        g = np.asarray(named_grads[n], np.float64)
+        scaled[n] = (np.abs(np.asarray(p, np.float64)) + eta) * g if "weight" in n else g
+    wgrad_norm = np.linalg.norm([np.linalg.norm(v) for v in scaled.values()]) + 1e-16
+    eps = {}
+    for n, p in named_params.items():
+        v = scaled[n] * (np.abs(np.asarray(p, np.float64)) + eta) if "weight" in n else scaled[n]
+        eps[n] = v * rho / wgrad_norm
+    return eps
+
+
+def test_asam_weight_mask_matches_the_authors_ascent_step_on_a_cnn_tree():
+    """ASAM (arXiv:2102.11600) with ``mask=weight_mask`` is the authors' ascent step on a CNN-like
+    tree (conv / LayerNorm / head, biases included): biases get ``T = 1``. The default (every leaf
+    adaptive, davda54/sam's scope) differs from it exactly on the biases."""
+    rng = np.random.default_rng(0)
+    params = {"convs": {0: {"kernel": rng.normal(0, 0.3, (3, 3, 1, 4)), "bias": rng.normal(0, 2, 4)}},
+              "norms": {0: {"scale": 1 + 0.1 * rng.normal(size=4), "bias": rng.normal(0, 0.1, 4)}},
+              "head": {"kernel": rng.normal(0, 0.1, (4, 3)), "bias": np.zeros(3)}}
+    grads = jax.tree.map(lambda p: rng.normal(size=p.shape), params)
+    # PyTorch names: kernels and norm scales are ``weight``, offsets ``bias``
+    torch_names = {"convs.0.kernel": "conv.weight", "convs.0.bias": "conv.bias",
+                   "norms.0.scale": "norm.weight", "norms.0.bias": "norm.bias",
+                   "head.kernel": "head.weight", "head.bias": "head.bias"}
+
+    def named(tree):
+        flat = jax.tree_util.tree_flatten_with_path(tree)[0]
+        return {torch_names[".".join(str(getattr(k, "key", k)) for k in path)]: v for path, v in flat}
+
+    expected = _samsung_asam_ascent(named(params), named(grads), rho=0.5, eta=0.01)
+    p32, g32 = (jax.tree.map(lambda a: np.asarray(a, np.float32), t) for t in (params, grads))
+    ours = named(perturbation(sh.scale_by_asam(0.5, eta=0.01, mask=sh.weight_mask), p32, g32))
+    assert sh.weight_mask(params)["convs"][0] == {"bias": False, "kernel": True}
+    for name, e in expected.items():
+        np.testing.assert_allclose(ours[name], e, rtol=2e-5, atol=1e-7, err_msg=name)
+    every_leaf = named(perturbation(sh.scale_by_asam(0.5, eta=0.01), p32, g32))
+    assert not np.allclose(every_leaf["conv.bias"], expected["conv.bias"], rtol=0.1)
+
+
+def test_sharpness_experiment_maps_the_asam_mask_name():
+    """experiments/sharpness.py: an entry's ``mask: "weights"`` is the authors' scope, a wrong name
+    is a ConfigError naming the key."""
+    from jaxopt_lab.lab.config import ConfigError, load_config_module
+    from jaxopt_lab.lab.project import load_experiment
+
+    experiment = load_experiment("sharpness")
+    root = pathlib.Path(__file__).resolve().parents[2]
+    cfg = load_config_module(root / "configs" / "reproduce" / "sam_asam_ranking.py").get_config()
+    assert cfg.optimizers.asam.mask == "weights"
+    params = {"conv": {"kernel": jnp.ones(2), "bias": jnp.array([2.0, -3.0])}}
+    grads = {"conv": {"kernel": jnp.ones(2), "bias": jnp.ones(2)}}
+    kw = {"learning_rate": 1.0, "rho": 0.5, "eta": 0.0}
+    ours = step(experiment.build_optimizer("asam", dict(kw, mask="weights")), w=params, grads=grads,
+                grad_fn=identity_grad)[0]
+    ref = step(optim.asam(1.0, 0.5, 0.0, mask=sh.weight_mask), w=params, grads=grads,
+               grad_fn=identity_grad)[0]
+    every_leaf = step(optim.asam(1.0, 0.5, 0.0), w=params, grads=grads, grad_fn=identity_grad)[0]
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6), ours, ref)
+    assert not np.allclose(ours["conv"]["bias"], every_leaf["conv"]["bias"])
+    cfg.optimizers.asam.mask = "biases"
+    with pytest.raises(ConfigError, match="optimizers.asam.mask"):
+        experiment.check_config(cfg)
 
 
 @pytest.mark.slow
