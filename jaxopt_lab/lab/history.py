@@ -3,7 +3,8 @@
 Every ``jaxopt-lab reproduce`` run writes ``claims.json`` into its run directory
 (``<workdir>/<experiment>/<UTC time>-<hash>/``). A run counts as *finished* when ``claims.json`` parses and
 says the run ended ``done`` (a failed, interrupted or diverged run, a run killed before its claims were
-written, or a damaged file is skipped, never an error).
+written, or a damaged file is skipped, never an error). A run started with ``--set`` overrides is not the
+reproduction's own config, so it never counts as its full-size (or quick) run here.
 
 A *record* is what ``reproduce --list`` shows when the workdir holds no finished full-size run of a
 reproduction: ``configs/reproduce/records/<id>.json`` with the run time, the cores, the date, the git
@@ -66,6 +67,8 @@ def finished_runs(workdir: PathLike, *, quick: Optional[bool] = False) -> list[d
         if claims is None or claims.get("run_status") != "done" or not isinstance(claims.get("id"), str):
             continue
         if not isinstance(claims.get("claims"), list) or (quick is not None and bool(claims.get("quick")) != quick):
+            continue
+        if claims.get("overrides"):  # a changed config checks nothing the reproduction claims
             continue
         run_dir = path.parent
         claims = dict(claims, run_dir=str(run_dir), wall_s=_wall_s(run_dir, claims))

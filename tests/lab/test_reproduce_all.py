@@ -49,6 +49,8 @@ def test_record_harvests_finished_full_size_runs_and_list_shows_them(toy_project
     cli.main(["reproduce", "toy-claim", "--workdir", str(work)])
     cli.main(["reproduce", "toy-claim", "--quick", "--workdir", str(work)])  # quick runs are not recorded
     cli.main(["reproduce", "toy-claim", "--set", "fail_at_step=3", "--workdir", str(work)])  # failed: skipped
+    # finished, but with a changed config: not the reproduction's full-size run
+    cli.main(["reproduce", "toy-claim", "--set", "lr=0.25", "--workdir", str(work)])
     damaged = work / "toy" / "20990101T000000Z-00000000"
     damaged.mkdir()
     (damaged / "claims.json").write_text("{not json")
@@ -63,7 +65,8 @@ def test_record_harvests_finished_full_size_runs_and_list_shows_them(toy_project
     assert "damaged, skipped" in out and "ended 'failed', skipped" in out and "1 records written" in out
     record = json.loads((toy_project / "configs" / "reproduce" / "records" / "toy-claim.json").read_text())
     runs = {d: json.loads((d / "claims.json").read_text()) for d in _run_dirs(work) if d != damaged}
-    (full_run,) = [d for d, c in runs.items() if c["run_status"] == "done" and not c["quick"]]
+    (full_run,) = [d for d, c in runs.items()
+                   if c["run_status"] == "done" and not c["quick"] and not c["overrides"]]
     assert record["run"] == full_run.name and record["passed"] == 1 and record["failed"] == 1
     assert record["wall_s"] > 0 and record["cores"] >= 1 and record["date"].endswith("UTC")
 
