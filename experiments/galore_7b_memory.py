@@ -41,8 +41,11 @@ CONFIG_SPEC = {
 METHODS = {
     "galore": ("galore", {}, "galore", False),
     "fira": ("fira", {}, "fira", False),
-    "galore_8bit": ("q_galore", {"quantize_projector": False}, None, True),
-    "galore_8bit_int8_projector": ("q_galore", {}, "q_galore", True),
+    # GaLoreAdamW8bit: int8 moments, unquantized projector, fixed refresh gap, weights untouched
+    "galore_8bit": ("q_galore", {"projector_bits": None, "cos_threshold": None, "weight_bits": None},
+                    None, True),
+    # Q-GaLore as its official code: int4 projector, adaptive gap, int8 weights with a rounding key
+    "q_galore": ("q_galore", {}, "q_galore", True),
     "adam_8bit": ("adam_8bit", {}, "adam_8bit", True),
     "smmf": ("smmf", {}, "smmf", True),
 }
