@@ -10,9 +10,9 @@ from jaxopt_lab.lab import Claim
 TITLE = "Optimizer-state memory of the GaLore family: measured == formula, and the reductions"
 DESCRIPTION = (
     "GaLore (arXiv:2403.03507), Fira (arXiv:2410.01623), SVD-free DCT projection (arXiv:2505.17967), Q-GaLore "
-    "(arXiv:2407.08296; here int8 moments and an int8 projector, the paper uses int4), SMMF "
+    "(arXiv:2407.08296; int8 moments and an int4 projector as its official code), SMMF "
     "(arXiv:2412.08894), SN+SM (arXiv:2411.07120). States are initialised for real on 4 dense "
-    "1024 x 1024 layers with biases (the issue's benchmark model) at rank 256 = d/4 (GaLore's ratio "
+    "1024 x 1024 layers with biases (the benchmark's model) at rank 256 = d/4 (GaLore's ratio "
     "for LLaMA-60M, 128/512), and abstractly (jax.eval_shape) on LLaMA-60M's parameter shapes "
     "(vocabulary 32000, dim 512, MLP 1376, 8 layers) at rank 128; bytes by jaxopt_lab.optim."
     "state_bytes, formulas by jaxopt_lab.optim.formula_bytes (A2.11 per matrix, Adam on biases). "
@@ -35,8 +35,8 @@ CLAIMS = [
           "store full projection matrices' [abstract, SVD-free DCT]; target <= 26%",
           key="state_ratio_dct_galore", op="<=", bound=0.26),
     Claim("q_galore_ratio", "'the projection matrices are highly resilient to low-bit "
-          "quantization' [abstract, Q-GaLore]; target for 8-bit GaLore with an int8 "
-          "projector <= 12%", key="state_ratio_q_galore", op="<=", bound=0.12),
+          "quantization' [abstract, Q-GaLore]; target for Q-GaLore (int8 moments, int4 "
+          "projector) <= 12%", key="state_ratio_q_galore", op="<=", bound=0.12),
     Claim("smmf_ratio", "SMMF 'reduces the memory requirement of the widely used adaptive learning "
           "rate optimizers, such as Adam, by up to 96%' [abstract]", key="state_ratio_smmf",
           op="<=", bound=0.04),
