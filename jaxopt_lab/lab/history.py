@@ -21,13 +21,14 @@ from typing import Any, Optional, Union
 
 from .metrics import atomic_write_json
 
-__all__ = ["finished_runs", "latest", "record_of", "write_records", "read_record", "records_dir", "describe"]
+__all__ = ["finished_runs", "latest", "read_json", "record_of", "write_records", "read_record", "records_dir", "describe"]
 
 PathLike = Union[str, pathlib.Path]
 _STAMP = "%Y%m%dT%H%M%SZ"
 
 
-def _read(path: pathlib.Path) -> Optional[dict]:
+def read_json(path: pathlib.Path) -> Optional[dict]:
+    """A JSON object file's contents, or None when it is missing, damaged or not an object."""
     try:
         data = json.loads(path.read_text())
     except (OSError, ValueError):
@@ -47,7 +48,7 @@ def _wall_s(run_dir: pathlib.Path, claims: dict) -> Optional[float]:
     start time in the directory's name (runs written before the time was recorded)."""
     if isinstance(claims.get("wall_s"), (int, float)):
         return float(claims["wall_s"])
-    status, start = _read(run_dir / "status.json") or {}, _started(run_dir)
+    status, start = read_json(run_dir / "status.json") or {}, _started(run_dir)
     try:
         end = datetime.datetime.strptime(status.get("updated", ""), _STAMP).replace(tzinfo=datetime.timezone.utc)
     except ValueError:
@@ -63,7 +64,7 @@ def finished_runs(workdir: PathLike, *, quick: Optional[bool] = False) -> list[d
         return []
     runs = []
     for path in base.glob("*/*/claims.json"):
-        claims = _read(path)
+        claims = read_json(path)
         if claims is None or claims.get("run_status") != "done" or not isinstance(claims.get("id"), str):
             continue
         if not isinstance(claims.get("claims"), list) or (quick is not None and bool(claims.get("quick")) != quick):
@@ -84,7 +85,7 @@ def latest(workdir: PathLike, *, quick: Optional[bool] = False) -> dict[str, dic
 def record_of(claims: dict) -> dict:
     """The record of one finished full-size run (see the module docstring)."""
     run_dir = pathlib.Path(claims["run_dir"])
-    env = _read(run_dir / "env.json") or {}
+    env = read_json(run_dir / "env.json") or {}
     started = _started(run_dir)
     verdicts = [{k: c.get(k) for k in ("name", "result", "value", "bound", "check")} for c in claims["claims"]]
     return {
@@ -113,7 +114,7 @@ def write_records(runs_dir: PathLike, out_dir: PathLike, known_ids=None) -> tupl
         raise ConfigError(f"reproduce --record {str(runs_dir)!r}: not a directory")
     notes = []
     for path in sorted(base.glob("*/*/claims.json")):
-        claims = _read(path)
+        claims = read_json(path)
         if claims is None:
             notes.append(f"{path.parent}: claims.json is missing or damaged, skipped")
         elif claims.get("run_status") != "done":
@@ -131,7 +132,7 @@ def write_records(runs_dir: PathLike, out_dir: PathLike, known_ids=None) -> tupl
 
 
 def read_record(project_root: PathLike, figure_id: str) -> Optional[dict]:
-    record = _read(records_dir(project_root) / f"{figure_id}.json")
+    record = read_json(records_dir(project_root) / f"{figure_id}.json")
     return record if record is not None and isinstance(record.get("claims"), list) else None
 
 

@@ -41,14 +41,6 @@ def _e(value: Any) -> str:
     return html.escape(str(value), quote=True)
 
 
-def _read(path: pathlib.Path) -> Optional[dict]:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
 def _number(value: Any) -> str:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return "—" if value is None else str(value)
@@ -60,7 +52,7 @@ def choose_runs(runs_dir: PathLike) -> dict[str, dict]:
     base = pathlib.Path(runs_dir)
     attempts: dict[str, list] = {}
     for path in sorted(base.glob("*/*/claims.json"), key=lambda p: p.parent.name):
-        claims = _read(path)
+        claims = history.read_json(path)
         if claims is None or not isinstance(claims.get("id"), str) or not isinstance(claims.get("claims"), list):
             continue
         attempts.setdefault(claims["id"], []).append(dict(claims, run_dir=str(path.parent)))
@@ -104,8 +96,8 @@ def _duration(seconds: Any) -> str:
 
 def _run_page(figure_id: str, claims: dict, out: pathlib.Path, title: str, description: str) -> str:
     run_dir = pathlib.Path(claims["run_dir"])
-    status = _read(run_dir / "status.json") or {}
-    env = _read(run_dir / "env.json") or {}
+    status = history.read_json(run_dir / "status.json") or {}
+    env = history.read_json(run_dir / "env.json") or {}
     verdict, css = _verdict(claims)
     parts = ["<p><a href=\"index.html\">all reproductions</a></p>",
              f"<h1>{_e(title or claims.get('title') or figure_id)}</h1>",
