@@ -356,6 +356,7 @@ def _show_config(path: str, overrides: Sequence[str]) -> int:
     width = max(len(k) for k, _ in items)
     value_width = min(24, max(len(repr(v)) for _, v in items))
     print(f"# {path}: experiment {cfg.experiment!r}" + ("" if table else " (declares no CONFIG_DEFAULTS)"))
+    shown = set()  # a help text once: the fields of a dict default share their entry's
     for key, value in items:
         if key in overridden:
             where = "--set"
@@ -364,6 +365,7 @@ def _show_config(path: str, overrides: Sequence[str]) -> int:
         else:
             where = "default"
         text = help_of(table, key) if table else ""
+        text, _ = ("", shown.add(text)) if text in shown else (text, shown.add(text))
         print(f"{key:<{width}} = {value!r:<{value_width}}  # {where}" + (f" -- {text}" if text else ""))
     return 0
 
@@ -378,8 +380,9 @@ def _show_experiment(name: str) -> int:
     described = declared(path)
     print(f"experiment {name!r}: {catalog.module_entry(path).summary}  ({path})")
     if described is None:
-        print("  its CONFIG_SPEC is not written as a literal table: see the file")
-        return 0
+        raise ConfigError(f"experiment file {str(path)!r} does not parse")
+    if not described.complete:
+        print("  (its CONFIG_SPEC is built in a way read only by importing it: some allowed values are not shown)")
     table = check_table(described.defaults, name) if described.defaults is not None else {}
     if described.defaults is None:
         print("  declares no CONFIG_DEFAULTS: a config states 'experiment', 'seed' and every key below")

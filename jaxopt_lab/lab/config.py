@@ -245,7 +245,8 @@ def load_config(path: Union[str, pathlib.Path], overrides: Sequence[str] = (), *
         described = declared(source) if source is not None else None
         # Read from the experiment's source, not imported, so a config error costs well under a second;
         # its import follows in the run, with the full check.
-        experiment = described if described is not None else load_experiment(cfg.experiment)
+        experiment = described if described is not None and described.complete \
+            else load_experiment(cfg.experiment)
         table = defaults_table(experiment)
         known = known_keys(experiment, cfg.experiment, exclude=path)
     if table is None:

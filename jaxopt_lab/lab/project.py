@@ -197,6 +197,8 @@ class Declared:
       config_keys: whether it declares ``CONFIG_KEYS``.
       defaults: its ``CONFIG_DEFAULTS`` table ``{dotted key: (default, help)}``, or None if it has none.
       registry_keys: the ``OneOf(optim.names)`` keys of a file that may register names.
+      complete: False when ``ast`` cannot follow all of ``CONFIG_SPEC`` (e.g. a comprehension over
+        another module's table): then ``keys`` and ``spec`` are partial and only the import tells all.
     """
 
     keys: frozenset
@@ -204,6 +206,7 @@ class Declared:
     config_keys: bool
     defaults: Optional[dict] = None
     registry_keys: frozenset = frozenset()
+    complete: bool = True
 
 
 class _OptimNames:
@@ -217,8 +220,8 @@ class _OptimNames:
 
 
 def declared(path: Union[str, pathlib.Path]) -> Optional[Declared]:
-    """:class:`Declared` of an experiment file; None when it does not parse or builds its ``CONFIG_SPEC``
-    in a way ``ast`` cannot follow (then the caller imports it)."""
+    """:class:`Declared` of an experiment file; None when it does not parse (then the caller imports it,
+    as it does when ``Declared.complete`` is False)."""
     stat = pathlib.Path(path).stat()
     return _declared(str(path), stat.st_mtime_ns, stat.st_size)
 
@@ -251,18 +254,30 @@ def _declared(path: str, mtime_ns: int, size: int) -> Optional[Declared]:
                                                                getattr(n.func, "attr", None))
                     for n in ast.walk(tree))
     table = values.get("CONFIG_SPEC")
+    complete = table is None or isinstance(table, ast.Dict)
     if isinstance(table, ast.Dict):
         for k, v in zip(table.keys, table.values):
             if k is None:  # {**load_experiment("other").CONFIG_SPEC, ...}: the other file's declaration
-                other = _spec_of_other(v)
-                if other is None:
-                    return None  # built some other way: only the import can tell
-                keys |= other.keys
-                spec.update(other.spec)
-                registry |= other.registry_keys
+                other = _declared_other(v)
+                if other is not None and other.complete:
+                    keys |= other.keys
+                    spec.update(other.spec)
+                    registry |= other.registry_keys
+                    continue
+                try:  # {**{f"{w}.steps": Range(1) for w in WORKLOADS}, ...} over the file's literals
+                    rules = eval(compile(ast.Expression(v), str(path), "eval"),  # noqa: S307
+                                 {"__builtins__": {}, **env})  # globals: a comprehension's scope sees them
+                except Exception:  # noqa: BLE001 -- built some other way: only the import can tell
+                    rules = None
+                if not isinstance(rules, dict) or not all(isinstance(r, str) for r in rules):
+                    complete = False
+                    continue
+                keys |= set(rules)
+                spec.update(rules)
                 continue
             if not (isinstance(k, ast.Constant) and isinstance(k.value, str)):
-                return None
+                complete = False
+                continue
             keys.add(k.value)
             if "optim" in {n.id for n in ast.walk(v) if isinstance(n, ast.Name)} and registers:
                 registry.add(k.value)  # the file may register an optimizer when imported: confirm then
@@ -275,24 +290,40 @@ def _declared(path: str, mtime_ns: int, size: int) -> Optional[Declared]:
         keys |= set(ast.literal_eval(values["CONFIG_KEYS"])) if "CONFIG_KEYS" in values else set()
     except (ValueError, SyntaxError, TypeError):
         pass
-    defaults = None
-    if "CONFIG_DEFAULTS" in values:
-        from .config import ConfigError, check_table
-
-        try:
-            defaults = ast.literal_eval(values["CONFIG_DEFAULTS"])
-        except (ValueError, SyntaxError, TypeError):
-            raise ConfigError(f"experiment file {path!r}: CONFIG_DEFAULTS must be a literal dict (Python "
-                              f"literals only: it is read without importing the file)") from None
-        check_table(defaults, pathlib.Path(path).stem)
-    return Declared(frozenset(keys), spec, "CONFIG_KEYS" in values, defaults, frozenset(registry))
+    defaults = _defaults_of(values["CONFIG_DEFAULTS"], path) if "CONFIG_DEFAULTS" in values else None
+    return Declared(frozenset(keys), spec, "CONFIG_KEYS" in values, defaults, frozenset(registry), complete)
 
 
-def _spec_of_other(node) -> Optional[Declared]:
-    """:func:`declared` of ``load_experiment("name").CONFIG_SPEC``; None for any other expression."""
+def _defaults_of(node, path: str) -> dict:
+    """A ``CONFIG_DEFAULTS`` table from its ``ast``: a literal dict, which may start from another
+    experiment's table with ``**load_experiment("name").CONFIG_DEFAULTS`` (as ``CONFIG_SPEC`` may)."""
     import ast
 
-    if isinstance(node, ast.Attribute) and node.attr == "CONFIG_SPEC" and isinstance(node.value, ast.Call) \
+    from .config import ConfigError, check_table
+
+    table = {}
+    try:
+        if not isinstance(node, ast.Dict):
+            raise ValueError
+        for k, v in zip(node.keys, node.values):
+            other = _declared_other(v, "CONFIG_DEFAULTS") if k is None else None
+            if k is None and (other is None or other.defaults is None):
+                raise ValueError
+            table.update(other.defaults if k is None else {ast.literal_eval(k): ast.literal_eval(v)})
+    except (ValueError, SyntaxError, TypeError):
+        raise ConfigError(f"experiment file {path!r}: CONFIG_DEFAULTS must be a literal dict (Python literals "
+                          f"and **load_experiment('name').CONFIG_DEFAULTS only: it is read without importing "
+                          f"the file)") from None
+    check_table(table, pathlib.Path(path).stem)
+    return table
+
+
+def _declared_other(node, table: str = "CONFIG_SPEC") -> Optional[Declared]:
+    """:func:`declared` of the experiment in ``load_experiment("name").<table>``; None for any other
+    expression."""
+    import ast
+
+    if isinstance(node, ast.Attribute) and node.attr == table and isinstance(node.value, ast.Call) \
             and getattr(node.value.func, "id", None) == "load_experiment" and len(node.value.args) == 1 \
             and isinstance(node.value.args[0], ast.Constant):
         path = experiment_path(str(node.value.args[0].value))
