@@ -22,25 +22,11 @@ CONFIG_SPEC = {
     "bench.repeats": Range(1, integer=True),
 }
 
-# The quickstart model's defaults (train_classifier's table, restated because a table is a literal read without
-# imports; a test keeps the values equal) at 500 steps without checkpoints, and the benchmark's own keys.
 CONFIG_DEFAULTS = {
-    "seed": (0, "PRNG seed of model initialisation and minibatch order"),
-    "data.seed": (0, "seed of the train/test split and of the label noise (apart from `seed`)"),
-    "data.test_fraction": (0.25, "fraction of the 1797 digits held out for testing"),
-    "data.label_noise": (0.0, "fraction of training labels replaced by a random other class"),
-    "model.kind": ("mlp", "'mlp' (uses model.hidden) or 'cnn' (uses model.channels)"),
-    "model.hidden": ((64, 64), "MLP hidden-layer widths"),
-    "model.channels": ((16, 32), "CNN convolution channels, one layer each"),
-    "optimizer.name": ("adam", "a registered optimizer (see `jaxopt-lab list`); its other arguments may be "
-                               "set beside it, e.g. optimizer.b1"),
-    "optimizer.learning_rate": (1e-3, "(peak) learning rate"),
+    **load_experiment("train_classifier").CONFIG_DEFAULTS,  # the quickstart model, with these changes:
     "train.steps": (500, "optimizer steps of every trial (each seed, on both sides)"),
-    "train.batch_size": (128, "examples per minibatch (minibatches are epoch permutations)"),
     "train.log_every": (50, "a trial reports its train loss averaged over its last log_every steps"),
-    "train.checkpoint_every": (0, "unused by the benchmark's pure trials (0: none)"),
-    "mesh.data": (0, "devices on the data axis; 0: all devices not on fsdp"),
-    "mesh.fsdp": (1, "devices each parameter is split over"),
+    "train.checkpoint_every": (0, "unused: the benchmark's trials are pure functions, without checkpoints"),
     "bench.seeds": (16, "seeds N: one vmapped sweep of N trials vs N sequential calls of the same jitted trial"),
     "bench.repeats": (3, "timed runs per side (median; compile timed apart)"),
 }
