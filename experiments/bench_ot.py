@@ -83,13 +83,13 @@ CONFIG_DEFAULTS = {
     "sns.warmup_momentum_start": (20, "SNS stage 1: adaptive over-relaxation from this sweep on (0: plain "
                                       "Sinkhorn sweeps)"),
     "sns.cg_forcing": (0.1, "SNS inexact Newton: CG relative residual min(cg_forcing, ||grad||_1) (0: the fixed "
-                            "CG tolerance), in [0, 1)"),
-    "sns.kept_per_row": (0.2, "SNS: fraction of each Hessian row kept when sparsifying, in (0, 1]"),
+                            "CG tolerance)"),
+    "sns.kept_per_row": (0.2, "SNS: fraction of each Hessian row kept when sparsifying"),
     "batch.size": (256, "batched timing: problems solved by one vmapped call"),
     "batch.n": (64, "batched timing: points per measure of each problem"),
     "batch.threshold": (1e-5, "batched timing: l1 marginal error every problem is solved to"),
     "batch.epsilon_scale": (0.05, "batched timing: epsilon as a multiple of each problem's median cost"),
-    "batch.momentum": (1.8, "batched timing: fixed over-relaxation weight of our Sinkhorn, in (0, 2)"),
+    "batch.momentum": (1.8, "batched timing: fixed over-relaxation weight of our Sinkhorn"),
     "batch.momentum_warmup": (5, "batched timing: plain iterations before the over-relaxation starts"),
 }
 

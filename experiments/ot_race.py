@@ -87,7 +87,7 @@ CONFIG_DEFAULTS = {
     "sinkhorn.max_iterations": (20000, "iteration cap of the Sinkhorn solvers (one row + column sweep each)"),
     "sns.warmup_iterations": (20, "SNS stage 1: Sinkhorn sweeps before the Newton stage (the paper's N1)"),
     "sns.max_iterations": (300, "SNS cap on Newton steps after the warm-up"),
-    "sns.kept_per_row": (0.2, "fraction of each Hessian row SNS keeps when sparsifying (largest entries), in (0, 1]"),
+    "sns.kept_per_row": (0.2, "fraction of each Hessian row SNS keeps when sparsifying (largest entries)"),
     "sns.cg_max_iterations": (50, "conjugate-gradient iterations per Newton step at most"),
     "mirror.n": (50, "mirror study: points per measure of its cloud problem"),
     "mirror.noise": (1.0, "mirror study: std of the online cost noise, as a multiple of the median cost"),

@@ -62,7 +62,7 @@ CONFIG_DEFAULTS = {
                                "scikit-learn's digits made long-tailed and projected to data.dim components"),
     "data.n_head": (500, "mixture: samples of the largest class (class k: n_head * ratio^(k / (K - 1)))"),
     "data.n_classes": (10, "clusters K of the OT pseudo-labels (mixture: also its classes; digits has 10)"),
-    "data.imbalance_ratio": (0.01, "size of the smallest class / the largest, in (0, 1]"),
+    "data.imbalance_ratio": (0.01, "size of the smallest class / the largest"),
     "data.dim": (16, "feature dimension (digits: principal components kept, at most 64)"),
     "data.separation": (4.0, "mixture: norm of the class means (unit within-class std); digits: features "
                               "scaled to an average std of separation / 4"),
@@ -70,7 +70,7 @@ CONFIG_DEFAULTS = {
     "head.temperature": (1.0, "softmax temperature of the head's logits"),
     "p2ot.epsilon": (0.1, "P2OT entropic regularisation"),
     "p2ot.gamma": (1.0, "P2OT weight of the KL penalty that relaxes the uniform cluster-size constraint"),
-    "p2ot.rho_base": (0.1, "transported mass fraction rho at the first round (the ramp's start), in (0, 1]"),
+    "p2ot.rho_base": (0.1, "transported mass fraction rho at the first round (the ramp's start)"),
     "p2ot.rho_upper": (1.0, "transported mass fraction rho at the last round (>= p2ot.rho_base)"),
     "sela.lamb": (25.0, "SeLa's inverse entropic regularisation (its Sinkhorn runs at epsilon = 1 / lamb)"),
     "train.epochs": (50, "pseudo-labelling rounds: one OT solve then train.steps_per_epoch head updates each"),

@@ -40,7 +40,7 @@ CONFIG_DEFAULTS = {
                         "(2 eta sigma_i)"),
     "log_points": (60, "steps whose errors go to metrics.jsonl, geometrically spaced over the run"),
     "learned_fraction": (0.5, "an eigenvalue counts as learned at the first step where the matching eigenvalue "
-                              "of X X^T reaches this fraction of it, in (0, 1)"),
+                              "of X X^T reaches this fraction of it"),
     "problem.n": (20, "side of the symmetric ground truth M* (n x n)"),
     "problem.m": (1600, "Gaussian measurements (20 n r here: fewer are far from isometric)"),
     "problem.eigenvalues": ((1.0, 0.5, 0.25, 0.125), "eigenvalues of M*, strictly decreasing; their number is the "

@@ -72,7 +72,7 @@ CONFIG_DEFAULTS = {
     "asym.rebalance_below": (0.01, "the one-step modification is applied once, when the error first drops "
                                    "below this"),
     "fit.floor": (1e-12, "errors at or below this are left out of every rate fit (numerical floor)"),
-    "fit.ceiling": (1e-2, "linear rates are fitted on errors below this (the asymptotic regime), in (0, 1]"),
+    "fit.ceiling": (1e-2, "linear rates are fitted on errors below this (the asymptotic regime)"),
 }
 
 

@@ -60,7 +60,7 @@ CONFIG_DEFAULTS = {
     "compare_width": (4, "width of both methods in the success-vs-fraction comparison (>= problem.rank)"),
     "compare_alpha": (1e-3, "init scale of both methods in the success-vs-fraction comparison"),
     "subgm.step_size": (0.5, "SubGM initial step eta_0 (step t: eta_0 q^t)"),
-    "subgm.decay": (0.99, "SubGM geometric step decay q, in (0, 1]; too fast a decay freezes the iterate early"),
+    "subgm.decay": (0.99, "SubGM geometric step decay q; too fast a decay freezes the iterate early"),
     "gd.step_size": (0.1, "step size of l2 GD (the baseline)"),
     "success_below": (1e-2, "a trial succeeds when its final relative error is below this"),
     "sensitivity.ms": ((800, 3200, 12800), "measurement counts of the over-parameterized (r' = n) sensitivity "
