@@ -256,8 +256,7 @@ def load_config(path: Union[str, pathlib.Path], overrides: Sequence[str] = (), *
             check_keys(cfg, known, cfg.experiment)
         except ConfigError as e:
             raise ConfigError(f"config file {str(path)!r}: {e}") from None
-    if table is not None:
-        cfg = with_defaults(cfg, defaults_from(table), whole=whole_keys(table))
+    cfg = _over_defaults(cfg, table)
     apply_overrides(cfg, [parse_override(o) for o in overrides])
     if described is not None:  # the rules that need no import, before any heavy work
         validate(cfg, {k: r for k, r in described.spec.items() if k not in described.registry_keys})
@@ -350,7 +349,13 @@ def complete(cfg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     source = experiment_path(cfg.experiment)
     described = declared(source) if source is not None else None
     table = described.defaults if described is not None else defaults_table(load_experiment(cfg.experiment))
-    return cfg if table is None else with_defaults(cfg, defaults_from(table, cfg.experiment), whole_keys(table))
+    return _over_defaults(cfg, table)
+
+
+def _over_defaults(cfg: ml_collections.ConfigDict, table: Optional[Mapping[str, tuple]]) -> ml_collections.ConfigDict:
+    if table is None:
+        return cfg
+    return with_defaults(cfg, defaults_from(table, cfg.experiment), whole_keys(table))
 
 
 def _same_kind(value: Any, default: Any) -> bool:
