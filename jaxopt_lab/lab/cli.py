@@ -365,7 +365,9 @@ def _show_config(path: str, overrides: Sequence[str]) -> int:
         else:
             where = "default"
         text = help_of(table, key) if table else ""
-        text, _ = ("", shown.add(text)) if text in shown else (text, shown.add(text))
+        if text in shown:
+            text = ""
+        shown.add(text)
         print(f"{key:<{width}} = {value!r:<{value_width}}  # {where}" + (f" -- {text}" if text else ""))
     return 0
 
@@ -398,7 +400,7 @@ def _show_experiment(name: str) -> int:
             print(f"  {'':<{width}}   {text}{allowed}")
     patterns = sorted(k for k in described.keys if "*" in k)
     if patterns:
-        print("open-ended keys (any name for '*'; their defaults are the optimizer's own): " + ", ".join(patterns))
+        print("open-ended keys ('*' stands for any name; no default): " + ", ".join(patterns))
     return 0
 
 

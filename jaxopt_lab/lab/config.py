@@ -46,7 +46,7 @@ import ml_collections
 
 __all__ = ["ConfigError", "Range", "OneOf", "Each", "require", "load_config", "load_config_module", "apply_overrides",
            "recording_files", "not_recording", "parse_override", "RUNTIME_DEFAULTS", "check_table", "defaults_from", "whole_keys", "table_keys", "help_of",
-           "with_defaults", "key_patterns", "optimizer_arguments", "check_keys", "validate", "config_hash", "config_to_json", "config_from_json",
+           "complete", "with_defaults", "key_patterns", "optimizer_arguments", "check_keys", "validate", "config_hash", "config_to_json", "config_from_json",
            "flat_items"]
 
 
@@ -256,8 +256,7 @@ def load_config(path: Union[str, pathlib.Path], overrides: Sequence[str] = (), *
             check_keys(cfg, known, cfg.experiment)
         except ConfigError as e:
             raise ConfigError(f"config file {str(path)!r}: {e}") from None
-    if table is not None:
-        cfg = with_defaults(cfg, defaults_from(table), whole=whole_keys(table))
+    cfg = _over_defaults(cfg, table)
     apply_overrides(cfg, [parse_override(o) for o in overrides])
     if described is not None:  # the rules that need no import, before any heavy work
         validate(cfg, {k: r for k, r in described.spec.items() if k not in described.registry_keys})
@@ -340,6 +339,23 @@ def help_of(table: Mapping[str, tuple], key: str) -> str:
         if entry is not None:
             return entry[1]
     return ""
+
+
+def complete(cfg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """``cfg`` put over its experiment's ``CONFIG_DEFAULTS`` (``cfg`` itself if it declares none): what
+    the runtime does to a config built in Python, so it too states only what it changes. Idempotent."""
+    from .project import declared, defaults_table, experiment_path, load_experiment
+
+    source = experiment_path(cfg.experiment)
+    described = declared(source) if source is not None else None
+    table = described.defaults if described is not None else defaults_table(load_experiment(cfg.experiment))
+    return _over_defaults(cfg, table)
+
+
+def _over_defaults(cfg: ml_collections.ConfigDict, table: Optional[Mapping[str, tuple]]) -> ml_collections.ConfigDict:
+    if table is None:
+        return cfg
+    return with_defaults(cfg, defaults_from(table, cfg.experiment), whole_keys(table))
 
 
 def _same_kind(value: Any, default: Any) -> bool:

@@ -239,7 +239,9 @@ def _declared(path: str, mtime_ns: int, size: int) -> Optional[Declared]:
         return None
     env = {"Range": Range, "OneOf": OneOf, "Each": Each,
            # the registry's names as jaxopt-lab list reads them (checked against the live registry by a test)
-           "optim": _OptimNames()}
+           "optim": _OptimNames(),
+           # another experiment's CONFIG_SPEC as its file declares it (e.g. in a comprehension)
+           "load_experiment": _declared_spec}
     values = {}
     for node in tree.body:
         if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
@@ -316,6 +318,19 @@ def _defaults_of(node, path: str) -> dict:
                           f"the file)") from None
     check_table(table, pathlib.Path(path).stem)
     return table
+
+
+def _declared_spec(name: str):
+    """``load_experiment(name)`` for a ``CONFIG_SPEC`` read by ``ast``: its ``CONFIG_SPEC`` as its file
+    declares it (a rule that needs the import is checked after it, as in any file), and only when ``ast``
+    can follow all of its keys (else the caller's expression fails and the import decides)."""
+    import types
+
+    path = experiment_path(name)
+    other = declared(path) if path is not None else None
+    if other is None or not other.complete:
+        raise LookupError(name)
+    return types.SimpleNamespace(CONFIG_SPEC=other.spec)
 
 
 def _declared_other(node, table: str = "CONFIG_SPEC") -> Optional[Declared]:

@@ -6,6 +6,7 @@ import pathlib
 import sys
 import textwrap
 
+import ml_collections
 import pytest
 
 from jaxopt_lab.lab import cli, project
@@ -135,6 +136,12 @@ def test_a_minimal_config_runs(defaulted, tmp_path, capsys):
     run_dir = capsys.readouterr().out.strip().splitlines()[-1].removeprefix("done: ")
     summary = json.loads((pathlib.Path(run_dir) / "summary.json").read_text())
     assert summary == {"value": 1.0, "steps": 3, "needed": 7, "labels": "fast,slow"}
+    # a config built in Python is completed the same way
+    from jaxopt_lab.lab.run import start_run
+
+    result = start_run(ml_collections.ConfigDict({"experiment": "defaulted", "needed": 2}), tmp_path / "api")
+    assert result.status == "done" and result.summary == {"value": 1.0, "steps": 10, "needed": 2,
+                                                          "labels": "fast,slow"}
 
 
 def test_show_prints_sources_and_help(defaulted, capsys):
@@ -175,6 +182,8 @@ def _experiments_with_tables(repo_root):
 
 
 def test_every_checked_key_of_a_shipped_experiment_has_a_default(repo_root):
+    for path in sorted((repo_root / "experiments").glob("*.py")):  # so a config error never imports one
+        assert project.declared(path).complete, f"{path.stem}: ast cannot follow its CONFIG_SPEC"
     for path, described in _experiments_with_tables(repo_root):
         assert set(described.spec) <= set(described.defaults), (path.stem, set(described.spec) - set(described.defaults))
         for key, (value, text) in described.defaults.items():
