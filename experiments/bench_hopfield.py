@@ -37,6 +37,18 @@ CONFIG_SPEC = {
     "repeats": Range(1, integer=True),
 }
 
+CONFIG_DEFAULTS = {
+    "seed": (0, "PRNG seed of the patterns and the queries"),
+    "num_queries": (1024, "queries B retrieved in one batched call"),
+    "num_patterns": (2048, "stored patterns N"),
+    "dim": (64, "pattern dimension d (patterns ~ N(0, I / d), norm ~ 1)"),
+    "beta": (16.0, "inverse temperature; beta * pattern separation > log N retrieves in a few steps"),
+    "noise": (0.5, "query = a stored pattern + noise * N(0, I / d)"),
+    "threshold": (1e-5, "the iterated solver stops a query once its update |xi_{t+1} - xi_t|_2 is below this"),
+    "max_iterations": (50, "the iterated solver's cap on updates"),
+    "repeats": (15, "timed runs per variant (median; compile timed apart)"),
+}
+
 
 def run(cfg, ctx):
     kx, kq, kq2 = jax.random.split(ctx.key, 3)

@@ -73,6 +73,39 @@ CONFIG_SPEC = {
     "timed_steps": Range(1, integer=True),
 }
 
+CONFIG_DEFAULTS = {
+    "seed": (0, "seed of the parameters and the batch"),
+    "layers": (4, "dense width x width layers of the ReLU MLP"),
+    "width": (1024, "layer width"),
+    "batch_size": (256, "examples per step"),
+    "rank": (256, "rank filled into every entry that takes one (width / 4)"),
+    "update_proj_gap": (200, "steps between projector refreshes (the average step weighs one refresh per gap)"),
+    "llama60m_rank": (128, "rank of the state ratios on LLaMA-60M shapes too; 0: skip them"),
+    "timing": (True, "time the steps (False: memory only)"),
+    "timed": ((), "if non-empty: time only these labels (and the reference)"),
+    "repeats": (7, "timed rounds (every optimizer once each); the median is reported"),
+    "timed_steps": (10, "consecutive plain steps per round, state threaded as in a run; timed_steps x "
+                        "repeats + 1 < update_proj_gap"),
+    "blas_threads": (1, "OpenBLAS threads for the refresh SVDs (0: the default, one per core)"),
+    "svd_size": (1024, "side of the gradient of the full vs randomized SVD comparison; 0: skip it"),
+    "svd_rank": (64, "rank of that randomized SVD, <= svd_size"),
+    "reference": ("adam", "the label the state and step-time ratios divide by"),
+    "optimizers": ({
+        "adam": {"name": "adam", "learning_rate": 1e-3},
+        "optax_galore": {"name": "optax_galore", "learning_rate": 1e-3},
+        "galore": {"name": "galore", "learning_rate": 1e-3},
+        "galore_rsvd": {"name": "galore", "learning_rate": 1e-3, "projector": "randomized_svd"},
+        "galore_optax_side": {"name": "galore", "learning_rate": 1e-3, "side": "memory_min"},
+        "fira": {"name": "fira", "learning_rate": 1e-3},
+        "dct_galore": {"name": "dct_galore", "learning_rate": 1e-3},
+        "q_galore": {"name": "q_galore", "learning_rate": 1e-3},
+        "adam_8bit": {"name": "adam_8bit", "learning_rate": 1e-3},
+        "smmf": {"name": "smmf", "learning_rate": 1e-3},
+        "subset_norm": {"name": "subset_norm", "learning_rate": 1e-3},
+    }, "label -> {name: a registered optimizer or 'optax_galore' (optax.contrib.galore), its arguments}; "
+       "replaced as a whole"),
+}
+
 FORMULA = {  # label's registry name -> formula method (where one exists)
     "adam": "adam", "galore": "galore", "fira": "fira", "dct_galore": "dct_galore",
     "online_subspace_descent": "online_subspace_descent", "q_galore": "q_galore", "smmf": "smmf",

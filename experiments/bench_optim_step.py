@@ -42,6 +42,27 @@ CONFIG_SPEC = {
     "seq_len": Range(1, integer=True),
 }
 
+CONFIG_DEFAULTS = {
+    "seed": (0, "seed of the initialisation and the fixed batch"),
+    "model": ("mlp", "'mlp' (the digits MLP) or 'lm' (models.Llama of preset lm_preset on byte tokens)"),
+    "mlp_hidden": (256, "width of the MLP's two hidden layers"),
+    "lm_preset": ("tiny", "models.LlamaConfig preset for model = 'lm'"),
+    "seq_len": (64, "tokens per sequence for model = 'lm'"),
+    "batch_size": (128, "examples (sequences) per step"),
+    "steps_per_call": (20, "training steps per timed call (one lax.scan)"),
+    "repeats": (20, "timed rounds (one call of every optimizer each); the median is reported"),
+    "reference": ("sgd", "the label the ratio_to_reference columns divide by"),
+    "only": ((), "if non-empty: time only these labels (and the reference)"),
+    "optimizers": ({
+        "sgd": {"name": "sgd", "learning_rate": 0.1},
+        "adam": {"name": "adam", "learning_rate": 1e-3},
+        "sam": {"name": "sam", "learning_rate": 0.1, "rho": 0.05},
+        "sam_adam": {"name": "sam", "learning_rate": 1e-3, "rho": 0.05, "base": "adam"},
+        "gsam": {"name": "gsam", "learning_rate": 0.1},
+        "gam": {"name": "gam", "learning_rate": 0.1},
+    }, "label -> {name: a registered optimizer, keyword arguments of optim.get}; replaced as a whole"),
+}
+
 TARGET_RATIO_TO_BASE = 2.1  # target: one sam step <= 2.1x one step of its base optimizer
 TARGET_RATIO_TO_OPTAX_SAM = 1.05  # target: and <= 1.05x optax.contrib.sam
 

@@ -64,6 +64,35 @@ CONFIG_SPEC = {
     "batch.epsilon_scale": Range(0, open_low=True),
 }
 
+CONFIG_DEFAULTS = {
+    "seed": (0, "PRNG seed of the point clouds of the three measurements"),
+    "repeats": (5, "timed runs per jitted solver (median; compile timed apart); POT loops run repeats // 2"),
+    "per_iteration.n": (2000, "per-iteration timing: points per measure (cost matrix n x n, float32)"),
+    "per_iteration.iterations": (200, "per-iteration timing: Sinkhorn iterations per jitted solve (threshold 0)"),
+    "per_iteration.pot_iterations": (20, "per-iteration timing: iterations of each timed POT call (slower, fewer)"),
+    "per_iteration.epsilon_scale": (0.01, "per-iteration timing: epsilon as a multiple of the median cost"),
+    "sns.n": (1000, "SNS timing: points per measure"),
+    "sns.float64": (True, "SNS timing in 64-bit floats (a marginal error of 1e-6 is at float32's resolution)"),
+    "sns.target_error": (1e-6, "SNS timing: every solver runs to this l1 marginal error"),
+    "sns.epsilon_scale": (0.01, "SNS timing: epsilon as a multiple of the median cost"),
+    "sns.max_iterations": (300, "SNS timing: Newton steps at most"),
+    "sns.repeats": (1, "SNS timing: timed runs per solver (each ott-jax solve to 1e-6 takes seconds)"),
+    "sns.warmup_iterations": (1000, "SNS stage 1: Sinkhorn sweeps at most before the Newton stage"),
+    "sns.warmup_threshold": (1e-3, "SNS stage 1 stops early at this marginal error (0: exactly "
+                                    "sns.warmup_iterations sweeps, the paper's N1)"),
+    "sns.warmup_momentum_start": (20, "SNS stage 1: adaptive over-relaxation from this sweep on (0: plain "
+                                      "Sinkhorn sweeps)"),
+    "sns.cg_forcing": (0.1, "SNS inexact Newton: CG relative residual min(cg_forcing, ||grad||_1) (0: the fixed "
+                            "CG tolerance)"),
+    "sns.kept_per_row": (0.2, "SNS: fraction of each Hessian row kept when sparsifying"),
+    "batch.size": (256, "batched timing: problems solved by one vmapped call"),
+    "batch.n": (64, "batched timing: points per measure of each problem"),
+    "batch.threshold": (1e-5, "batched timing: l1 marginal error every problem is solved to"),
+    "batch.epsilon_scale": (0.05, "batched timing: epsilon as a multiple of each problem's median cost"),
+    "batch.momentum": (1.8, "batched timing: fixed over-relaxation weight of our Sinkhorn"),
+    "batch.momentum_warmup": (5, "batched timing: plain iterations before the over-relaxation starts"),
+}
+
 
 def _np64(x):
     return np.asarray(x, np.float64)

@@ -63,6 +63,27 @@ CONFIG_SPEC = {
     "median_sample": Range(2, integer=True),
 }
 
+CONFIG_DEFAULTS = {
+    "seed": (0, "PRNG seed of the point clouds of the three measurements"),
+    "block_size": (1024, "rows of the cost computed at once by the online solvers (ours and ott-jax's "
+                         "batch_size): memory block_size x n"),
+    "epsilon_scale": (0.01, "epsilon as a multiple of the median cost of a median_sample subsample"),
+    "median_sample": (1000, "points of each cloud used to estimate the median cost"),
+    "large.n": (100_000, "large size: points per measure (run in a child process for its own peak memory)"),
+    "large.threshold": (1e-3, "large size: l1 marginal error of the solve; without large.solve it must equal "
+                              "gradient.threshold (the projection uses that solve's iteration count)"),
+    "large.max_iterations": (2000, "large size: iteration cap of the solve"),
+    "large.solve": (False, "solve at the large size (minutes to hours on a CPU); False: project its time "
+                           "from the mid-size time per iteration"),
+    "mid.n": (20_000, "per-iteration timing: points per measure (ours online vs ott-jax online)"),
+    "mid.dense_n": (20_000, "per-iteration timing: points of the fallback when ott-jax's online path fails "
+                            "(its dense n x n matrices must fit in memory)"),
+    "mid.iterations": (10, "per-iteration timing: Sinkhorn iterations timed (threshold 0)"),
+    "gradient.n": (2000, "gradient timing: points per measure"),
+    "gradient.threshold": (1e-3, "gradient timing: l1 marginal error of the forward solve"),
+    "gradient.repeats": (5, "gradient timing: timed runs each of the forward and the gradient (median)"),
+}
+
 
 def check_config(cfg) -> None:
     if not cfg.large.solve and cfg.large.threshold != cfg.gradient.threshold:

@@ -46,6 +46,23 @@ CONFIG_SPEC = {
     "repeats": Range(1, integer=True),
 }
 
+CONFIG_DEFAULTS = {
+    "seed": (0, "PRNG seed of the shared sweep problem and of the rank-one measurement's data"),
+    "repeats": (5, "timed runs per side (median; compile timed apart)"),
+    "sweep.n": (8, "sweep: side of the ground truth (n x n); with n^2 <= m the step is one GEMM per batch"),
+    "sweep.rank": (2, "sweep: rank r of the ground truth"),
+    "sweep.m": (120, "sweep: dense Gaussian measurements"),
+    "sweep.num_steps": (300, "sweep: GD steps per trial"),
+    "sweep.seeds": (4, "sweep: init seeds; trials = seeds x len(ks) x len(alphas)"),
+    "sweep.ks": ((2, 4), "sweep: widths k of X"),
+    "sweep.alphas": ((0.01, 0.03, 0.1, 0.3), "sweep: init scales"),
+    "rank_one.n": (2000, "rank-one step: side of X X^T (n x n)"),
+    "rank_one.k": (10, "rank-one step: width k of X"),
+    "rank_one.m": (10000, "rank-one step: measurements of the rank-one operator, O(m n k) per step"),
+    "rank_one.dense_m": (16, "rank-one step: measurements of the timed dense operator ([m, n, n] floats must fit "
+                             "in memory); its time at rank_one.m is extrapolated linearly"),
+}
+
 
 def sweep_trial(cfg):
     """``(key, {"k", "alpha"}) -> errors``: symmetric GD from the trial's init on one shared problem.

@@ -22,6 +22,15 @@ CONFIG_SPEC = {
     "bench.repeats": Range(1, integer=True),
 }
 
+CONFIG_DEFAULTS = {
+    **load_experiment("train_classifier").CONFIG_DEFAULTS,  # the quickstart model, with these changes:
+    "train.steps": (500, "optimizer steps of every trial (each seed, on both sides)"),
+    "train.log_every": (50, "a trial reports its train loss averaged over its last log_every steps"),
+    "train.checkpoint_every": (0, "unused: the benchmark's trials are pure functions, without checkpoints"),
+    "bench.seeds": (16, "seeds N: one vmapped sweep of N trials vs N sequential calls of the same jitted trial"),
+    "bench.repeats": (3, "timed runs per side (median; compile timed apart)"),
+}
+
 
 def run(cfg, ctx):
     trial = load_experiment("train_classifier").trial(cfg)

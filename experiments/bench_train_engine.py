@@ -40,6 +40,18 @@ CONFIG_SPEC = {
     "devices": Range(1, integer=True),
     "learning_rate": Range(0.0, open_low=True),
 }
+
+CONFIG_DEFAULTS = {
+    "seed": (0, "seed of the initialisation, the corpus and the batches"),
+    "lm_preset": ("tiny", "models.LlamaConfig preset of the timed model"),
+    "seq_len": (64, "context length in bytes"),
+    "batch_size": (16, "windows per step"),
+    "chunk": (20, "steps per timed jitted chunk (one lax.scan)"),
+    "repeats": (9, "timed chunks of each side, alternating; the medians are compared"),
+    "learning_rate": (1e-3, "Adam's learning rate (both sides)"),
+    "devices": (8, "simulated CPU devices of the FSDP state-bytes measurement (mesh data=1, fsdp=devices)"),
+    "sharded": (("adam", "galore", "smmf"), "registered optimizers whose per-device state bytes are measured"),
+}
 TARGET_STEP_RATIO = 1.03
 TARGET_BYTES_RATIO = 0.13
 

@@ -19,6 +19,15 @@ CONFIG_SPEC = {
     "compare.seeds": Range(1, integer=True),
 }
 
+CONFIG_DEFAULTS = {
+    **load_experiment("train_classifier").CONFIG_DEFAULTS,
+    "compare.names": (("adam", "sgd"), "the optimizers compared (registered names), each trained alike"),
+    "compare.learning_rates": ((1e-3, 0.1), "one learning rate per name in compare.names (these replace "
+                                            "optimizer.name / optimizer.learning_rate)"),
+    "compare.seeds": (8, "seeds per optimizer, run as one vmapped sweep"),
+    "train.checkpoint_every": (0, "unused here: each optimizer's seeds run as one compiled call"),
+}
+
 
 def check_config(cfg):
     for name in cfg.compare.names:

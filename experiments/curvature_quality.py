@@ -50,6 +50,19 @@ CONFIG_SPEC = {
     "psgd_fits": Range(1, integer=True),
 }
 
+CONFIG_DEFAULTS = {
+    "seed": (0, "seed of the digits split, the initialisation and the Lanczos / PSGD probes"),
+    "hidden": (16, "MLP hidden width (64 -> hidden -> 10: ~1.2k parameters at 16)"),
+    "n_samples": (512, "training examples: the full batch of every exact quantity"),
+    "train_steps": (200, "Adam steps before the curvature is measured"),
+    "learning_rate": (0.01, "Adam's learning rate for those steps"),
+    "ks": ((1, 2, 5, 10), "FOSI: numbers k of top Hessian eigenpairs (Lanczos order 4 k)"),
+    "windows": ((16, 64, 256), "M-FAC: gradient windows m, each <= n_samples"),
+    "damping": (1e-3, "M-FAC: damping lambda of the empirical Fisher"),
+    "psgd_ranks": ((1, 4, 16, 64), "PSGD LRA: preconditioner ranks r"),
+    "psgd_fits": (2000, "PSGD: preconditioner fits on exact Hessian-vector products"),
+}
+
 
 def validate(cfg) -> None:
     from jaxopt_lab.lab import ConfigError

@@ -37,6 +37,17 @@ CONFIG_SPEC = {
     "model.hidden_dim": Range(1, integer=True),
     "rank": Range(1, integer=True),
 }
+
+CONFIG_DEFAULTS = {
+    "seed": (0, "unused: shapes only, nothing is initialised"),
+    "model.vocab_size": (32000, "vocabulary size (LLaMA-7B's)"),
+    "model.dim": (4096, "model width (LLaMA-7B's)"),
+    "model.n_layers": (32, "decoder layers (LLaMA-7B's)"),
+    "model.n_heads": (32, "attention heads (LLaMA-7B's)"),
+    "model.hidden_dim": (11008, "MLP hidden width (LLaMA-7B's)"),
+    "model.max_seq_len": (2048, "context length (LLaMA-7B's); no parameter depends on it"),
+    "rank": (1024, "GaLore rank of every projected matrix, < min(model.dim, model.hidden_dim)"),
+}
 # label -> (registry name, extra arguments, formula method or None, bytes compared with BF16 Adam)
 METHODS = {
     "galore": ("galore", {}, "galore", False),

@@ -38,6 +38,19 @@ CONFIG_SPEC = {
     "alpha_control": Range(0.0, open_low=True),
     "rho_min_control": Range(0.0),
 }
+
+CONFIG_DEFAULTS = {
+    "seed": (0, "seed of the initialisation and minibatch order, shared by every variant"),
+    "data_seed": (0, "the digits train/test split"),
+    "steps": (600, "training steps (the tolerance is steps x 2^-23)"),
+    "batch_size": (64, "examples per minibatch"),
+    "hidden": (128, "MLP hidden width (two hidden layers)"),
+    "learning_rate": (0.1, "peak learning rate lr_max of the cosine schedule"),
+    "lr_min": (1e-3, "final learning rate of the cosine schedule, < learning_rate"),
+    "rho": (0.05, "SAM's radius, GSAM's rho_max (and rho_min of gsam_reduced and gsam_alpha)"),
+    "alpha_control": (0.3, "GSAM's alpha of the gsam_alpha control (> 0: must differ from SAM)"),
+    "rho_min_control": (0.01, "rho_min of the gsam_rho_schedule control, < rho (must differ from SAM)"),
+}
 FLOAT32_ULP = 2.0 ** -23  # spacing of float32 numbers in [1, 2)
 
 

@@ -39,6 +39,24 @@ CONFIG_SPEC = {
     "success_level": Range(0.0, 1.0),
 }
 
+CONFIG_DEFAULTS = {
+    "seed": (0, "PRNG seed of the patterns and query corruptions of every curve"),
+    "dim": (128, "pattern dimension d (+-1 entries); loads are N / d"),
+    "corruption": (0.1, "fraction of a query's coordinates flipped"),
+    "num_queries": (64, "queries per pattern-bank size; success rate = fraction retrieved (overlap >= 0.99)"),
+    "max_iterations": (30, "update sweeps at most per retrieval (iterated memories)"),
+    "powers": ((3, 4), "interaction powers n of the dense associative memories F(x) = x^n"),
+    "beta_scales": ((0.25, 1.0, 4.0, 16.0), "modern Hopfield network inverse temperatures, beta = s / sqrt(d)"),
+    "success_level": (0.9, "capacity = the largest N whose success rate stays >= this"),
+    "sizes.min": (4, "smallest number of stored patterns N of the retrieval curves"),
+    "sizes.max_over_dim": (16.0, "largest N of the retrieval curves, as a multiple of d"),
+    "sizes.num": (22, "about this many log-spaced N per retrieval curve (duplicates removed)"),
+    "classical.step": (2, "classical network: spacing of its linearly spaced N"),
+    "classical.max_over_dim": (0.5, "classical network: largest N, as a multiple of d"),
+    "classical.stability_overlap": (0.967, "classical stability capacity: the largest N whose mean fixed-point "
+                                           "overlap stays >= this (the retrieval state at load 0.138)"),
+}
+
 AMIT_OVERLAP = 0.967  # mean overlap of the retrieval state at alpha_c = 0.138 (Amit et al. 1985)
 
 

@@ -39,6 +39,23 @@ CONFIG_SPEC = {
     "bound": Range(0.0),
 }
 
+CONFIG_DEFAULTS = {
+    "seed": (0, "PRNG seed of the corpus sample, the initialisations and the training windows"),
+    "dims": ((16, 32, 64), "model widths d, each a multiple of 2 * n_heads; one compiled program per width"),
+    "data_sizes": ((4096, 16384, 65536), "training-set sizes in tokens (bytes), each >= 2 * (seq_len + 1); "
+                                         "vmapped within a width"),
+    "n_layers": (2, "transformer blocks"),
+    "n_heads": (4, "attention heads per block"),
+    "seq_len": (64, "tokens per training and evaluation window"),
+    "batch_size": (16, "windows per training step"),
+    "eval_windows": (64, "evenly spaced windows on which the train and held-out cross-entropy are measured"),
+    "bound": (1.0, "the paper's lower bound on the cross-entropy, in nats"),
+    "train.steps": (800, "Adam steps per run (a multiple of train.log_every)"),
+    "train.learning_rate": (3e-3, "peak learning rate (linear warm-up, then cosine decay to 5% of it)"),
+    "train.warmup": (50, "warm-up steps of the learning-rate schedule"),
+    "train.log_every": (100, "steps between evaluations (divides train.steps)"),
+}
+
 
 def check_config(cfg) -> None:
     from jaxopt_lab.lab import ConfigError

@@ -42,6 +42,24 @@ CONFIG_SPEC = {
     "num_seeds": Range(1, integer=True),
 }
 
+CONFIG_DEFAULTS = {
+    "seed": (0, "seed of the digits split and the bags; the models' seeds derive from it"),
+    "num_seeds": (5, "independent model initialisations and training runs (vmapped), on the same bags"),
+    "target": (9, "a bag is positive iff it holds this digit (0-9)"),
+    "max_positives": (2, "positive bags hold 1 .. max_positives target digits (<= bag_size.min)"),
+    "bags.train": (600, "training bags (from the digits' train split), half of them positive"),
+    "bags.test": (400, "test bags (from the test split), half of them positive"),
+    "bag_size.min": (8, "fewest instances in a bag"),
+    "bag_size.max": (16, "most instances in a bag (bags are padded to it, with a mask)"),
+    "model.hidden": (64, "hidden width of the instance encoder MLP (64 -> hidden -> features)"),
+    "model.features": (32, "instance feature width (divisible by model.num_heads)"),
+    "model.num_heads": (4, "heads of Hopfield pooling"),
+    "model.update_steps": (1, "state updates of Hopfield pooling before its read-out (0: plain attention)"),
+    "train.steps": (600, "full-batch Adam steps (a multiple of train.log_every)"),
+    "train.learning_rate": (3e-3, "Adam learning rate"),
+    "train.log_every": (50, "steps between test evaluations (divides train.steps)"),
+}
+
 
 def check_config(cfg) -> None:
     from jaxopt_lab.lab import ConfigError

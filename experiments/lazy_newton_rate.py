@@ -41,6 +41,18 @@ CONFIG_SPEC = {
     "bisection_iterations": Range(1, integer=True),
 }
 
+CONFIG_DEFAULTS = {
+    "seed": (0, "seed of the generated data (A, the planted x* and the flipped labels)"),
+    "dim": (500, "dimension d (the lazy method refreshes its Hessian every d steps)"),
+    "n_samples": (1000, "examples n (full batch)"),
+    "mu": (1e-3, "l2 regularisation mu"),
+    "label_noise": (0.1, "probability of flipping a planted label, in [0, 0.5]"),
+    "M_factor": (1.0, "cubic regularisation M as a multiple of the bound on the Hessian's Lipschitz constant"),
+    "target": (1e-9, "stop at ||grad f|| <= target"),
+    "max_steps": (2000, "step cap of each method"),
+    "bisection_iterations": (100, "bisection iterations of each cubic step (counted in its flops)"),
+}
+
 _SIGMA3 = 1.0 / (6.0 * math.sqrt(3.0))  # max |sigma'''| of the logistic loss
 
 

@@ -39,6 +39,23 @@ CONFIG_SPEC = {
     "pgd.threshold": Range(0.0, open_low=True),
 }
 
+CONFIG_DEFAULTS = {
+    "seed": (0, "seed of the least-squares problem A, b"),
+    "dim": (50, "dimension d of x"),
+    "n_rows": (100, "rows of A (entries N(0, 1/n_rows))"),
+    "target_scale": (3.0, "standard deviation of x_true, which puts the unconstrained optimum far outside "
+                          "the box"),
+    "lambdas": ((0.5, 1.0, 2.0), "decoupled weight decays lambda (> 0): the box is ||x||_inf <= 1/lambda"),
+    "steps": (40000, "full-batch Lion steps, a multiple of trace_points"),
+    "trace_points": (80, "points of the traces along the run"),
+    "lion.learning_rate": (0.01, "Lion's initial step (cosine decay to lion.final_learning_rate)"),
+    "lion.final_learning_rate": (1e-6, "Lion's final step, <= lion.learning_rate"),
+    "lion.b1": (0.9, "Lion's interpolation factor of the update direction"),
+    "lion.b2": (0.99, "Lion's momentum decay"),
+    "pgd.max_iterations": (200000, "iteration cap of the projected-gradient reference"),
+    "pgd.threshold": (1e-12, "gradient-mapping norm at which the projected-gradient reference stops"),
+}
+
 
 def validate(cfg) -> None:
     from jaxopt_lab.lab import ConfigError

@@ -56,6 +56,43 @@ CONFIG_SPEC = {
     "mesh.fsdp": Range(1, integer=True),
 }
 
+CONFIG_DEFAULTS = {
+    "seed": (0, "seed of the initialisation (shared by every optimizer), the batch order and the corpus"),
+    "lm_preset": ("tiny", "models.LlamaConfig preset: 'tiny' (dim 64, 2 layers), 'mini', 'base' or 'small'"),
+    "model.dim": (0, "model width; 0 keeps the preset's"),
+    "model.n_layers": (0, "decoder layers; 0 keeps the preset's"),
+    "model.hidden_dim": (0, "MLP hidden width; 0 keeps the preset's"),
+    "model.n_heads": (0, "attention heads (heads of even size); 0 keeps the preset's"),
+    "seq_len": (64, "context length in bytes"),
+    "batch_size": (16, "windows per step"),
+    "corpus_bytes": (1_000_000, "bytes of the standard-library corpus used (train and held-out split)"),
+    "steps": (600, "training steps, a multiple of log_every"),
+    "log_every": (50, "steps per jitted chunk: the chunk's mean loss is logged after each"),
+    "eval_windows": (256, "held-out windows of the final loss"),
+    "rank": (16, "rank of the low-rank entries that set none (16 = dim / 4, GaLore's LLaMA-60M ratio)"),
+    "update_proj_gap": (100, "steps between projector refreshes of the low-rank entries that set none"),
+    "project_only": (("attention", "mlp"), "low-rank entries project only the leaves whose path contains one "
+                                           "of these; () projects every matrix"),
+    "reference": ("adam", "the label whose loss, state bytes and step time the others are compared with"),
+    "only": ((), "if non-empty: train only these labels (and the reference)"),
+    "optimizers": ({
+        "adam": {"name": "adam", "learning_rate": 3e-3},
+        "galore": {"name": "galore", "learning_rate": 1e-2},
+        "fira": {"name": "fira", "learning_rate": 1e-2},
+        "osd": {"name": "online_subspace_descent", "learning_rate": 1e-2},
+        "dct_galore": {"name": "dct_galore", "learning_rate": 1e-2},
+        "frugal": {"name": "frugal", "learning_rate": 3e-3},
+        "smmf": {"name": "smmf", "learning_rate": 3e-3},
+    }, "label -> {name: a registered optimizer, its arguments}; GaLore-family learning rate as GaLore's C4 "
+       "scripts; replaced as a whole"),
+    "projection.every": (0, "steps between projection-quality measurements along the reference run, a "
+                            "multiple of log_every; 0: none"),
+    "projection.kinds": (("svd", "dct", "random"), "projector kinds measured (optim.PROJECTORS)"),
+    "projection.ranks": ((), "extra ranks at which projection quality is measured"),
+    "mesh.data": (0, "devices on the data axis; 0: all devices not on fsdp"),
+    "mesh.fsdp": (1, "devices each parameter is split over"),
+}
+
 _LOWRANK_KEYS = ("rank", "update_proj_gap")
 
 
@@ -113,7 +150,7 @@ def check_config(cfg) -> None:
             where = f"optimizers.{label}.rank" if "rank" in entry else "rank"
             raise ConfigError(f"config key {where!r} = {rank}: must be <= {side}, the shortest side of "
                               f"the projected matrices (model dim {llama.dim}, hidden {llama.hidden_dim})")
-    for r in cfg.projection.get("ranks", ()):
+    for r in cfg.projection.ranks:
         if not (isinstance(r, int) and 1 <= r < side):
             raise ConfigError(f"config key 'projection.ranks' has {r!r}: must be ints in [1, {side}), "
                               f"below the shortest side of the projected matrices")
@@ -215,7 +252,7 @@ def make_projection_probe(kinds, rank):
 
 def _sweep_ranks(cfg):
     """The run's rank first, then ``projection.ranks`` (if any) not equal to it."""
-    extra = tuple(cfg.projection.get("ranks", ()))
+    extra = tuple(cfg.projection.ranks)
     return (cfg.rank,) + tuple(r for r in extra if r != cfg.rank)
 
 

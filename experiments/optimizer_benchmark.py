@@ -77,6 +77,43 @@ CONFIG_SPEC = {
     **{f"{w}.target": Range(0.0) for w in WORKLOADS},
 }
 
+CONFIG_DEFAULTS = {
+    "seed": (0, "first seed of every sweep (the seeds are fixed, so each target is a function of the config)"),
+    "optimizers": (("sgd", "sgd_nesterov", "adam", "adamw", "lion", "muon", "schedule_free_adamw", "adopt",
+                    "mars", "sam", "galore", "sophia", "prodigy"),
+                   "registered names benchmarked: one or two per family"),
+    "exclude": ((), "registered names to leave out"),
+    "workloads": (("digits_mlp", "digits_cnn", "llama"), "the workloads, any of 'digits_mlp', 'digits_cnn', "
+                                                         "'llama'"),
+    "reference": ("adam", "the optimizer that alone sets each target whose value is 0"),
+    "target_fraction": (0.75, "the reference's target is its metric at this fraction of the step budget"),
+    "tau_max": (4.0, "upper limit of the performance-profile integral (AlgoPerf's)"),
+    "rank_by": ("time", "rank by time-to-target ('time', AlgoPerf's) or steps-to-target ('steps')"),
+    "seeds": (3, "seeds per learning rate, vmapped with the learning-rate grid"),
+    "lr.min": (1e-4, "smallest learning rate of the log-spaced grid, <= lr.max"),
+    "lr.max": (1.0, "largest learning rate of the grid"),
+    "lr.num": (6, "learning rates in the grid"),
+    "digits_mlp.hidden": ((64,), "digits MLP hidden widths"),
+    "digits_mlp.batch_size": (64, "digits MLP minibatch size"),
+    "digits_mlp.steps": (400, "digits MLP step budget, a multiple of eval_every"),
+    "digits_mlp.eval_every": (20, "steps between held-out evaluations"),
+    "digits_mlp.target": (0.0, "held-out cross-entropy target; 0: set by the reference"),
+    "digits_cnn.channels": ((8, 16), "digits CNN channels per layer"),
+    "digits_cnn.batch_size": (64, "digits CNN minibatch size"),
+    "digits_cnn.steps": (300, "digits CNN step budget, a multiple of eval_every"),
+    "digits_cnn.eval_every": (20, "steps between held-out evaluations"),
+    "digits_cnn.target": (0.0, "held-out cross-entropy target; 0: set by the reference"),
+    "llama.dim": (32, "LM model width"),
+    "llama.n_layers": (1, "LM decoder layers"),
+    "llama.n_heads": (2, "LM attention heads"),
+    "llama.seq_len": (32, "LM context length in bytes"),
+    "llama.batch_size": (8, "LM windows per step"),
+    "llama.corpus_bytes": (300_000, "bytes of the standard-library corpus used"),
+    "llama.steps": (300, "LM step budget, a multiple of eval_every"),
+    "llama.eval_every": (20, "steps between held-out evaluations"),
+    "llama.target": (0.0, "held-out next-byte loss target; 0: set by the reference"),
+}
+
 
 def check_config(cfg) -> None:
     """Cross-field checks, before any work."""

@@ -57,6 +57,30 @@ CONFIG_SPEC = {
     "rosenbrock.init_noise": Range(0.0),
 }
 
+CONFIG_DEFAULTS = {
+    "seed": (0, "first seed of each sweep (initialisation, data order, Rosenbrock start)"),
+    "optimizers": ((), "registered names to run; (): every registered optimizer"),
+    "exclude": ((), "registered names to leave out"),
+    "tasks": (("digits", "lm", "rosenbrock"), "the tasks, any of 'digits', 'lm', 'rosenbrock'"),
+    "seeds": (2, "seeds per learning rate, vmapped with the learning-rate grid"),
+    "lr.min": (1e-5, "smallest learning rate of the geometric grid, <= lr.max"),
+    "lr.max": (1.0, "largest learning rate of the grid"),
+    "lr.num": (11, "learning rates in the grid (11 from 1e-5 to 1: two per decade)"),
+    "digits.hidden": (64, "digits MLP hidden width"),
+    "digits.steps": (300, "digits training steps"),
+    "digits.batch_size": (64, "digits minibatch size (at most the training set)"),
+    "lm.dim": (32, "LM model width"),
+    "lm.n_layers": (1, "LM decoder layers"),
+    "lm.n_heads": (2, "LM attention heads"),
+    "lm.seq_len": (32, "LM context length in bytes"),
+    "lm.batch_size": (8, "LM windows per step"),
+    "lm.steps": (150, "LM training steps"),
+    "lm.corpus_bytes": (300_000, "bytes of the standard-library corpus used (train and held-out split)"),
+    "rosenbrock.dim": (10, "Rosenbrock dimension"),
+    "rosenbrock.steps": (500, "Rosenbrock steps"),
+    "rosenbrock.init_noise": (0.1, "standard deviation of the Gaussian perturbation of the classic start"),
+}
+
 
 def validate(cfg) -> None:
     from jaxopt_lab.lab import ConfigError

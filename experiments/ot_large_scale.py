@@ -38,6 +38,17 @@ CONFIG_SPEC = {
     "spread": Range(0, open_low=True),
 }
 
+CONFIG_DEFAULTS = {
+    "seed": (0, "PRNG seed of the three samples (x ~ mu, y ~ nu, and the second sample of mu)"),
+    "n": (100_000, "points per sample; the cost matrix is never formed, so memory grows as n, time as n^2"),
+    "epsilons": ((1.0, 0.3, 0.1, 0.03), "absolute entropic regularisations (cost ||x - y||^2), at least two; "
+                                        "smaller ones need more iterations"),
+    "threshold": (1e-3, "Sinkhorn stopping criterion: l1 marginal error"),
+    "max_iterations": (3000, "Sinkhorn iteration cap per solve (three solves per epsilon)"),
+    "block_size": (1024, "rows of the cost computed at once by the online Sinkhorn: memory block_size x n"),
+    "spread": (1.0, "scale of nu's covariance S2 (mu's is fixed): sets the closed-form W2^2"),
+}
+
 
 def check_config(cfg) -> None:
     eps = tuple(cfg.epsilons)

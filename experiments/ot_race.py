@@ -41,8 +41,6 @@ from jaxopt_lab.lab import Each, OneOf, Range, bench, plots
 PROBLEMS = ("cloud", "grid_w1", "grid_w2", "random_assignment")
 SOLVERS = ("sinkhorn", "sinkhorn_lse", "ott", "sns")
 
-CONFIG_KEYS = ("epsilon_sweep",)  # checked in check_config (may be empty)
-
 CONFIG_SPEC = {
     "study": OneOf(("race", "mirror")),
     "problems": OneOf(PROBLEMS),
@@ -64,6 +62,39 @@ CONFIG_SPEC = {
     "mirror.iterations": Each(Range(1, integer=True)),
     "mirror.sweep_iterations": Each(Range(1, integer=True)),
     "mirror.tau_sweep": Each(Range(0, open_low=True)),
+}
+
+CONFIG_DEFAULTS = {
+    "seed": (0, "PRNG seed of the problems (one key per problem family) and of the mirror study's noise"),
+    "study": ("race", "'race': Sinkhorn vs Sinkhorn-Newton-Sparse to a marginal error; 'mirror': Mirror Sinkhorn "
+                      "rates against POT's exact solutions (needs the POT extra)"),
+    "problems": (("cloud", "grid_w1", "grid_w2"),
+                 "race problem families: 'cloud' (n points in R^2, squared-Euclidean cost), 'grid_w1' / 'grid_w2' "
+                 "(densities on a grid_size^2 grid, cost ||x-y|| / ||x-y||^2), 'random_assignment' (C_ij ~ U[0, 1])"),
+    "solvers": (("sinkhorn", "sinkhorn_lse", "ott", "sns"),
+                "race solvers: ours in kernel scaling ('sinkhorn') or log domain ('sinkhorn_lse'), ott-jax's "
+                "Sinkhorn ('ott'), Sinkhorn-Newton-Sparse ('sns'); the iteration ratio needs 'sinkhorn' and 'sns'"),
+    "n": (500, "points per measure of 'cloud' and side of the 'random_assignment' cost matrix"),
+    "grid_size": (24, "grid side of 'grid_w1' / 'grid_w2': grid_size^2 points per measure"),
+    "epsilon_scale": (0.01, "entropic regularisation epsilon as a multiple of the median cost (unitless); also "
+                            "the mirror study's problem"),
+    "random_assignment_eta": (1200.0, "'random_assignment' uses epsilon = 1 / eta (absolute), the SNS paper's eta"),
+    "epsilon_sweep": ((), "optional epsilon scales (x median cost) at which Sinkhorn and SNS are rerun for the "
+                          "iteration-ratio-vs-epsilon figure; empty: no sweep"),
+    "target_error": (1e-5, "stopping criterion: l1 marginal error of the plan; below ~1e-7 set float64"),
+    "float64": (False, "run in 64-bit floats (jax x64 for this run only); float32 cannot reach errors below ~1e-7"),
+    "repeats": (3, "timed runs per solver (median wall time, compile excluded)"),
+    "sinkhorn.max_iterations": (20000, "iteration cap of the Sinkhorn solvers (one row + column sweep each)"),
+    "sns.warmup_iterations": (20, "SNS stage 1: Sinkhorn sweeps before the Newton stage (the paper's N1)"),
+    "sns.max_iterations": (300, "SNS cap on Newton steps after the warm-up"),
+    "sns.kept_per_row": (0.2, "fraction of each Hessian row SNS keeps when sparsifying (largest entries)"),
+    "sns.cg_max_iterations": (50, "conjugate-gradient iterations per Newton step at most"),
+    "mirror.n": (50, "mirror study: points per measure of its cloud problem"),
+    "mirror.noise": (1.0, "mirror study: std of the online cost noise, as a multiple of the median cost"),
+    "mirror.tau": (1.0, "mirror study: weight of the quadratic term (tau/2)||P||^2 of the convex objective"),
+    "mirror.iterations": ((100, 300, 1000, 3000, 10000), "mirror study: horizons T at which the gaps are measured"),
+    "mirror.sweep_iterations": ((100, 1000, 10000), "mirror study: horizons T of the plan-distance-vs-tau sweep"),
+    "mirror.tau_sweep": ((1.0, 100.0, 1000.0, 10000.0), "mirror study: taus of the plan-distance-vs-tau sweep"),
 }
 
 
@@ -92,13 +123,13 @@ def _problem_key(key, name):
 
 
 def _precision(cfg):
-    return jax.enable_x64(True) if cfg.get("float64", False) else contextlib.nullcontext()
+    return jax.enable_x64(True) if cfg.float64 else contextlib.nullcontext()
 
 
 def check_config(cfg) -> None:
     """The mirror study compares with POT (an optional extra): say so in one line before any work."""
     from jaxopt_lab.lab import require
-    sweep = cfg.get("epsilon_sweep", ())
+    sweep = cfg.epsilon_sweep
     require(isinstance(sweep, (tuple, list)) and all(Range(0, open_low=True).allows(e) for e in sweep),
             "epsilon_sweep", sweep, "a (possibly empty) sequence of numbers > 0")
     if cfg.study != "race":
@@ -115,7 +146,7 @@ def _pot_or_config_error():
 
 def run(cfg, ctx):
     with _precision(cfg):
-        dtype = jnp.float64 if cfg.get("float64", False) else jnp.float32
+        dtype = jnp.float64 if cfg.float64 else jnp.float32
         if cfg.study == "race":
             _race(cfg, ctx, dtype)
         else:
@@ -222,8 +253,8 @@ def _race(cfg, ctx, dtype):
         summary["max_reg_cost_rel_diff"] = max(summary[f"{p}/reg_cost_rel_diff"] for p in cfg.problems)
         summary["all_converged"] = float(all(summary[f"{p}/{s}/converged"] for p in cfg.problems
                                              for s in ("sinkhorn", "sns")))
-    summary["float64"] = bool(cfg.get("float64", False))
-    if cfg.get("epsilon_sweep", ()):
+    summary["float64"] = bool(cfg.float64)
+    if cfg.epsilon_sweep:
         _epsilon_sweep(cfg, ctx, dtype, summary, solvers["sinkhorn"], solvers["sns"])
     ctx.summary(**summary)
     for pname in cfg.problems:
@@ -316,7 +347,7 @@ def _mirror(cfg, ctx, dtype):
     summary.update({f"mirror/{k}_last": v[-1] for k, v in rows.items()})
     summary["mirror/exact_cost"] = exact
     summary["mirror/relative_gap_last"] = rows["gap"][-1] / exact
-    summary["float64"] = bool(cfg.get("float64", False))
+    summary["float64"] = bool(cfg.float64)
     ctx.figure("mirror_rates", plots.lines(
         {"|<C,avg> - OT|": (ts, rows["gap"]), "noisy cost": (ts, rows["noisy_gap"]),
          "marginal violation": (ts, rows["marginal"]), "l2 objective: |P - P*|_1": (ts, rows["l2_distance"]),

@@ -54,6 +54,30 @@ CONFIG_SPEC = {
     "compare_uot": OneOf((True, False)),
 }
 
+CONFIG_DEFAULTS = {
+    "seed": (0, "PRNG seed: features, head initialisation and training of every seed derive from it"),
+    "n_seeds": (5, "independent repetitions (data, head, training), vmapped; accuracies are averaged over them"),
+    "compare_uot": (True, "also train on semi-relaxed OT labels with all mass transported ('uot' baseline)"),
+    "data.source": ("mixture", "'mixture': long-tailed Gaussian mixture with known labels; 'digits': "
+                               "scikit-learn's digits made long-tailed and projected to data.dim components"),
+    "data.n_head": (500, "mixture: samples of the largest class (class k: n_head * ratio^(k / (K - 1)))"),
+    "data.n_classes": (10, "clusters K of the OT pseudo-labels (mixture: also its classes; digits has 10)"),
+    "data.imbalance_ratio": (0.01, "size of the smallest class / the largest"),
+    "data.dim": (16, "feature dimension (digits: principal components kept, at most 64)"),
+    "data.separation": (4.0, "mixture: norm of the class means (unit within-class std); digits: features "
+                              "scaled to an average std of separation / 4"),
+    "head.noise": (1.0, "std of the noise added to the class means the linear head starts from"),
+    "head.temperature": (1.0, "softmax temperature of the head's logits"),
+    "p2ot.epsilon": (0.1, "P2OT entropic regularisation"),
+    "p2ot.gamma": (1.0, "P2OT weight of the KL penalty that relaxes the uniform cluster-size constraint"),
+    "p2ot.rho_base": (0.1, "transported mass fraction rho at the first round (the ramp's start)"),
+    "p2ot.rho_upper": (1.0, "transported mass fraction rho at the last round (>= p2ot.rho_base)"),
+    "sela.lamb": (25.0, "SeLa's inverse entropic regularisation (its Sinkhorn runs at epsilon = 1 / lamb)"),
+    "train.epochs": (50, "pseudo-labelling rounds: one OT solve then train.steps_per_epoch head updates each"),
+    "train.steps_per_epoch": (10, "Adam steps of the head on each round's pseudo-labels"),
+    "train.learning_rate": (0.01, "Adam learning rate of the head"),
+}
+
 
 DIGITS_FEATURES = 64  # 8 x 8 pixels: the most principal components the digits source has
 

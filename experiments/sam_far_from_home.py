@@ -41,6 +41,22 @@ CONFIG_SPEC = {
     "power_iterations": Range(1, integer=True),
 }
 
+CONFIG_DEFAULTS = {
+    "seed": (0, "first initialisation seed (seeds seed .. seed + seeds - 1)"),
+    "data_seed": (0, "seed of the random inputs and targets"),
+    "n": (200, "training examples (full batch)"),
+    "dim": (20, "input dimension"),
+    "width": (50, "hidden width of the 2-layer tanh network"),
+    "target_scale": (2.0, "standard deviation of the random targets"),
+    "etas": ((0.2, 0.4), "learning rates eta of the grid (positive floats)"),
+    "rhos": ((0.0, 0.05, 0.1, 0.2), "SAM radii rho of the grid (floats >= 0; 0 is gradient descent)"),
+    "steps": (2000, "full-batch steps, a multiple of eval_every"),
+    "eval_every": (50, "steps between measurements of the top Hessian eigenvalue"),
+    "seeds": (3, "initialisations per grid point"),
+    "plateau_fraction": (0.25, "the plateau is the median of this last fraction of the measurements"),
+    "power_iterations": (20, "least power-iteration steps per measurement (at most 5x as many)"),
+}
+
 
 def predicted_edge(eta, rho):
     """lambda* with eta lambda (1 + rho lambda) = 2; 2/eta at rho = 0."""

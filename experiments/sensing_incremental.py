@@ -32,6 +32,23 @@ CONFIG_SPEC = {
     "alphas": Each(Range(0.0, open_low=True)),
 }
 
+CONFIG_DEFAULTS = {
+    "seed": (0, "PRNG seed of the measurement operator (one per run); trial seeds are seed .. seed + seeds - 1"),
+    "seeds": (3, "trials per grid point, each with its own ground truth and init (vmapped by lab.sweep)"),
+    "num_steps": (2500, "GD steps per trial"),
+    "step_size": (0.05, "GD step size eta; the predicted learning time of eigenvalue i is log(1/alpha) / "
+                        "(2 eta sigma_i)"),
+    "log_points": (60, "steps whose errors go to metrics.jsonl, geometrically spaced over the run"),
+    "learned_fraction": (0.5, "an eigenvalue counts as learned at the first step where the matching eigenvalue "
+                              "of X X^T reaches this fraction of it"),
+    "problem.n": (20, "side of the symmetric ground truth M* (n x n)"),
+    "problem.m": (1600, "Gaussian measurements (20 n r here: fewer are far from isometric)"),
+    "problem.eigenvalues": ((1.0, 0.5, 0.25, 0.125), "eigenvalues of M*, strictly decreasing; their number is the "
+                                                    "rank r, which must be one of ks"),
+    "ks": ((2, 4, 8), "widths k of X (n x k): under- (k < r), exactly (k = r) and over-parameterized (k > r)"),
+    "alphas": ((1e-2, 1e-4, 1e-6), "init scales: X_0 = alpha * N(0, 1) / sqrt(n)"),
+}
+
 
 def _problem(cfg, key):
     p = cfg.problem

@@ -51,6 +51,30 @@ CONFIG_SPEC = {
     "asym.alphas": Each(Range(0.0, open_low=True)),
 }
 
+CONFIG_DEFAULTS = {
+    "seed": (0, "PRNG seed of the measurement operator (one per run); trial seeds are seed .. seed + seeds - 1"),
+    "seeds": (3, "trials per grid point, each with its own ground truth and init (vmapped by lab.sweep)"),
+    "num_steps": (6000, "symmetric GD steps per trial"),
+    "x64": (True, "run in 64-bit floats (the error curves run down to the 1e-13 floor)"),
+    "log_points": (60, "steps whose errors go to metrics.jsonl, geometrically spaced over the run"),
+    "problem.n": (20, "side of the symmetric PSD ground truth M* (n x n)"),
+    "problem.rank": (2, "rank r of M*"),
+    "problem.m": (400, "dense Gaussian measurements (10 n r here; >= 5 n r for a small RIP constant)"),
+    "problem.condition_number": (1.0, "ratio of M*'s largest to smallest nonzero eigenvalue (>= 1)"),
+    "sym.ks": ((2, 3, 4), "widths k of the symmetric model X X^T (k = r: linear rate; k > r: sublinear)"),
+    "sym.alpha": (0.1, "init scale of the symmetric model"),
+    "sym.step_size": (0.1, "GD step size of the symmetric model"),
+    "asym.k": (4, "width k > r of the asymmetric model F G^T"),
+    "asym.alphas": ((0.3, 0.1, 0.03), "init scales of the asymmetric model (its rate ~ exp(-alpha^2 T))"),
+    "asym.step_size": (0.2, "GD step size eta of the asymmetric model"),
+    "asym.num_steps": (100_000, "asymmetric GD steps; must reach well past 1 / (eta alpha^2) for the smallest "
+                                "alpha, where the alpha^2 rate sets in"),
+    "asym.rebalance_below": (0.01, "the one-step modification is applied once, when the error first drops "
+                                   "below this"),
+    "fit.floor": (1e-12, "errors at or below this are left out of every rate fit (numerical floor)"),
+    "fit.ceiling": (1e-2, "linear rates are fitted on errors below this (the asymptotic regime)"),
+}
+
 
 def check_config(cfg):
     """Cross-field checks, before any work: rank <= n, the symmetric widths include k = r and one above

@@ -44,6 +44,30 @@ CONFIG_SPEC = {
     "sensitivity.alphas": Each(Range(0.0, open_low=True)),
 }
 
+CONFIG_DEFAULTS = {
+    "seed": (0, "PRNG seed of the measurement operator (one per run); trial seeds are seed .. seed + seeds - 1"),
+    "seeds": (3, "trials per grid point, each with its own ground truth and init (vmapped by lab.sweep)"),
+    "num_steps": (1500, "iterations of SubGM and of l2 GD per trial"),
+    "log_points": (50, "steps whose errors go to metrics.jsonl, geometrically spaced over the run"),
+    "problem.n": (20, "side of the symmetric PSD ground truth M* (n x n)"),
+    "problem.rank": (2, "rank r of M*"),
+    "problem.m": (800, "dense Gaussian measurements (20 n r here)"),
+    "outlier_fraction": (0.2, "fraction of measurements corrupted, for the width sweep and the sensitivity grid"),
+    "outlier_scale": (10.0, "outlier magnitude: +-outlier_scale * ||y||_inf"),
+    "widths": ((2, 4, 20), "SubGM widths r' of the width sweep (r' = r, 2r, n here)"),
+    "alphas": ((1e-3, 1.0), "init scales of the width sweep (small vs large init)"),
+    "fractions": ((0.0, 0.1, 0.2, 0.3, 0.4), "outlier fractions of the success-vs-fraction comparison"),
+    "compare_width": (4, "width of both methods in the success-vs-fraction comparison (>= problem.rank)"),
+    "compare_alpha": (1e-3, "init scale of both methods in the success-vs-fraction comparison"),
+    "subgm.step_size": (0.5, "SubGM initial step eta_0 (step t: eta_0 q^t)"),
+    "subgm.decay": (0.99, "SubGM geometric step decay q; too fast a decay freezes the iterate early"),
+    "gd.step_size": (0.1, "step size of l2 GD (the baseline)"),
+    "success_below": (1e-2, "a trial succeeds when its final relative error is below this"),
+    "sensitivity.ms": ((800, 3200, 12800), "measurement counts of the over-parameterized (r' = n) sensitivity "
+                                          "grid"),
+    "sensitivity.alphas": ((1e-3, 1e-5, 1e-7), "init scales of the sensitivity grid"),
+}
+
 
 def check_config(cfg):
     """Cross-field checks, before any work: rank <= n, and every width (and the comparison width) at

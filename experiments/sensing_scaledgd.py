@@ -42,6 +42,28 @@ CONFIG_SPEC = {
     "m_sweep_kappas": Each(Range(1.0)),
 }
 
+CONFIG_DEFAULTS = {
+    "seed": (0, "PRNG seed of the measurement operator (one per run); trial seeds are seed .. seed + seeds - 1"),
+    "seeds": (2, "trials per grid point, each with its own ground truth and init (vmapped by lab.sweep)"),
+    "num_steps": (2000, "iterations per trial, for every method"),
+    "x64": (True, "run in 64-bit floats (a 1e-10 target is below float32's floor)"),
+    "log_points": (60, "steps whose errors go to metrics.jsonl, geometrically spaced over the run"),
+    "target": (1e-10, "relative error at which iterations are counted"),
+    "problem.n": (10, "side of the symmetric PSD ground truth M* (n x n)"),
+    "problem.rank": (2, "rank r of M*"),
+    "problem.m": (1000, "dense Gaussian measurements (50 n r here: preconditioning amplifies the RIP error)"),
+    "k": (4, "width of X (n x k), over-parameterized: k > r"),
+    "alpha": (1e-6, "init scale; the extra columns must stay far below sqrt(target)"),
+    "kappas": ((1.0, 10.0, 100.0, 1000.0), "condition numbers of M* (geometric spectrum from 1 to 1 / kappa)"),
+    "m_sweep": ((1000, 4000, 16000, 64000, 256000), "measurement counts of the ScaledGD(lambda) sensitivity sweep"),
+    "m_sweep_kappas": ((1.0, 10.0, 100.0), "condition numbers of the ScaledGD(lambda) sensitivity sweep"),
+    "gd.step_size": (0.1, "step size of plain GD"),
+    "scaled.step_size": (0.3, "step size of ScaledGD(lambda)"),
+    "scaled.damping": (0.1, "ScaledGD(lambda)'s fixed damping lambda, as a multiple of sigma_r(M*)"),
+    "precgd.step_size": (0.3, "step size of PrecGD"),
+    "precgd.damping": (0.3, "PrecGD's damping lambda_t, as a multiple of the residual norm ||A(X X^T) - y||"),
+}
+
 
 def check_config(cfg):
     """Cross-field checks, before any work: rank <= n and an (over-)parameterized width k >= rank."""

@@ -47,6 +47,32 @@ CONFIG_SPEC = {
     "timing_chunks": Range(1, integer=True),
 }
 
+CONFIG_DEFAULTS = {
+    "seed": (0, "first seed (seeds seed .. seed + seeds - 1: initialisation and batch order) and the corpus's"),
+    "lm_preset": ("tiny", "models.LlamaConfig preset the model keys override"),
+    "model.dim": (32, "model width; 0 keeps the preset's"),
+    "model.n_layers": (2, "decoder layers; 0 keeps the preset's"),
+    "model.hidden_dim": (64, "MLP hidden width; 0 keeps the preset's"),
+    "model.n_heads": (2, "attention heads (heads of even size); 0 keeps the preset's"),
+    "seq_len": (64, "context length in bytes"),
+    "batch_size": (16, "windows per step"),
+    "corpus_bytes": (1_000_000, "bytes of the standard-library corpus used (train and held-out split)"),
+    "eval_windows": (128, "held-out windows of each evaluation"),
+    "steps": (400, "training steps, a multiple of eval_every"),
+    "eval_every": (20, "steps per chunk: the held-out loss is evaluated after each"),
+    "timing_chunks": (5, "timed chunks (after a compile chunk) of the wall-time measurement"),
+    "seeds": (2, "seeds per learning rate, vmapped with the learning-rate grid"),
+    "lr.min": (1e-3, "smallest learning rate of the log grid, <= lr.max"),
+    "lr.max": (0.1, "largest learning rate of the log grid"),
+    "lr.num": (5, "learning rates in the grid"),
+    "reference": ("adam", "the label whose final held-out loss at its best learning rate is the target"),
+    "optimizers": ({
+        "adam": {"name": "adam"},
+        "shampoo": {"name": "shampoo", "graft": "adam", "precondition_every": 10},
+    }, "label -> {name: a registered optimizer, its arguments except learning_rate (swept over lr)}; "
+       "replaced as a whole"),
+}
+
 
 def check_config(cfg) -> None:
     """Cross-field checks before any work: the step budget splits into evaluation chunks, the lr grid is

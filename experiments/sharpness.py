@@ -52,9 +52,36 @@ CONFIG_SPEC = {
     "power_iterations": Range(0, integer=True),
     "model": OneOf(["mlp", "cnn"]),
 }
-# beyond the shipped configs' keys: the paired comparisons and the PyTorch-SGD base of any entry
-CONFIG_KEYS = ("comparisons", "optimizers.*.momentum", "optimizers.*.weight_decay",
-               "optimizers.*.mask")
+
+CONFIG_DEFAULTS = {
+    "seed": (0, "first seed; seeds seed .. seed + seeds - 1 give initialisation and minibatch order, "
+                "the same for every optimizer (paired)"),
+    "data_seed": (0, "the digits train/test split and which labels are flipped"),
+    "label_noise": (0.2, "fraction of training labels flipped to a random other class"),
+    "model": ("mlp", "'mlp' (64-hidden-hidden-10) or 'cnn' (channels hidden // 8, hidden // 4)"),
+    "hidden": (128, "MLP hidden width (the CNN's channels derive from it)"),
+    "normalize": (False, "LayerNorm after each MLP hidden layer (gives SAM-ON parameters to perturb)"),
+    "epochs": (60, "training epochs, a multiple of eval_every"),
+    "batch_size": (64, "examples per minibatch (epoch permutations)"),
+    "seeds": (4, "seeds per optimizer, vmapped in one compiled call"),
+    "eval_every": (5, "epochs between evaluations of test accuracy and lambda_max"),
+    "hessian_batch": (512, "fixed training examples on which lambda_max (top Hessian eigenvalue) is measured"),
+    "power_iterations": (20, "power-iteration steps for lambda_max; 0: no lambda_max"),
+    "reference": ("sgd", "the label the paired accuracy gains are measured against"),
+    "only": ((), "if non-empty: run only these labels (and the reference)"),
+    "comparisons": ((), "pairs (worse, better) of labels: paired error difference, t-test and sign test"),
+    "optimizers": ({
+        "sgd": {"name": "sgd", "learning_rate": 0.05},
+        "sam": {"name": "sam", "learning_rate": 0.05, "rho": 0.05},
+        "asam": {"name": "asam", "learning_rate": 0.05, "rho": 0.5},
+        "gsam": {"name": "gsam", "learning_rate": 0.05, "rho": 0.05, "alpha": 0.1},
+        "gam": {"name": "gam", "learning_rate": 0.05},
+        "fisher_sam": {"name": "fisher_sam", "learning_rate": 0.05, "rho": 0.05},
+    }, "label -> {name: a registered optimizer, its arguments (learning_rate, rho, ...), and optionally "
+       "momentum / weight_decay (PyTorch-SGD base) and mask ('weights' or 'all', ASAM)}; replaced as a whole"),
+}
+# the PyTorch-SGD base of any entry and ASAM's mask
+CONFIG_KEYS = ("optimizers.*.momentum", "optimizers.*.weight_decay", "optimizers.*.mask")
 # an entry's ``mask`` by name: which leaves ASAM scales adaptively (optim.sharpness.weight_mask: the
 # ASAM authors' scope, biases excluded; "all": davda54/sam's, every leaf)
 MASKS = {"weights": weight_mask, "all": None}
@@ -77,7 +104,7 @@ def check_config(cfg: ml_collections.ConfigDict) -> None:
     if unknown:
         raise ConfigError(f"config key 'only' = {tuple(cfg.only)!r}: must name optimizer labels "
                           f"{sorted(entries)}")
-    for pair in cfg.get("comparisons", ()):
+    for pair in cfg.comparisons:
         if len(pair) != 2 or any(label not in entries for label in pair):
             raise ConfigError(f"config key 'comparisons' = {tuple(cfg.comparisons)!r}: each must be a "
                               f"pair (worse, better) of optimizer labels {sorted(entries)}")
@@ -225,7 +252,7 @@ def run(cfg, ctx):
                             f"{label}_lambda_max_std": sharpness.std(),
                             f"{label}_lambda_max_curve": np.asarray(out["lambda_max"]).mean(0).tolist()})
     finals = {label: np.asarray(out["test_acc"])[:, -1] for label, out in results.items()}
-    for worse, better in cfg.get("comparisons", ()):
+    for worse, better in cfg.comparisons:
         summary.update(paired_statistics(finals[worse], finals[better], f"{worse}_minus_{better}"))
     ctx.summary(**summary)
 

@@ -32,6 +32,25 @@ CONFIG_SPEC = {
     "mesh.fsdp": Range(1, integer=True),
 }
 
+CONFIG_DEFAULTS = {
+    "seed": (0, "PRNG seed of model initialisation and minibatch order"),
+    "data.seed": (0, "seed of the train/test split and of the label noise (apart from `seed`)"),
+    "data.test_fraction": (0.25, "fraction of the 1797 digits held out for testing"),
+    "data.label_noise": (0.0, "fraction of training labels replaced by a random other class"),
+    "model.kind": ("mlp", "'mlp' (uses model.hidden) or 'cnn' (uses model.channels)"),
+    "model.hidden": ((64, 64), "MLP hidden-layer widths"),
+    "model.channels": ((16, 32), "CNN convolution channels, one layer each"),
+    "optimizer.name": ("adam", "a registered optimizer (see `jaxopt-lab list`); its other arguments may be "
+                               "set beside it, e.g. optimizer.b1"),
+    "optimizer.learning_rate": (1e-3, "(peak) learning rate"),
+    "train.steps": (1000, "optimizer steps"),
+    "train.batch_size": (128, "examples per minibatch (minibatches are epoch permutations)"),
+    "train.log_every": (50, "steps per jitted chunk: train loss and test metrics are logged after each"),
+    "train.checkpoint_every": (250, "steps between checkpoints, a multiple of train.log_every; 0: none"),
+    "mesh.data": (0, "devices on the data axis; 0: all devices not on fsdp"),
+    "mesh.fsdp": (1, "devices each parameter is split over"),
+}
+
 
 class Problem(NamedTuple):
     engine: train.Engine

@@ -20,26 +20,5 @@ QUICK = {"optimizers": ("adam", "sgd"), "workloads": ("digits_mlp",), "seeds": 3
 
 
 def get_config():
-    c = ml_collections.ConfigDict()
-    c.experiment = "optimizer_benchmark"
-    c.seed = 0
-    # one or two per family: optax's classics, the adaptive family, sharpness-aware (two gradients),
-    # low-rank, curvature (Sophia: a Hessian estimate from grad_fn), learning-rate-free
-    c.optimizers = ("sgd", "sgd_nesterov", "adam", "adamw", "lion", "muon", "schedule_free_adamw",
-                    "adopt", "mars", "sam", "galore", "sophia", "prodigy")
-    c.exclude = ()
-    c.workloads = ("digits_mlp", "digits_cnn", "llama")
-    c.reference = "adam"           # sets each target whose value here is 0
-    c.target_fraction = 0.75       # ... at this fraction of the budget
-    c.tau_max = 4.0                # AlgoPerf's upper limit of the profile integral
-    c.rank_by = "time"             # "time" (AlgoPerf) or "steps"
-    c.seeds = 3
-    c.lr = ml_collections.ConfigDict({"min": 1e-4, "max": 1.0, "num": 6})
-    c.digits_mlp = ml_collections.ConfigDict({"hidden": (64,), "batch_size": 64, "steps": 400,
-                                              "eval_every": 20, "target": 0.0})
-    c.digits_cnn = ml_collections.ConfigDict({"channels": (8, 16), "batch_size": 64, "steps": 300,
-                                              "eval_every": 20, "target": 0.0})
-    c.llama = ml_collections.ConfigDict({"dim": 32, "n_layers": 1, "n_heads": 2, "seq_len": 32,
-                                         "batch_size": 8, "corpus_bytes": 300_000, "steps": 300,
-                                         "eval_every": 20, "target": 0.0})
-    return c
+    # every value is the experiment's default (`jaxopt-lab show optimizer_benchmark` lists them)
+    return ml_collections.ConfigDict({"experiment": "optimizer_benchmark"})

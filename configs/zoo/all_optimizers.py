@@ -14,16 +14,5 @@ QUICK = {"optimizers": ("sania",), "tasks": ("rosenbrock",), "seeds": 1, "lr.num
 
 
 def get_config():
-    c = ml_collections.ConfigDict()
-    c.experiment = "optimizer_zoo"
-    c.seed = 0
-    c.optimizers = ()          # registry names; () means every registered optimizer
-    c.exclude = ()             # names to leave out
-    c.tasks = ("digits", "lm", "rosenbrock")
-    c.seeds = 2
-    c.lr = ml_collections.ConfigDict({"min": 1e-5, "max": 1.0, "num": 11})
-    c.digits = ml_collections.ConfigDict({"hidden": 64, "steps": 300, "batch_size": 64})
-    c.lm = ml_collections.ConfigDict({"dim": 32, "n_layers": 1, "n_heads": 2, "seq_len": 32,
-                                      "batch_size": 8, "steps": 150, "corpus_bytes": 300_000})
-    c.rosenbrock = ml_collections.ConfigDict({"dim": 10, "steps": 500, "init_noise": 0.1})
-    return c
+    # every value is the experiment's default (`jaxopt-lab show optimizer_zoo` lists them)
+    return ml_collections.ConfigDict({"experiment": "optimizer_zoo"})

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import functools
 import importlib.util
 import pathlib
 from typing import Any, Optional
@@ -152,10 +153,19 @@ def optimizers(folder: pathlib.Path = _OPTIM) -> list[Entry]:
 
     Reads ``register(...)`` calls and calls of helpers that forward to ``register`` (binding the
     helper's parameters), as decorators or statements, in every module of ``jaxopt_lab/optim``.
+    Parsing them takes ~0.3 s, so the listing is kept until a file changes (a config error that lists
+    the allowed names asks for it several times).
     """
+    paths = sorted(pathlib.Path(folder).rglob("*.py"))
+    stamps = tuple((str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in paths)
+    return list(_optimizers(stamps))
+
+
+@functools.lru_cache(maxsize=4)
+def _optimizers(stamps: tuple) -> tuple[Entry, ...]:
     trees = {}
-    for path in sorted(folder.rglob("*.py")):
-        tree, _ = _parse(path)
+    for path, _, _ in stamps:
+        tree, _ = _parse(pathlib.Path(path))
         if tree is not None:
             trees[path] = tree
     helpers = _helpers(trees)
@@ -177,7 +187,7 @@ def optimizers(folder: pathlib.Path = _OPTIM) -> list[Entry]:
                 continue
             if entry is not None:
                 found[entry.name] = entry
-    return [found[k] for k in sorted(found)]
+    return tuple(found[k] for k in sorted(found))
 
 
 def reproductions(folder: pathlib.Path) -> list[Entry]:

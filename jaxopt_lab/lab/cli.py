@@ -10,6 +10,7 @@
     jaxopt-lab report [RUNS_DIR] [--out DIR]
     jaxopt-lab list [--runs [WORKDIR]]
     jaxopt-lab show CONFIG [--set KEY=VALUE ...]
+    jaxopt-lab show EXPERIMENT
     jaxopt-lab --version
 
 ``run`` and ``sweep`` take ``--distributed [--coordinator ADDR --num-processes N --process-id I]`` to
@@ -105,10 +106,12 @@ def _parser() -> argparse.ArgumentParser:
     ls.add_argument("--runs", nargs="?", const="runs", metavar="WORKDIR",
                     help="list run directories instead (default WORKDIR: runs/)")
 
-    show = sub.add_parser("show", help="print a config as it would run",
-                          description="Print the resolved config, each value with its source "
-                                      "(the file or a --set).")
-    show.add_argument("config")
+    show = sub.add_parser("show", help="print a config as it would run, or an experiment's defaults",
+                          description="Print the resolved config, each value with its source (the "
+                                      "experiment's default, the file or a --set) and its help text; "
+                                      "given an experiment's name instead, its default config with help "
+                                      "and allowed values.")
+    show.add_argument("config", metavar="CONFIG|EXPERIMENT")
     show.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     return parser
 
@@ -326,25 +329,85 @@ def _list_runs(workdir: str) -> int:
 
 
 def _cmd_show(args) -> int:
-    from .config import flat_items, load_config, load_config_module
-    from .project import load_experiment
+    from .project import experiment_path, resolve_config
 
-    cfg = load_config(args.config, args.overrides)
-    stated = dict(flat_items(load_config_module(args.config).get_config()))
-    defaults = getattr(load_experiment(cfg.experiment), "default_config", None)
-    default_items = dict(flat_items(defaults())) if callable(defaults) else {}
-    overridden = {o.partition("=")[0].strip() for o in args.overrides}
-    width = max(len(k) for k, _ in flat_items(cfg))
-    for key, value in flat_items(cfg):
+    if not resolve_config(args.config).is_file() and experiment_path(args.config) is not None:
+        if args.overrides:
+            raise ConfigError(f"show {args.config!r}: --set needs a config file, not an experiment name")
+        return _show_experiment(args.config)
+    return _show_config(args.config, args.overrides)
+
+
+def _show_config(path: str, overrides: Sequence[str]) -> int:
+    """Each key of the resolved config: value, where it comes from (the default, the file or --set) and
+    its help text."""
+    from .config import defaults_from, flat_items, help_of, load_config, load_config_module
+    from .project import declared, experiment_path, rooted_at
+
+    cfg = load_config(path, overrides)
+    module = load_config_module(path)
+    with rooted_at(module.__jaxopt_lab_path__):
+        stated = dict(flat_items(module.get_config()))
+        described = declared(experiment_path(cfg.experiment))
+    table = described.defaults if described is not None else None
+    defaults = dict(flat_items(defaults_from(table, cfg.experiment))) if table else {}
+    overridden = {o.partition("=")[0].strip() for o in overrides}
+    items = flat_items(cfg)
+    width = max(len(k) for k, _ in items)
+    value_width = min(24, max(len(repr(v)) for _, v in items))
+    print(f"# {path}: experiment {cfg.experiment!r}" + ("" if table else " (declares no CONFIG_DEFAULTS)"))
+    shown = set()  # a help text once: the fields of a dict default share their entry's
+    for key, value in items:
         if key in overridden:
-            source = "--set"
+            where = "--set"
         elif key in stated:
-            source = args.config + (" (same as the default)" if default_items.get(key, object()) == value
-                                    else "")
+            where = path + (" (same as the default)" if key in defaults and defaults[key] == value else "")
         else:
-            source = f"default of experiment {cfg.experiment!r}"
-        print(f"{key:<{width}} = {value!r:<24} # {source}")
+            where = "default"
+        text = help_of(table, key) if table else ""
+        if text in shown:
+            text = ""
+        shown.add(text)
+        print(f"{key:<{width}} = {value!r:<{value_width}}  # {where}" + (f" -- {text}" if text else ""))
     return 0
+
+
+def _show_experiment(name: str) -> int:
+    """The experiment's config keys: default, help text and allowed values; then its open-ended keys."""
+    from . import catalog
+    from .config import check_table
+    from .project import declared, experiment_path
+
+    path = experiment_path(name)
+    described = declared(path)
+    print(f"experiment {name!r}: {catalog.module_entry(path).summary}  ({path})")
+    if described is None:
+        raise ConfigError(f"experiment file {str(path)!r} does not parse")
+    if not described.complete:
+        print("  (its CONFIG_SPEC is built in a way read only by importing it: some allowed values are not shown)")
+    table = check_table(described.defaults, name) if described.defaults is not None else {}
+    if described.defaults is None:
+        print("  declares no CONFIG_DEFAULTS: a config states 'experiment', 'seed' and every key below")
+    keys = list(table) + sorted(k for k in described.keys if k not in table and "*" not in k)
+    width = max([len(k) for k in keys] + [3])
+    for key in keys:
+        value, text = table.get(key, (None, ""))
+        rule = described.spec.get(key)
+        allowed = f" [{_short(rule.describe())}]" if rule is not None else ""
+        shown = repr(value) if key in table else "(no default: a config must state it)"
+        print(f"  {key:<{width}} = {shown}")
+        if text or allowed:
+            print(f"  {'':<{width}}   {text}{allowed}")
+    patterns = sorted(k for k in described.keys if "*" in k)
+    if patterns:
+        print("open-ended keys ('*' stands for any name; no default): " + ", ".join(patterns))
+    return 0
+
+
+def _short(text: str, limit: int = 160) -> str:
+    """``text``, or its start and end around '...' when longer than ``limit`` (e.g. 90 optimizer names)."""
+    return text if len(text) <= limit else f"{text[:limit // 2].rpartition(',')[0]}, ..., " \
+                                           f"{text[-limit // 4:].partition(', ')[2]}"
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -11,6 +11,22 @@ Experiments state their ranges declaratively in ``CONFIG_SPEC = {"train.steps": 
 a config against it. Cross-field checks go in the experiment's ``check_config(cfg)`` (with
 :func:`require`), which the runtime calls after ``CONFIG_SPEC`` and before the run directory exists.
 Every key of a config file must be known to its experiment (:func:`check_keys`).
+
+Defaults: an experiment declares its full default config as a literal table right after ``CONFIG_SPEC``::
+
+    CONFIG_DEFAULTS = {
+        # dotted key: (default value, help text: what it does, its unit, how it interacts)
+        "optimizer.name": ("adam", "a registered optimizer (see `jaxopt-lab list`)"),
+        "train.steps": (1000, "optimizer steps"),
+    }
+
+The lab reads it with ``ast`` (the experiment is not imported, so a config error costs well under a
+second), builds the default ConfigDict (:func:`defaults_from`) and puts the values a config states over
+it (:func:`with_defaults`): a config states only ``experiment`` and what it changes. ``seed`` defaults to
+0 unless the table says otherwise (:data:`RUNTIME_DEFAULTS`). A default that is a dict is one value -- a
+collection such as ``{"adam": {...}, "sgd": {...}}`` -- which a config replaces as a whole when it
+states that key. For an experiment without a table, ``experiment`` and ``seed`` are required and every
+key its ``CONFIG_SPEC`` checks must be stated.
 """
 
 from __future__ import annotations
@@ -29,7 +45,8 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, Optional, Sequenc
 import ml_collections
 
 __all__ = ["ConfigError", "Range", "OneOf", "Each", "require", "load_config", "load_config_module", "apply_overrides",
-           "recording_files", "not_recording", "parse_override", "with_defaults", "key_patterns", "optimizer_arguments", "check_keys", "validate", "config_hash", "config_to_json", "config_from_json",
+           "recording_files", "not_recording", "parse_override", "RUNTIME_DEFAULTS", "check_table", "defaults_from", "whole_keys", "table_keys", "help_of",
+           "complete", "with_defaults", "key_patterns", "optimizer_arguments", "check_keys", "validate", "config_hash", "config_to_json", "config_from_json",
            "flat_items"]
 
 
@@ -192,10 +209,14 @@ def _where(error: BaseException, path: pathlib.Path) -> str:
 
 def load_config(path: Union[str, pathlib.Path], overrides: Sequence[str] = (), *,
                 check: bool = True) -> ml_collections.ConfigDict:
-    """Load ``path``'s ``get_config()`` and apply ``key=value`` overrides (type-checked).
+    """Load ``path``'s ``get_config()``, put it over its experiment's defaults and apply ``key=value``
+    overrides (type-checked).
 
-    With ``check``, every key of the file must be known to its experiment
-    (:func:`jaxopt_lab.lab.project.known_keys`), so a typo is an error rather than a silent default.
+    With ``check``, every key the file states must be known to its experiment
+    (:func:`jaxopt_lab.lab.project.known_keys`), so a typo is an error rather than a silent default; the
+    experiment's ``CONFIG_DEFAULTS`` fill what the file leaves out and its ``CONFIG_SPEC`` rules that
+    need no import are checked -- all without importing the experiment. Without ``check`` the file is
+    taken as it is (``experiment`` and ``seed`` required, no defaults).
     """
     from .project import rooted_at
 
@@ -210,61 +231,181 @@ def load_config(path: Union[str, pathlib.Path], overrides: Sequence[str] = (), *
     if not isinstance(cfg, ml_collections.ConfigDict):
         raise ConfigError(f"get_config() in {str(path)!r} must return an ml_collections.ConfigDict, "
                           f"got {type(cfg).__name__}")
-    for required, kind in (("experiment", str), ("seed", int)):
-        if required not in cfg or not isinstance(cfg[required], kind):
-            raise ConfigError(f"config {str(path)!r}: key {required!r} is required and must be a "
-                              f"{kind.__name__}")
-    if check:
-        from .project import declared, experiment_path, known_keys, load_experiment, rooted_at
-
-        with rooted_at(path):
-            source = experiment_path(cfg.experiment)
-            described = declared(source) if source is not None else None
-            # An experiment without default_config() is checked from its source, not imported, so a
-            # config error costs well under a second; its import follows in the run, with the full check.
-            experiment = described if described is not None and not described.has_defaults \
-                else load_experiment(cfg.experiment)
-            known = known_keys(experiment, cfg.experiment, exclude=path)
-        if known is not None:
-            try:
-                check_keys(cfg, known, cfg.experiment)
-            except ConfigError as e:
-                raise ConfigError(f"config file {str(path)!r}: {e}") from None
-        if callable(getattr(experiment, "default_config", None)):
-            cfg = with_defaults(cfg, experiment.default_config())
+    if not isinstance(cfg.get("experiment"), str):
+        raise ConfigError(f"config {str(path)!r}: key 'experiment' is required and must be a str, the name "
+                          f"of an experiment (see `jaxopt-lab list`)")
+    if not check:
+        _require_seed(cfg, path)
         apply_overrides(cfg, [parse_override(o) for o in overrides])
-        if described is not None:  # the rules that need no import, before any heavy work
-            validate(cfg, {k: r for k, r in described.spec.items() if k not in described.registry_keys})
-            try:
-                validate(cfg, {k: r for k, r in described.spec.items() if k in described.registry_keys})
-            except ConfigError:  # a name registered when the experiment is imported is allowed
-                with rooted_at(path):
-                    validate(cfg, getattr(load_experiment(cfg.experiment), "CONFIG_SPEC", {}))
         return cfg
+    from .project import declared, defaults_table, experiment_path, known_keys, load_experiment
+
+    with rooted_at(path):
+        source = experiment_path(cfg.experiment)
+        described = declared(source) if source is not None else None
+        # Read from the experiment's source, not imported, so a config error costs well under a second;
+        # its import follows in the run, with the full check.
+        experiment = described if described is not None and described.complete \
+            else load_experiment(cfg.experiment)
+        table = defaults_table(experiment)
+        known = known_keys(experiment, cfg.experiment, exclude=path)
+    if table is None:
+        _require_seed(cfg, path)
+    if known is not None:
+        try:
+            check_keys(cfg, known, cfg.experiment)
+        except ConfigError as e:
+            raise ConfigError(f"config file {str(path)!r}: {e}") from None
+    cfg = _over_defaults(cfg, table)
     apply_overrides(cfg, [parse_override(o) for o in overrides])
+    if described is not None:  # the rules that need no import, before any heavy work
+        validate(cfg, {k: r for k, r in described.spec.items() if k not in described.registry_keys})
+        try:
+            validate(cfg, {k: r for k, r in described.spec.items() if k in described.registry_keys})
+        except ConfigError:  # a name registered when the experiment is imported is allowed
+            with rooted_at(path):
+                validate(cfg, getattr(load_experiment(cfg.experiment), "CONFIG_SPEC", {}))
     return cfg
 
 
-def with_defaults(cfg: ml_collections.ConfigDict, defaults: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-    """``defaults`` with every value ``cfg`` states put over it: a config states only what it changes
-    from its experiment's ``default_config()``."""
+def _require_seed(cfg: ml_collections.ConfigDict, path) -> None:
+    if not isinstance(cfg.get("seed"), int):
+        raise ConfigError(f"config {str(path)!r}: key 'seed' is required and must be an int (its experiment "
+                          f"{cfg.experiment!r} declares no CONFIG_DEFAULTS)")
+
+
+# ------------------------------------------------------------------------------------------------
+# Defaults: an experiment's CONFIG_DEFAULTS table.
+
+# defaults the runtime gives every experiment with a table (a table may restate them with its own help)
+RUNTIME_DEFAULTS = {"seed": (0, "PRNG seed of the run (jax.random.PRNGKey): initialisation, data order, noise")}
+
+
+def check_table(table: Any, experiment: str = "?") -> dict:
+    """``{dotted key: (default, help)}``: ``table`` with :data:`RUNTIME_DEFAULTS` it does not restate;
+    :class:`ConfigError` naming the entry if it is not of that form."""
+    where = f"CONFIG_DEFAULTS of experiment {experiment!r}"
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where} must be a dict {{'dotted.key': (default, 'help text')}}, "
+                          f"got {type(table).__name__}")
+    for key, entry in table.items():
+        if not isinstance(key, str) or not all(key.split(".")):
+            raise ConfigError(f"{where}: key {key!r} must be a dotted name like 'train.steps'")
+        if not (isinstance(entry, tuple) and len(entry) == 2 and isinstance(entry[1], str) and entry[1].strip()):
+            raise ConfigError(f"{where}: entry {key!r} must be (default value, 'help text'), got {entry!r}")
+        parent = next((key[:i] for i in range(len(key)) if key[i] == "." and key[:i] in table), None)
+        if parent is not None:
+            raise ConfigError(f"{where}: {key!r} lies inside {parent!r}, which is a value, not a group")
+    return {**RUNTIME_DEFAULTS, **table}
+
+
+def defaults_from(table: Mapping[str, tuple], experiment: str = "?") -> ml_collections.ConfigDict:
+    """The default ConfigDict of a ``CONFIG_DEFAULTS`` table (dotted keys become nested groups)."""
+    cfg = ml_collections.ConfigDict()
+    for key, (value, _) in check_table(table, experiment).items():
+        *parents, leaf = key.split(".")
+        node = cfg
+        for part in parents:
+            if part not in node:
+                node[part] = ml_collections.ConfigDict()
+            node = node[part]
+        node[leaf] = ml_collections.ConfigDict(value) if isinstance(value, dict) else value
+    return cfg
+
+
+def whole_keys(table: Mapping[str, tuple]) -> tuple[str, ...]:
+    """The table's keys whose default is a dict: one value, replaced as a whole by a config stating it."""
+    return tuple(k for k, (v, _) in table.items() if isinstance(v, dict))
+
+
+def table_keys(table: Mapping[str, tuple]) -> set[str]:
+    """The keys a table declares, for :func:`check_keys`: its dotted keys, and below a dict default the
+    keys of that dict (the entry names of a collection as ``*``, see :func:`key_patterns`)."""
+    keys = set()
+    for key, (value, _) in check_table(table).items():
+        if isinstance(value, dict):
+            keys |= {f"{key}.{k[2:]}" for k in key_patterns(ml_collections.ConfigDict({"_": value}))}
+        else:
+            keys.add(key)
+    return keys
+
+
+def help_of(table: Mapping[str, tuple], key: str) -> str:
+    """The help text of ``key`` (or of the dict default it lies in); empty if the table has none."""
+    table = check_table(table)
+    parts = key.split(".")
+    for n in range(len(parts), 0, -1):
+        entry = table.get(".".join(parts[:n]))
+        if entry is not None:
+            return entry[1]
+    return ""
+
+
+def complete(cfg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """``cfg`` put over its experiment's ``CONFIG_DEFAULTS`` (``cfg`` itself if it declares none): what
+    the runtime does to a config built in Python, so it too states only what it changes. Idempotent."""
+    from .project import declared, defaults_table, experiment_path, load_experiment
+
+    source = experiment_path(cfg.experiment)
+    described = declared(source) if source is not None else None
+    table = described.defaults if described is not None else defaults_table(load_experiment(cfg.experiment))
+    return _over_defaults(cfg, table)
+
+
+def _over_defaults(cfg: ml_collections.ConfigDict, table: Optional[Mapping[str, tuple]]) -> ml_collections.ConfigDict:
+    if table is None:
+        return cfg
+    return with_defaults(cfg, defaults_from(table, cfg.experiment), whole_keys(table))
+
+
+def _same_kind(value: Any, default: Any) -> bool:
+    """Whether a stated ``value`` may replace ``default`` (an int may replace a float, a list a tuple)."""
+    if value is None or default is None:
+        return True
+    if isinstance(value, bool) or isinstance(default, bool):
+        return isinstance(value, bool) and isinstance(default, bool)
+    if isinstance(default, float):
+        return isinstance(value, (int, float))
+    if isinstance(default, (tuple, list)):
+        return isinstance(value, (tuple, list))
+    return isinstance(value, type(default))
+
+
+def with_defaults(cfg: ml_collections.ConfigDict, defaults: ml_collections.ConfigDict,
+                  whole: Sequence[str] = ()) -> ml_collections.ConfigDict:
+    """``defaults`` with every value ``cfg`` states put over it: a config states only what it changes.
+
+    A stated value must have its default's type (an int may stand for a float, a list for a tuple).
+    The groups named in ``whole`` (dict defaults, e.g. a collection of optimizers) are replaced as a
+    whole when ``cfg`` states anything in them.
+    """
     merged = ml_collections.ConfigDict(defaults.to_dict())
+    stated = flat_items(cfg)
     with merged.unlocked():
-        for key, value in flat_items(cfg):
+        for group in whole:
+            if any(k == group or k.startswith(group + ".") for k, _ in stated):
+                *parents, leaf = group.split(".")
+                node = merged
+                for part in parents:
+                    node = node[part]
+                del node[leaf]
+        for key, value in stated:
             node, *parents = merged, *key.split(".")[:-1]
             for part in parents:
                 if part not in node or not isinstance(node[part], ml_collections.ConfigDict):
                     node[part] = ml_collections.ConfigDict()
                 node = node[part]
             leaf = key.rpartition(".")[2]
-            if leaf in node and node[leaf] is not None and value is not None \
-                    and not isinstance(value, type(node[leaf])) \
-                    and not (isinstance(node[leaf], float) and isinstance(value, int)):
-                raise ConfigError(f"config key {key!r} = {value!r}: must be a {type(node[leaf]).__name__} "
-                                  f"(the type of its default {node[leaf]!r})")
+            default = node[leaf] if leaf in node else None
+            if not _same_kind(value, default):
+                kind = "a tuple" if isinstance(default, (tuple, list)) else \
+                    ("an " if type(default).__name__ == "int" else "a ") + type(default).__name__
+                raise ConfigError(f"config key {key!r} = {value!r}: must be {kind} "
+                                  f"(the type of its default {default!r})")
             if leaf in node:
-                del node[leaf]  # replace, whatever the default's type (e.g. a tuple by a list)
-            node[leaf] = float(value) if isinstance(node.get(leaf), float) else value
+                del node[leaf]  # replace, whatever the default's type (e.g. a tuple by a list, None)
+            is_float = isinstance(default, float) and not isinstance(value, bool) and isinstance(value, int)
+            node[leaf] = float(value) if is_float else value
     return merged
 
 
@@ -467,8 +608,8 @@ def validate(cfg: ml_collections.ConfigDict, spec: Mapping[str, Spec]) -> None:
                 break
             node = node[part]
         if not present:
-            raise ConfigError(f"config is missing key {key!r} (required by the experiment: "
-                              f"{rule.describe()})")
+            raise ConfigError(f"config key {key!r} is missing (experiment {cfg.get('experiment')!r} needs "
+                              f"it: {rule.describe()})")
         value = node
         if not rule.allows(value):
             close = rule.close_matches(value) if isinstance(rule, OneOf) else []

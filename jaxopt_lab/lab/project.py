@@ -30,7 +30,7 @@ from typing import Iterator, Optional, Union
 from .config import ConfigError
 
 __all__ = ["project_root", "project_roots", "builtin_root", "root_of", "rooted_at", "resolve_config",
-           "experiment_names", "experiment_path", "load_experiment", "config_files", "Declared", "declared", "known_keys"]
+           "experiment_names", "experiment_path", "load_experiment", "config_files", "Declared", "declared", "defaults_table", "known_keys"]
 
 _PACKAGE_PARENT = pathlib.Path(__file__).resolve().parents[2]
 _SHIPPED = pathlib.Path(__file__).resolve().parents[1] / "_project"
@@ -195,14 +195,18 @@ class Declared:
         ``register`` may add names when imported, so for it the caller confirms a refusal by importing)
         and the module's literal constants alone; any other rule is checked after the import.
       config_keys: whether it declares ``CONFIG_KEYS``.
-      has_defaults: whether it defines ``default_config()`` (which only an import can evaluate).
+      defaults: its ``CONFIG_DEFAULTS`` table ``{dotted key: (default, help)}``, or None if it has none.
+      registry_keys: the ``OneOf(optim.names)`` keys of a file that may register names.
+      complete: False when ``ast`` cannot follow all of ``CONFIG_SPEC`` (e.g. a comprehension over
+        another module's table): then ``keys`` and ``spec`` are partial and only the import tells all.
     """
 
     keys: frozenset
     spec: dict
     config_keys: bool
-    has_defaults: bool
-    registry_keys: frozenset = frozenset()  # OneOf(optim.names) keys of a file that may register names
+    defaults: Optional[dict] = None
+    registry_keys: frozenset = frozenset()
+    complete: bool = True
 
 
 class _OptimNames:
@@ -216,8 +220,8 @@ class _OptimNames:
 
 
 def declared(path: Union[str, pathlib.Path]) -> Optional[Declared]:
-    """:class:`Declared` of an experiment file; None when it does not parse or builds its ``CONFIG_SPEC``
-    in a way ``ast`` cannot follow (then the caller imports it)."""
+    """:class:`Declared` of an experiment file; None when it does not parse (then the caller imports it,
+    as it does when ``Declared.complete`` is False)."""
     stat = pathlib.Path(path).stat()
     return _declared(str(path), stat.st_mtime_ns, stat.st_size)
 
@@ -235,7 +239,9 @@ def _declared(path: str, mtime_ns: int, size: int) -> Optional[Declared]:
         return None
     env = {"Range": Range, "OneOf": OneOf, "Each": Each,
            # the registry's names as jaxopt-lab list reads them (checked against the live registry by a test)
-           "optim": _OptimNames()}
+           "optim": _OptimNames(),
+           # another experiment's CONFIG_SPEC as its file declares it (e.g. in a comprehension)
+           "load_experiment": _declared_spec}
     values = {}
     for node in tree.body:
         if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
@@ -245,21 +251,37 @@ def _declared(path: str, mtime_ns: int, size: int) -> Optional[Declared]:
             except (ValueError, SyntaxError, TypeError):
                 pass
     keys, spec, registry = set(), {}, set()
+    # a file that calls register(...) (e.g. optim.register) may add names when imported
+    registers = any(isinstance(n, ast.Call) and "register" in (getattr(n.func, "id", None),
+                                                               getattr(n.func, "attr", None))
+                    for n in ast.walk(tree))
     table = values.get("CONFIG_SPEC")
+    complete = table is None or isinstance(table, ast.Dict)
     if isinstance(table, ast.Dict):
         for k, v in zip(table.keys, table.values):
             if k is None:  # {**load_experiment("other").CONFIG_SPEC, ...}: the other file's declaration
-                other = _spec_of_other(v)
-                if other is None:
-                    return None  # built some other way: only the import can tell
-                keys |= other.keys
-                spec.update(other.spec)
-                registry |= other.registry_keys
+                other = _declared_other(v)
+                if other is not None and other.complete:
+                    keys |= other.keys
+                    spec.update(other.spec)
+                    registry |= other.registry_keys
+                    continue
+                try:  # {**{f"{w}.steps": Range(1) for w in WORKLOADS}, ...} over the file's literals
+                    rules = eval(compile(ast.Expression(v), str(path), "eval"),  # noqa: S307
+                                 {"__builtins__": {}, **env})  # globals: a comprehension's scope sees them
+                except Exception:  # noqa: BLE001 -- built some other way: only the import can tell
+                    rules = None
+                if not isinstance(rules, dict) or not all(isinstance(r, str) for r in rules):
+                    complete = False
+                    continue
+                keys |= set(rules)
+                spec.update(rules)
                 continue
             if not (isinstance(k, ast.Constant) and isinstance(k.value, str)):
-                return None
+                complete = False
+                continue
             keys.add(k.value)
-            if "optim" in {n.id for n in ast.walk(v) if isinstance(n, ast.Name)} and "register" in source:
+            if "optim" in {n.id for n in ast.walk(v) if isinstance(n, ast.Name)} and registers:
                 registry.add(k.value)  # the file may register an optimizer when imported: confirm then
             try:
                 spec[k.value] = eval(compile(ast.Expression(v), str(path), "eval"),  # noqa: S307
@@ -270,15 +292,53 @@ def _declared(path: str, mtime_ns: int, size: int) -> Optional[Declared]:
         keys |= set(ast.literal_eval(values["CONFIG_KEYS"])) if "CONFIG_KEYS" in values else set()
     except (ValueError, SyntaxError, TypeError):
         pass
-    has_defaults = any(isinstance(n, ast.FunctionDef) and n.name == "default_config" for n in tree.body)
-    return Declared(frozenset(keys), spec, "CONFIG_KEYS" in values, has_defaults, frozenset(registry))
+    defaults = _defaults_of(values["CONFIG_DEFAULTS"], path) if "CONFIG_DEFAULTS" in values else None
+    return Declared(frozenset(keys), spec, "CONFIG_KEYS" in values, defaults, frozenset(registry), complete)
 
 
-def _spec_of_other(node) -> Optional[Declared]:
-    """:func:`declared` of ``load_experiment("name").CONFIG_SPEC``; None for any other expression."""
+def _defaults_of(node, path: str) -> dict:
+    """A ``CONFIG_DEFAULTS`` table from its ``ast``: a literal dict, which may start from another
+    experiment's table with ``**load_experiment("name").CONFIG_DEFAULTS`` (as ``CONFIG_SPEC`` may)."""
     import ast
 
-    if isinstance(node, ast.Attribute) and node.attr == "CONFIG_SPEC" and isinstance(node.value, ast.Call) \
+    from .config import ConfigError, check_table
+
+    table = {}
+    try:
+        if not isinstance(node, ast.Dict):
+            raise ValueError
+        for k, v in zip(node.keys, node.values):
+            other = _declared_other(v, "CONFIG_DEFAULTS") if k is None else None
+            if k is None and (other is None or other.defaults is None):
+                raise ValueError
+            table.update(other.defaults if k is None else {ast.literal_eval(k): ast.literal_eval(v)})
+    except (ValueError, SyntaxError, TypeError):
+        raise ConfigError(f"experiment file {path!r}: CONFIG_DEFAULTS must be a literal dict (Python literals "
+                          f"and **load_experiment('name').CONFIG_DEFAULTS only: it is read without importing "
+                          f"the file)") from None
+    check_table(table, pathlib.Path(path).stem)
+    return table
+
+
+def _declared_spec(name: str):
+    """``load_experiment(name)`` for a ``CONFIG_SPEC`` read by ``ast``: its ``CONFIG_SPEC`` as its file
+    declares it (a rule that needs the import is checked after it, as in any file), and only when ``ast``
+    can follow all of its keys (else the caller's expression fails and the import decides)."""
+    import types
+
+    path = experiment_path(name)
+    other = declared(path) if path is not None else None
+    if other is None or not other.complete:
+        raise LookupError(name)
+    return types.SimpleNamespace(CONFIG_SPEC=other.spec)
+
+
+def _declared_other(node, table: str = "CONFIG_SPEC") -> Optional[Declared]:
+    """:func:`declared` of the experiment in ``load_experiment("name").<table>``; None for any other
+    expression."""
+    import ast
+
+    if isinstance(node, ast.Attribute) and node.attr == table and isinstance(node.value, ast.Call) \
             and getattr(node.value.func, "id", None) == "load_experiment" and len(node.value.args) == 1 \
             and isinstance(node.value.args[0], ast.Constant):
         path = experiment_path(str(node.value.args[0].value))
@@ -286,29 +346,43 @@ def _spec_of_other(node) -> Optional[Declared]:
     return None
 
 
+def defaults_table(experiment: Union[ModuleType, Declared]) -> Optional[dict]:
+    """The experiment's ``CONFIG_DEFAULTS`` table (checked), or None if it declares none."""
+    from .config import check_table
+
+    if isinstance(experiment, Declared):
+        return experiment.defaults
+    table = getattr(experiment, "CONFIG_DEFAULTS", None)
+    if table is None:
+        return None
+    check_table(table, pathlib.Path(getattr(experiment, "__file__", "?")).stem)
+    return table
+
+
 def known_keys(experiment: Union[ModuleType, Declared], name: str,
                exclude: Optional[pathlib.Path] = None) -> Optional[frozenset]:
     """The config keys experiment ``name`` knows, or None when it declares none to check against.
 
     Known keys are the experiment's ``CONFIG_SPEC`` keys, its optional ``CONFIG_KEYS`` (dotted keys; a
-    ``*`` segment matches any one name, a final ``**`` anything below), the keys of its optional
-    ``default_config()``, and the keys of the project's shipped configs that run it
+    ``*`` segment matches any one name, a final ``**`` anything below) and the keys of its
+    ``CONFIG_DEFAULTS`` (:func:`jaxopt_lab.lab.config.table_keys`). An experiment without that table is
+    also described by the keys of the project's shipped configs that run it
     (:func:`jaxopt_lab.lab.config.key_patterns`) -- except ``exclude``, the file being checked, so that
-    a typo cannot vouch for itself. ``experiment`` is the imported module, or what its file declares
-    (:func:`declared`) when it defines no ``default_config()``.
+    a typo cannot vouch for itself. ``experiment`` is what its file declares (:func:`declared`), or the
+    imported module when ``ast`` cannot follow its ``CONFIG_SPEC``.
     """
-    from .config import key_patterns
+    from .config import table_keys
 
     if isinstance(experiment, Declared):
-        declared_keys, has_keys, has_defaults = set(experiment.keys), experiment.config_keys, False
+        declared_keys, has_keys = set(experiment.keys), experiment.config_keys
     else:
         declared_keys = set(getattr(experiment, "CONFIG_SPEC", {})) | set(getattr(experiment, "CONFIG_KEYS", ()))
         has_keys = bool(getattr(experiment, "CONFIG_KEYS", None))
-        has_defaults = callable(getattr(experiment, "default_config", None))
-        if has_defaults:
-            declared_keys |= key_patterns(experiment.default_config())
+    table = defaults_table(experiment)
+    if table is not None:
+        return frozenset(declared_keys | table_keys(table))
     skip = str(pathlib.Path(exclude).resolve()) if exclude is not None else None
     shipped = [keys for path, keys in _shipped_keys(tuple(map(str, project_roots())), name).items() if path != skip]
-    if not shipped and not has_keys and not has_defaults:
+    if not shipped and not has_keys:
         return None  # only the file itself describes this experiment: nothing to check it against
     return frozenset(declared_keys.union(*shipped))

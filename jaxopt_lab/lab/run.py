@@ -456,7 +456,9 @@ def execute(experiment, cfg: ml_collections.ConfigDict, run_dir: pathlib.Path, *
 
 def start_run(cfg: ml_collections.ConfigDict, workdir: Union[str, pathlib.Path] = "runs",
               stream=None) -> RunResult:
-    """Validate, create the run directory, run. ``ConfigError`` before any work if ``cfg`` is bad."""
+    """Complete ``cfg`` with its experiment's defaults (:func:`jaxopt_lab.lab.config.complete`), validate,
+    create the run directory, run. ``ConfigError`` before any work if ``cfg`` is bad."""
+    cfg = config_lib.complete(cfg)
     experiment = prepare(cfg)
     run_dir = _new_run_dir(pathlib.Path(workdir), cfg.experiment, config_lib.config_hash(cfg))
     lock = RunLock(run_dir).acquire() if is_primary() else None

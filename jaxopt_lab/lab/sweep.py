@@ -194,6 +194,7 @@ def run_sweep_experiment(cfg, seeds: int, grid: Mapping[str, Sequence[str]],
     from .run import _new_run_dir, _write_status, check_experiment, environment, is_primary, prepare
 
     stream = stream or sys.stdout
+    cfg = config_lib.complete(cfg)
     experiment = prepare(cfg)
     if not callable(getattr(experiment, "trial", None)):
         raise ConfigError(f"experiment {cfg.experiment!r} defines no trial(cfg) and cannot be swept")

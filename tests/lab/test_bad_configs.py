@@ -41,7 +41,7 @@ def _cases(root: pathlib.Path, tmp: pathlib.Path):
                                               "ml_collections.ConfigDict({'lr': 1.0})"})],
               "unknown config key 'opt.lr' for experiment 'toy'"))
     c.append(([_variant(root, "missing_key", {"    c.steps = 20\n": ""})],
-              "config is missing key 'steps' (required by the experiment: an integer >= 1)"))
+              "config key 'steps' is missing (experiment 'toy' needs it: an integer >= 1)"))
     c.append(([_file(root, "syntax", "def get_config(:\n    pass\n")], "syntax error at line 1"))
     c.append(([_file(root, "raises", """
         import ml_collections

@@ -56,12 +56,13 @@ def test_console_script_runs_the_quickstart(repo_root, tmp_path):
 
 
 
-def test_help_list_and_config_errors_import_no_jax(repo_root):
+def test_help_list_show_and_config_errors_import_no_jax(repo_root):
     """They answer in well under a second of CPU: no jax, optax, orbax, flax or matplotlib."""
     code = ("import sys, io, contextlib\n"
             "from jaxopt_lab.lab import cli\n"
             "with contextlib.redirect_stdout(io.StringIO()):\n"
             "    assert cli.main(['list']) == 0 and cli.main(['reproduce', '--list']) == 0\n"
+            "    assert cli.main(['show', 'quickstart']) == 0 and cli.main(['show', 'train_classifier']) == 0\n"
             "    for bad in ('train.stepz=3', 'train.steps=-3', 'optimizer.name=adamm'):\n"
             "        assert cli.main(['run', 'configs/quickstart.py', '--set', bad]) == 2\n"
             "heavy = sorted(m for m in sys.modules if m.split('.')[0] in "

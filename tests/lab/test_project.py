@@ -55,36 +55,3 @@ def test_unknown_config_name_is_one_line(user_project, monkeypatch, capsys):
     monkeypatch.chdir(user_project)
     assert cli.main(["run", "quickstrat"]) == 2
     assert "config file 'quickstrat' does not exist" in capsys.readouterr().err
-
-
-def test_experiment_defaults_fill_what_a_config_leaves_out(user_project, monkeypatch, capsys):
-    monkeypatch.chdir(user_project)
-    (user_project / "experiments" / "defaulted.py").write_text(textwrap.dedent('''
-        """Declares its full default config."""
-        import ml_collections
-        def default_config():
-            return ml_collections.ConfigDict({"experiment": "defaulted", "seed": 0, "value": 1.0,
-                                              "train": {"steps": 10, "lr": 0.1}})
-        def run(cfg, ctx):
-            ctx.summary(steps=cfg.train.steps)
-        '''))
-    (user_project / "configs" / "short.py").write_text(textwrap.dedent('''
-        import ml_collections
-        def get_config():
-            return ml_collections.ConfigDict({"experiment": "defaulted", "seed": 0, "train": {"lr": 0.5}})
-        '''))
-    cfg = config_lib.load_config(user_project / "configs" / "short.py", ["train.steps=3"])
-    assert cfg.to_dict() == {"experiment": "defaulted", "seed": 0, "value": 1.0,
-                             "train": {"steps": 3, "lr": 0.5}}
-    assert cli.main(["show", "configs/short.py", "--set", "train.steps=3"]) == 0
-    lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()}
-    assert lines["value"].endswith("# default of experiment 'defaulted'")
-    assert lines["train.lr"].endswith("# configs/short.py") and lines["train.steps"].endswith("# --set")
-    (user_project / "configs" / "typo.py").write_text(textwrap.dedent('''
-        import ml_collections
-        def get_config():
-            return ml_collections.ConfigDict({"experiment": "defaulted", "seed": 0, "train": {"lrr": 0.5}})
-        '''))
-    assert cli.main(["run", "configs/typo.py"]) == 2
-    assert "unknown config key 'train.lrr' for experiment 'defaulted'; did you mean train.lr" in \
-        capsys.readouterr().err
