@@ -65,10 +65,10 @@ QUICK = {"mirror.n": 12, "mirror.iterations": (50, 200), "mirror.sweep_iteration
 
 def get_config() -> ml_collections.ConfigDict:
     # The OT race config (configs/ot/race.py) with this reproduction's changes.
-    from jaxopt_lab.lab.config import load_config_module
+    from jaxopt_lab.lab.config import load_config
     from jaxopt_lab.lab.project import project_root
 
-    cfg = load_config_module(project_root() / "configs" / "ot" / "race.py").get_config()
+    cfg = load_config(project_root() / "configs" / "ot" / "race.py")
     cfg.study = "mirror"
     cfg.problems = ("cloud",)
     cfg.solvers = ("sinkhorn",)

@@ -78,10 +78,10 @@ QUICK = {"n": 60, "grid_size": 7, "repeats": 1, "sinkhorn.max_iterations": 5000,
 
 def get_config() -> ml_collections.ConfigDict:
     # The OT race config (configs/ot/race.py) with this reproduction's changes.
-    from jaxopt_lab.lab.config import load_config_module
+    from jaxopt_lab.lab.config import load_config
     from jaxopt_lab.lab.project import project_root
 
-    cfg = load_config_module(project_root() / "configs" / "ot" / "race.py").get_config()
+    cfg = load_config(project_root() / "configs" / "ot" / "race.py")
     cfg.solvers = ("sinkhorn", "ott", "sns")
     cfg.grid_size = 20
     cfg.epsilon_scale = 1e-3
