@@ -438,7 +438,9 @@ def _lookup_parent(cfg: ml_collections.ConfigDict, key: str):
             known = [k for k, _ in flat_items(cfg)]
             close = difflib.get_close_matches(key, known, n=3, cutoff=0.6)
             hint = f"; did you mean {', '.join(close)}?" if close else f"; known keys: {', '.join(known)}"
-            raise ConfigError(f"unknown config key {key!r}{hint}")
+            experiment = cfg.get("experiment")
+            where = f" for experiment {experiment!r}" if isinstance(experiment, str) else ""
+            raise ConfigError(f"unknown config key {key!r}{where}{hint}")
         if i < len(parents):
             node = node[part]
     return node, leaf

@@ -20,7 +20,7 @@ def test_overrides_are_converted_to_the_field_type(toy_project):
 
 
 @pytest.mark.parametrize("override, message", [
-    ("lrr=1", "unknown config key 'lrr'; did you mean lr"),
+    ("lrr=1", "unknown config key 'lrr' for experiment 'toy'; did you mean lr"),
     ("steps=1.5", "--set steps=1.5: expected an int"),
     ("lr=fast", "--set lr=fast: expected a float"),
     ("noequals", "expected KEY=VALUE"),

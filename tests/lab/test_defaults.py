@@ -96,7 +96,8 @@ def test_missing_and_unknown_keys_have_different_messages(defaulted):
                                                      "'defaulted'; did you mean train.steps"):
         config_lib.load_config(_config(defaulted, "typo", "c.needed = 0\nc.train = "
                                                           "ml_collections.ConfigDict({'stpes': 4})\n"))
-    with pytest.raises(config_lib.ConfigError, match="unknown config key 'train.stpes'; did you mean train.steps"):
+    with pytest.raises(config_lib.ConfigError, match="unknown config key 'train.stpes' for experiment 'defaulted'; "
+                                                     "did you mean train.steps"):
         config_lib.load_config(_config(defaulted, "ok", "c.needed = 0\n"), ["train.stpes=4"])
     with pytest.raises(config_lib.ConfigError, match=r"config key 'train.rule' = 'fancy': must be one of "
                                                      r"'plain', 'scaled'"):
