@@ -265,6 +265,9 @@ def load_config(path: Union[str, pathlib.Path], overrides: Sequence[str] = (), *
         except ConfigError:  # a name registered when the experiment is imported is allowed
             with rooted_at(path):
                 validate(cfg, getattr(load_experiment(cfg.experiment), "CONFIG_SPEC", {}))
+    from . import writers  # a writer whose library is missing is refused here, before any import of jax
+
+    writers.check(cfg)
     return cfg
 
 
@@ -493,6 +496,8 @@ def _convert(key: str, text: str, current: Any) -> Any:
 def apply_overrides(cfg: ml_collections.ConfigDict, overrides: Iterable[tuple[str, Any]]) -> None:
     """Set ``(dotted_key, value)`` pairs; string values are converted to the field's type."""
     for key, value in overrides:
+        if key in LOGGING_DEFAULTS and not _has_key(cfg, key):
+            _add_runtime_key(cfg, key)  # any config may take them, e.g. --set logging.writers=jsonl,tensorboard
         parent, leaf = _lookup_parent(cfg, key)
         current = parent[leaf]
         if isinstance(current, ml_collections.ConfigDict):
@@ -508,6 +513,28 @@ def apply_overrides(cfg: ml_collections.ConfigDict, overrides: Iterable[tuple[st
 
 # keys every config may hold: the runtime's, not the experiment's (see jaxopt_lab.lab.writers)
 RUNTIME_KEYS = ("experiment", "seed", "logging.writers", "logging.wandb_project", "logging.wandb_mode")
+# what the runtime assumes for the logging keys a config does not state (a --set of one adds it)
+LOGGING_DEFAULTS = {"logging.writers": ("jsonl",), "logging.wandb_project": "", "logging.wandb_mode": "offline"}
+
+
+def _has_key(cfg: ml_collections.ConfigDict, key: str) -> bool:
+    node = cfg
+    for part in key.split("."):
+        if not isinstance(node, ml_collections.ConfigDict) or part not in node:
+            return False
+        node = node[part]
+    return True
+
+
+def _add_runtime_key(cfg: ml_collections.ConfigDict, key: str) -> None:
+    *parents, leaf = key.split(".")
+    node = cfg
+    with cfg.unlocked():
+        for part in parents:
+            if part not in node:
+                node[part] = ml_collections.ConfigDict()
+            node = node[part]
+        node[leaf] = LOGGING_DEFAULTS[key]
 MAX_SEED = 2 ** 32 - 1  # jax.random.PRNGKey keeps only the low 32 bits of a seed (without x64)
 
 

@@ -112,3 +112,19 @@ def test_unknown_or_missing_writer_is_a_config_error(toy_project, tmp_path, monk
     assert cli.main(["run", "configs/logged.py", "--workdir", str(tmp_path / "runs")]) == 2
     assert "'tensorboard' needs tensorboardX; pip install 'jaxopt-lab[tensorboard]'" in capsys.readouterr().err
     assert not (tmp_path / "runs").exists()
+
+
+def test_writers_can_be_chosen_with_set_on_any_config_and_a_missing_library_is_refused_before_jax(monkeypatch):
+    from jaxopt_lab.lab.project import project_root
+
+    quickstart = project_root() / "configs" / "quickstart.py"
+    cfg = config_lib.load_config(quickstart, ["logging.writers=jsonl,tensorboard"])
+    assert tuple(cfg.logging.writers) == ("jsonl", "tensorboard")
+    assert "logging" not in config_lib.load_config(quickstart)  # nothing added unasked
+
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "tensorboardX" else real(name, *a))
+    with pytest.raises(config_lib.ConfigError, match=r"needs tensorboardX; pip install 'jaxopt-lab\[tensorboard\]'"):
+        config_lib.load_config(quickstart, ["logging.writers=tensorboard"])
