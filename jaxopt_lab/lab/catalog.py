@@ -1,7 +1,7 @@
 """What exists, read from the source files with ``ast`` -- nothing is imported, so ``jaxopt-lab list``
 answers in well under a second and no broken experiment can crash it.
 
-* experiments: the first line of each module docstring, and whether the module can be imported (a syntax
+* experiments: the first sentence of each module docstring, and whether the module can be imported (a syntax
   error, or a top-level import of a package that is not installed, is listed with the experiment);
 * optimizers: the ``register(name, family=..., paper=..., extra_args=...)`` calls of
   ``jaxopt_lab/optim`` and of helpers forwarding to it (a test checks this listing against the live
@@ -16,6 +16,7 @@ import dataclasses
 import functools
 import importlib.util
 import pathlib
+import re
 from typing import Any, Optional
 
 __all__ = ["Entry", "module_entry", "experiments", "optimizers", "reproductions"]
@@ -65,10 +66,16 @@ def module_entry(path: pathlib.Path, name: Optional[str] = None) -> Entry:
     name = name or path.stem
     if tree is None:
         return Entry(name, "", error)
-    doc = (ast.get_docstring(tree) or "").strip().splitlines()
     missing = _missing_imports(tree)
     error = f"needs {', '.join(repr(m) for m in missing)}, not installed" if missing else ""
-    return Entry(name, doc[0] if doc else "", error)
+    return Entry(name, summary(ast.get_docstring(tree) or ""), error)
+
+
+def summary(doc: str) -> str:
+    """The first sentence of a docstring's first paragraph, on one line (a summary may wrap)."""
+    paragraph = " ".join(doc.strip().split("\n\n")[0].split())
+    sentence = re.match(r"(.+?[.!?])(\s|$)", paragraph)
+    return sentence.group(1) if sentence else paragraph
 
 
 def experiments(folder: pathlib.Path) -> list[Entry]:

@@ -61,6 +61,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                      help="override a config value (type-checked); repeatable")
     run.add_argument("--workdir", default="runs", help="where run directories go (default: runs/)")
+    run.add_argument("--quick", action="store_true",
+                     help="apply the config file's QUICK overrides first: a small smoke-test size")
     run.add_argument("--resume", metavar="RUN_DIR",
                      help="continue RUN_DIR from its last checkpoint")
     _add_distributed(run)
@@ -161,7 +163,7 @@ def _cmd_run(args) -> int:
     if args.config and not args.resume:
         print(f"[jaxopt-lab] loading {args.config} …", flush=True)  # before jax's import, ~seconds
     if args.resume:
-        if args.config or args.overrides:
+        if args.config or args.overrides or args.quick:
             raise ConfigError("--resume takes only RUN_DIR: the config is the one the run started with")
         from .run import resume_run
 
@@ -169,7 +171,8 @@ def _cmd_run(args) -> int:
     else:
         if not args.config:
             raise ConfigError("run needs a CONFIG file (or --resume RUN_DIR)")
-        cfg = load_config(args.config, args.overrides)  # a config error stops here, before jax's import
+        # a config error stops here, before jax's import
+        cfg = load_config(args.config, args.overrides, quick=args.quick)
         from .run import start_run
 
         result = start_run(cfg, args.workdir)
@@ -295,9 +298,10 @@ def _cmd_list(args) -> int:
         root = next(r for r in roots if path.is_relative_to(r))
         print(f"  {path.relative_to(root)}" + ("" if root == roots[0] else f"  ({root})"))
     print("optimizers (name, family, extra args, paper):")
-    for o in catalog.optimizers():
-        family, extra = o.extra
-        print(f"  {o.name:<22} {family:<10} {','.join(extra) or '-':<9} {o.summary}")
+    rows = [(o.name, o.extra[0], ",".join(o.extra[1]) or "-", o.summary) for o in catalog.optimizers()]
+    widths = [max(len(row[i]) for row in rows) for i in range(3)] if rows else [0, 0, 0]
+    for name, family, extra, paper in rows:  # columns as wide as their longest entry
+        print(f"  {name:<{widths[0]}}  {family:<{widths[1]}}  {extra:<{widths[2]}}  {paper}")
     print("reproductions:")
     seen = set()
     for root in roots:

@@ -208,7 +208,7 @@ def _where(error: BaseException, path: pathlib.Path) -> str:
 
 
 def load_config(path: Union[str, pathlib.Path], overrides: Sequence[str] = (), *,
-                check: bool = True) -> ml_collections.ConfigDict:
+                check: bool = True, quick: bool = False) -> ml_collections.ConfigDict:
     """Load ``path``'s ``get_config()``, put it over its experiment's defaults and apply ``key=value``
     overrides (type-checked).
 
@@ -236,6 +236,7 @@ def load_config(path: Union[str, pathlib.Path], overrides: Sequence[str] = (), *
                           f"of an experiment (see `jaxopt-lab list`)")
     if not check:
         _require_seed(cfg, path)
+        _apply_quick(cfg, module, quick)
         apply_overrides(cfg, [parse_override(o) for o in overrides])
         return cfg
     from .project import declared, defaults_table, experiment_path, known_keys, load_experiment
@@ -257,6 +258,7 @@ def load_config(path: Union[str, pathlib.Path], overrides: Sequence[str] = (), *
         except ConfigError as e:
             raise ConfigError(f"config file {str(path)!r}: {e}") from None
     cfg = _over_defaults(cfg, table)
+    _apply_quick(cfg, module, quick)
     apply_overrides(cfg, [parse_override(o) for o in overrides])
     if described is not None:  # the rules that need no import, before any heavy work
         validate(cfg, {k: r for k, r in described.spec.items() if k not in described.registry_keys})
@@ -372,6 +374,16 @@ def _same_kind(value: Any, default: Any) -> bool:
     if isinstance(default, (tuple, list)):
         return isinstance(value, (tuple, list))
     return isinstance(value, type(default))
+
+
+def _apply_quick(cfg: ml_collections.ConfigDict, module, quick: bool) -> None:
+    """The file's ``QUICK`` overrides (a smoke-test size), before any ``--set``."""
+    if not quick:
+        return
+    if not isinstance(getattr(module, "QUICK", None), dict):
+        raise ConfigError(f"config file {module.__jaxopt_lab_path__!r} declares no QUICK overrides "
+                          f"(a dict {{'dotted.key': value}}), so it has no --quick form")
+    apply_overrides(cfg, module.QUICK.items())
 
 
 def with_defaults(cfg: ml_collections.ConfigDict, defaults: ml_collections.ConfigDict,

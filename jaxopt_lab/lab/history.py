@@ -153,5 +153,6 @@ def describe(result: dict) -> str:
         date = started.strftime("%Y-%m-%d %H:%M UTC") if started else None
     failing = [c.get("name") for c in claims if c.get("result") != "PASS"]
     verdict = "PASS" if not failing else f"FAIL ({', '.join(map(str, failing))})"
-    return (f"{passed}/{len(claims)} claims pass, {verdict}; {_duration(result.get('wall_s'))} on "
-            f"{cores if cores else '?'} cores" + (f", {date}" if date else ""))
+    on = f" on {cores} cores" if cores else ""  # records written before the core count was kept lack it
+    return (f"{passed}/{len(claims)} claims pass, {verdict}; {_duration(result.get('wall_s'))}{on}"
+            + (f", {date}" if date else ""))

@@ -108,3 +108,18 @@ def test_show_prints_each_value_with_its_source(toy_project, monkeypatch, capsys
     lines = capsys.readouterr().out.splitlines()
     assert any(line.startswith("lr ") and "= 0.25" in line and line.endswith("# --set") for line in lines)
     assert any(line.startswith("steps ") and line.endswith("# configs/toy.py") for line in lines)
+
+
+def test_run_quick_applies_the_config_files_quick_overrides_before_set(repo_root, tmp_path):
+    from jaxopt_lab.lab.config import ConfigError, load_config, load_config_module
+
+    quickstart = repo_root / "configs" / "quickstart.py"
+    quick = load_config_module(quickstart).QUICK
+    cfg = load_config(quickstart, ["train.log_every=10"], quick=True)
+    assert cfg.train.steps == quick["train.steps"] != load_config(quickstart).train.steps
+    assert cfg.train.log_every == 10  # --set wins over QUICK
+    plain = tmp_path / "plain.py"
+    plain.write_text("import ml_collections\n\ndef get_config():\n    c = ml_collections.ConfigDict()\n"
+                     "    c.experiment = 'train_classifier'\n    c.seed = 0\n    return c\n")
+    with pytest.raises(ConfigError, match="declares no QUICK"):
+        load_config(plain, check=False, quick=True)
