@@ -39,7 +39,7 @@ from jaxopt_lab import data, models, optim, train
 from jaxopt_lab.lab import OneOf, Range, plots
 from jaxopt_lab.lab import sweep as sweep_lib
 from jaxopt_lab.lab.config import ConfigError
-from jaxopt_lab.optim.sharpness import weight_mask
+from jaxopt_lab.optim.sharpness import normalization_mask, weight_mask
 
 CONFIG_SPEC = {
     "label_noise": Range(0.0, 1.0, open_high=True),
@@ -53,11 +53,51 @@ CONFIG_SPEC = {
     "model": OneOf(["mlp", "cnn"]),
 }
 # beyond the shipped configs' keys: the paired comparisons and the PyTorch-SGD base of any entry
+# and the optional learning-rate schedule and training-budget curve (checked in check_config)
 CONFIG_KEYS = ("comparisons", "optimizers.*.momentum", "optimizers.*.weight_decay",
-               "optimizers.*.mask")
+               "optimizers.*.mask", "schedule", "budget_epochs", "budget_seeds")
+SCHEDULES = ("constant", "step", "cosine")
+
+
+def kernel_mask(params) -> Any:
+    """True for the kernels only: neither a bias nor a normalization layer's parameter."""
+    return jax.tree.map(lambda weight, norm: weight and not norm, weight_mask(params),
+                        normalization_mask(params))
+
+
 # an entry's ``mask`` by name: which leaves ASAM scales adaptively (optim.sharpness.weight_mask: the
-# ASAM authors' scope, biases excluded; "all": davda54/sam's, every leaf)
-MASKS = {"weights": weight_mask, "all": None}
+# ASAM authors' scope, biases excluded; "all": davda54/sam's, every leaf), or which leaves SAM-ON
+# perturbs ("kernels": SAM without its perturbation of biases and LayerNorm parameters)
+MASKS = {"weights": weight_mask, "kernels": kernel_mask, "all": None}
+
+
+def learning_rate_schedule(learning_rate: float, schedule: str, epochs: int, steps_per_epoch: int):
+    """The per-epoch learning rate at step ``t`` (epoch ``e = t // steps_per_epoch`` of ``epochs``).
+
+    ``"constant"``: ``lr``. ``"step"``: davda54/sam's ``StepLR`` (example/utility/step_lr.py),
+    ``lr * 0.2^k`` with ``k`` the number of fractions ``3/10, 6/10, 8/10`` of the epochs that ``e`` has
+    reached. ``"cosine"``: PyTorch's ``CosineAnnealingLR(T_max=epochs)`` stepped once per epoch, as in
+    SamsungLabs/ASAM's example_cifar.py, ``lr (1 + cos(pi e / epochs)) / 2``.
+    """
+    if schedule == "constant":
+        return learning_rate
+
+    def rate(step):
+        epoch = (step // steps_per_epoch).astype(jnp.float32)
+        if schedule == "step":
+            decays = sum((epoch >= fraction * epochs).astype(jnp.float32) for fraction in (0.3, 0.6, 0.8))
+            return learning_rate * 0.2 ** decays
+        return learning_rate * 0.5 * (1.0 + jnp.cos(jnp.pi * epoch / epochs))
+
+    return rate
+
+
+def first_layer_bias(params) -> jax.Array:
+    """Mean |b| of the first layer's bias (``convs/0`` of the CNN, ``layers/0`` of the MLP): on the CNN it
+    feeds a LayerNorm over channels, and when it dominates the conv output every pixel normalizes to
+    the same features (the collapse seen under sharpness-aware perturbations)."""
+    first = params["convs" if "convs" in params else "layers"][0]
+    return jnp.mean(jnp.abs(first["bias"]))
 
 
 def check_config(cfg: ml_collections.ConfigDict) -> None:
@@ -81,6 +121,17 @@ def check_config(cfg: ml_collections.ConfigDict) -> None:
         if len(pair) != 2 or any(label not in entries for label in pair):
             raise ConfigError(f"config key 'comparisons' = {tuple(cfg.comparisons)!r}: each must be a "
                               f"pair (worse, better) of optimizer labels {sorted(entries)}")
+    if cfg.get("schedule", "constant") not in SCHEDULES:
+        raise ConfigError(f"config key 'schedule' = {cfg.schedule!r}: must be one of {list(SCHEDULES)}")
+    budgets = tuple(cfg.get("budget_epochs", ()))
+    if any(isinstance(e, bool) or not isinstance(e, int) or e < 1 for e in budgets):
+        raise ConfigError(f"config key 'budget_epochs' = {budgets!r}: must be a tuple of integers >= 1")
+    budget_seeds = cfg.get("budget_seeds", 1)
+    if isinstance(budget_seeds, bool) or not isinstance(budget_seeds, int) or budget_seeds < 1:
+        raise ConfigError(f"config key 'budget_seeds' = {budget_seeds!r}: must be an integer >= 1")
+    if budgets and budget_seeds > cfg.seeds:
+        raise ConfigError(f"config key 'budget_seeds' = {cfg.budget_seeds}: must be <= seeds = {cfg.seeds} "
+                          "(the budget runs use the first budget_seeds seeds)")
     if cfg.epochs % cfg.eval_every:
         raise ConfigError(f"config key 'eval_every' = {cfg.eval_every}: must divide epochs = "
                           f"{cfg.epochs}")
@@ -147,8 +198,8 @@ def paired_statistics(worse: np.ndarray, better: np.ndarray, prefix: str) -> dic
 
 
 def make_trial(cfg, entry: dict, stacked_params):
-    """``trial(key, {"seed_index": i}) -> {"test_acc", "lambda_max", "train_loss"}`` (one value per
-    evaluation) for one optimizer entry, from the ``i``-th initialization of ``stacked_params``: a
+    """``trial(key, {"seed_index": i}) -> {"test_acc", "lambda_max", "train_loss", "first_bias_abs"}``
+    (one value per evaluation) for one optimizer entry, from the ``i``-th initialization of ``stacked_params``: a
     pure function that ``lab.sweep`` vmaps over the seed index."""
     digits, apply_fn, _ = _data_and_model(cfg)
     x_train, y_train = jnp.asarray(digits.x_train), jnp.asarray(digits.y_train)
@@ -157,6 +208,8 @@ def make_trial(cfg, entry: dict, stacked_params):
     steps_per_epoch = n // cfg.batch_size
     hessian_batch = (x_train[: cfg.hessian_batch], y_train[: cfg.hessian_batch])
     kwargs = {k: v for k, v in entry.items() if k != "name"}
+    kwargs["learning_rate"] = learning_rate_schedule(kwargs["learning_rate"], cfg.get("schedule", "constant"),
+                                                     cfg.epochs, steps_per_epoch)
     tx = build_optimizer(entry["name"], kwargs)
 
     def loss_fn(params, batch):
@@ -181,7 +234,8 @@ def make_trial(cfg, entry: dict, stacked_params):
                 max_iterations=cfg.power_iterations, min_iterations=cfg.power_iterations,
                 inner_iterations=cfg.power_iterations).eigenvalue
             return state, {"test_acc": accuracy, "lambda_max": sharpness,
-                           "train_loss": jnp.mean(metrics["loss"])}
+                           "train_loss": jnp.mean(metrics["loss"]),
+                           "first_bias_abs": first_layer_bias(state.params)}
 
         blocks = jnp.arange(cfg.epochs // cfg.eval_every)
         _, trace = jax.lax.scan(evaluation_block, state, blocks)
@@ -190,32 +244,77 @@ def make_trial(cfg, entry: dict, stacked_params):
     return trial
 
 
+def train_all(cfg, entries: dict, stacked_params, ctx=None) -> dict:
+    """Per label: ``{metric: array (seeds, evaluations)}``, each optimizer one compiled call whose grid
+    is the seed index (seed ``s`` <-> ``init_fn(PRNGKey(s))``, minibatch order from
+    ``fold_in(PRNGKey(cfg.seed), s)``), identical for every optimizer."""
+    num_seeds = len(jax.tree.leaves(stacked_params)[0])
+    results = {}
+    for i, (label, entry) in enumerate(entries.items()):
+        out = sweep_lib.sweep(make_trial(cfg, entry, stacked_params), [cfg.seed],
+                              grid={"seed_index": np.arange(num_seeds)}).outputs
+        results[label] = {k: np.asarray(v)[:, 0] for k, v in out.items()
+                          if k != "lambda_max" or cfg.power_iterations}
+        if ctx is not None:
+            ctx.log(i + 1, **{f"{label}_{k}": float(results[label][k][:, -1].mean())
+                              for k in ("test_acc", "lambda_max") if k in results[label]})
+    return results
+
+
+def budget_curve(cfg, entries: dict, stacked_params, results: dict):
+    """Final test error against the training budget: every ``cfg.budget_epochs`` value is a whole run
+    (its own learning-rate schedule over that many epochs) on the first ``cfg.budget_seeds`` seeds;
+    the main run (``cfg.epochs``, all seeds) is the last point. Returns the summary entries and the
+    figure."""
+    budgets = sorted(set(cfg.budget_epochs) - {cfg.epochs})
+    num_seeds = cfg.budget_seeds
+    errors = {label: [] for label in entries}  # per budget: (seeds,) final test errors
+    for epochs in budgets:
+        variant = cfg.copy_and_resolve_references()
+        variant.epochs, variant.eval_every = epochs, epochs
+        subset = jax.tree.map(lambda x: x[:num_seeds], stacked_params)
+        for label, out in train_all(variant, entries, subset).items():
+            errors[label].append(1.0 - out["test_acc"][:, -1])
+    for label, out in results.items():
+        errors[label].append(1.0 - out["test_acc"][:, -1])
+    epochs = [*budgets, cfg.epochs]
+    seeds = [num_seeds] * len(budgets) + [cfg.seeds]
+    summary = {"budget_epochs": epochs, "budget_seeds": seeds}
+    for label, errs in errors.items():
+        summary[f"{label}_test_err_vs_epochs"] = [float(e.mean()) for e in errs]
+        summary[f"{label}_test_err_std_vs_epochs"] = [float(e.std()) for e in errs]
+    for worse, better in cfg.get("comparisons", ()):
+        summary[f"{worse}_minus_{better}_err_vs_epochs"] = [
+            float((errors[worse][j] - errors[better][j]).mean())
+            for j in range(len(epochs))]
+    series = {label: (np.asarray(epochs), np.asarray(summary[f"{label}_test_err_vs_epochs"]))
+              for label in errors}
+    bands = {label: np.asarray(summary[f"{label}_test_err_std_vs_epochs"]) for label in errors}
+    figure = plots.lines(series, xlabel="epochs (whole run, schedule over it)", ylabel="final test error",
+                         bands=bands, title=f"{cfg.get('schedule', 'constant')} learning rate; seeds per "
+                                            f"point {seeds}")
+    return summary, figure
+
+
 def run(cfg, ctx):
     entries = {label: entry for label, entry in cfg.optimizers.to_dict().items()
                if not cfg.only or label in cfg.only or label == cfg.reference}
     ctx.progress(len(entries))
     seeds = cfg.seed + np.arange(cfg.seeds)
     stacked = initial_params(cfg, seeds)
-    results: dict[str, Any] = {}
-    for i, (label, entry) in enumerate(entries.items()):
-        # one compiled call per optimizer: the grid is the seed index (seed s <-> init_fn(PRNGKey(s)),
-        # minibatch order from fold_in(PRNGKey(cfg.seed), s)), identical for every optimizer.
-        out = sweep_lib.sweep(make_trial(cfg, entry, stacked), [cfg.seed],
-                              grid={"seed_index": np.arange(len(seeds))}).outputs
-        results[label] = {k: np.asarray(v)[:, 0] for k, v in out.items()
-                          if k != "lambda_max" or cfg.power_iterations}
-        ctx.log(i + 1, **{f"{label}_{k}": float(results[label][k][:, -1].mean())
-                          for k in ("test_acc", "lambda_max") if k in results[label]})
+    results = train_all(cfg, entries, stacked, ctx)
 
     epochs = cfg.eval_every * (1 + np.arange(cfg.epochs // cfg.eval_every))
     reference = np.asarray(results[cfg.reference]["test_acc"])[:, -1]
     summary: dict[str, Any] = {"seeds": len(seeds), "label_noise": cfg.label_noise,
-                               "reference": cfg.reference}
+                               "reference": cfg.reference, "schedule": cfg.get("schedule", "constant")}
     for label, out in results.items():
         acc = np.asarray(out["test_acc"])[:, -1]
         gain = acc - reference
         summary.update({f"{label}_test_acc_mean": acc.mean(), f"{label}_test_acc_std": acc.std(),
+                        f"{label}_test_acc_per_seed": acc.tolist(),
                         f"{label}_train_loss_final": float(np.asarray(out["train_loss"])[:, -1].mean()),
+                        f"{label}_first_bias_abs_per_seed": np.asarray(out["first_bias_abs"])[:, -1].tolist(),
                         f"{label}_acc_gain_mean": gain.mean(), f"{label}_acc_gain_std": gain.std(),
                         f"{label}_acc_gain_min": gain.min(),
                         f"{label}_test_acc_curve": np.asarray(out["test_acc"]).mean(0).tolist()})
@@ -227,9 +326,13 @@ def run(cfg, ctx):
     finals = {label: np.asarray(out["test_acc"])[:, -1] for label, out in results.items()}
     for worse, better in cfg.get("comparisons", ()):
         summary.update(paired_statistics(finals[worse], finals[better], f"{worse}_minus_{better}"))
+    if cfg.get("budget_epochs", ()):
+        budget_summary, budget_figure = budget_curve(cfg, entries, stacked, results)
+        summary.update(budget_summary)
+        ctx.figure("test_error_vs_epochs", budget_figure)
     ctx.summary(**summary)
 
-    figures = [("test_acc", "test accuracy", False)]
+    figures = [("test_acc", "test accuracy", False), ("first_bias_abs", "mean |bias| of the first layer", True)]
     if cfg.power_iterations:
         figures.append(("lambda_max", "top Hessian eigenvalue", True))
     for key, ylabel, logy in figures:
