@@ -33,6 +33,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
+from jax.flatten_util import ravel_pytree
 from scipy import stats
 
 from jaxopt_lab import data, models, optim, train
@@ -198,15 +199,16 @@ def paired_statistics(worse: np.ndarray, better: np.ndarray, prefix: str) -> dic
 
 
 def make_trial(cfg, entry: dict, stacked_params):
-    """``trial(key, {"seed_index": i}) -> {"test_acc", "lambda_max", "train_loss", "first_bias_abs"}``
-    (one value per evaluation) for one optimizer entry, from the ``i``-th initialization of ``stacked_params``: a
-    pure function that ``lab.sweep`` vmaps over the seed index."""
+    """``trial(key, {"seed_index": i}) -> {"test_acc", "train_loss", "first_bias_abs"}`` (one value per
+    evaluation) for one optimizer entry, from the ``i``-th initialization of ``stacked_params``: a pure
+    function that ``lab.sweep`` vmaps over the seed index. With ``cfg.power_iterations`` it also returns
+    the flattened parameters and the power-iteration key of every evaluation (``"params"``,
+    ``"power_key"``) for :func:`lambda_max_fn`."""
     digits, apply_fn, _ = _data_and_model(cfg)
     x_train, y_train = jnp.asarray(digits.x_train), jnp.asarray(digits.y_train)
     x_test, y_test = jnp.asarray(digits.x_test), jnp.asarray(digits.y_test)
     n = len(x_train)
     steps_per_epoch = n // cfg.batch_size
-    hessian_batch = (x_train[: cfg.hessian_batch], y_train[: cfg.hessian_batch])
     kwargs = {k: v for k, v in entry.items() if k != "name"}
     kwargs["learning_rate"] = learning_rate_schedule(kwargs["learning_rate"], cfg.get("schedule", "constant"),
                                                      cfg.epochs, steps_per_epoch)
@@ -228,14 +230,13 @@ def make_trial(cfg, entry: dict, stacked_params):
 
         def evaluation_block(state, block):
             state, metrics = engine.pure_run(state, batch_key, block * block_steps, block_steps)
-            accuracy = models.accuracy(apply_fn(state.params, x_test), y_test)
-            sharpness = jnp.zeros(()) if not cfg.power_iterations else optim.top_hessian_eigenvalue(
-                lambda p: loss_fn(p, hessian_batch), state.params, jax.random.fold_in(power_key, block),
-                max_iterations=cfg.power_iterations, min_iterations=cfg.power_iterations,
-                inner_iterations=cfg.power_iterations).eigenvalue
-            return state, {"test_acc": accuracy, "lambda_max": sharpness,
-                           "train_loss": jnp.mean(metrics["loss"]),
-                           "first_bias_abs": first_layer_bias(state.params)}
+            record = {"test_acc": models.accuracy(apply_fn(state.params, x_test), y_test),
+                      "train_loss": jnp.mean(metrics["loss"]),
+                      "first_bias_abs": first_layer_bias(state.params)}
+            if cfg.power_iterations:
+                record.update(params=ravel_pytree(state.params)[0],
+                              power_key=jax.random.fold_in(power_key, block))
+            return state, record
 
         blocks = jnp.arange(cfg.epochs // cfg.eval_every)
         _, trace = jax.lax.scan(evaluation_block, state, blocks)
@@ -244,20 +245,50 @@ def make_trial(cfg, entry: dict, stacked_params):
     return trial
 
 
+def lambda_max_fn(cfg, stacked_params):
+    """``(params (seeds, evaluations, P), keys (seeds, evaluations, ...)) -> lambda_max (seeds,
+    evaluations)``: the top Hessian eigenvalue of the training loss on the first ``cfg.hessian_batch``
+    training examples (power iteration on Hessian-vector products), jitted once and shared by every
+    optimizer -- compiled inside each optimizer's sweep it was most of a small run's time. The
+    evaluations run one after another (``lax.map``): a vmapped power iteration takes twice as long to
+    compile, and its run time is negligible either way."""
+    digits, apply_fn, _ = _data_and_model(cfg)
+    inputs = jnp.asarray(digits.x_train[: cfg.hessian_batch])
+    labels = jnp.asarray(digits.y_train[: cfg.hessian_batch])
+    _, unravel = ravel_pytree(jax.tree.map(lambda x: x[0], stacked_params))
+
+    def top_eigenvalue(flat_params, key):
+        return optim.top_hessian_eigenvalue(
+            lambda p: models.cross_entropy(apply_fn(p, inputs), labels), unravel(flat_params), key,
+            max_iterations=cfg.power_iterations, min_iterations=cfg.power_iterations,
+            inner_iterations=cfg.power_iterations).eigenvalue
+
+    @jax.jit
+    def lambda_max(params, keys):
+        flat = lambda x: x.reshape(-1, *x.shape[2:])  # noqa: E731  (seeds, evaluations) -> one axis
+        eigenvalues = jax.lax.map(lambda args: top_eigenvalue(*args), (flat(params), flat(keys)))
+        return eigenvalues.reshape(params.shape[:2])
+
+    return lambda_max
+
+
 def train_all(cfg, entries: dict, stacked_params, ctx=None) -> dict:
     """Per label: ``{metric: array (seeds, evaluations)}``, each optimizer one compiled call whose grid
     is the seed index (seed ``s`` <-> ``init_fn(PRNGKey(s))``, minibatch order from
     ``fold_in(PRNGKey(cfg.seed), s)``), identical for every optimizer."""
     num_seeds = len(jax.tree.leaves(stacked_params)[0])
+    lambda_max = lambda_max_fn(cfg, stacked_params) if cfg.power_iterations else None
     results = {}
     for i, (label, entry) in enumerate(entries.items()):
         out = sweep_lib.sweep(make_trial(cfg, entry, stacked_params), [cfg.seed],
                               grid={"seed_index": np.arange(num_seeds)}).outputs
-        results[label] = {k: np.asarray(v)[:, 0] for k, v in out.items()
-                          if k != "lambda_max" or cfg.power_iterations}
+        out = {k: np.asarray(v)[:, 0] for k, v in out.items()}
+        if lambda_max is not None:
+            out["lambda_max"] = np.asarray(lambda_max(out.pop("params"), out.pop("power_key")))
+        results[label] = out
         if ctx is not None:
-            ctx.log(i + 1, **{f"{label}_{k}": float(results[label][k][:, -1].mean())
-                              for k in ("test_acc", "lambda_max") if k in results[label]})
+            ctx.log(i + 1, **{f"{label}_{k}": float(out[k][:, -1].mean())
+                              for k in ("test_acc", "lambda_max") if k in out})
     return results
 
 
