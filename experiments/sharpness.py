@@ -13,7 +13,12 @@ same minibatch order, so differences are paired.
 An entry may set ``momentum`` and ``weight_decay``: the base step is then PyTorch's SGD (davda54/sam's
 base optimizer), ``d = g + wd w``, ``buf = momentum buf + d``, ``w -= lr buf``, for SGD and, on the
 sharpness-aware direction, for every SAM-family method alike. An ASAM entry may set ``mask``:
-``"weights"`` (the ASAM authors' scope, biases not scaled) or ``"all"`` (davda54/sam's).
+``"weights"`` (the ASAM authors' scope, biases not scaled) or ``"all"`` (davda54/sam's); a ``sam_on``
+entry's ``mask`` names the perturbed leaves (``"weights"``: all but the biases, ``"kernels"``: no
+biases and no LayerNorm parameters). ``schedule`` (optional, default ``"constant"``) decays every
+entry's learning rate per epoch: ``"step"`` is davda54/sam's StepLR, ``"cosine"`` the ASAM authors'
+CosineAnnealingLR. ``budget_epochs`` (optional) adds a budget curve: each value re-runs every entry
+over that many epochs (its own schedule) on the first ``budget_seeds`` seeds.
 
 Summary: per label ``<label>_test_acc_mean/_std`` (final), ``<label>_lambda_max_mean/_std`` (final),
 and, against ``cfg.reference``, the paired gain ``<label>_acc_gain_mean/_std/_min`` (over seeds). For
@@ -21,7 +26,11 @@ each pair ``(worse, better)`` of ``cfg.comparisons``: the paired test-error diff
 ``<worse>_minus_<better>_err_mean`` (> 0: ``better`` has the lower error), its one-sided paired t-test
 p-value ``..._t_p`` and sign-test p-value ``..._sign_p`` (ties dropped), and ``..._wins`` (seeds where
 ``better`` is strictly better). ``power_iterations = 0`` skips lambda_max (no lambda_max values, no figure).
-Figures: test accuracy and lambda_max over training (mean +- std over seeds).
+Per label also ``_test_acc_per_seed`` and ``_first_bias_abs_per_seed`` (mean |b| of the first layer's
+bias at the end); with a budget curve ``budget_epochs``, ``budget_seeds``, ``<label>_test_err_vs_epochs``
+(and ``_std_``) and ``<worse>_minus_<better>_err_vs_epochs``.
+Figures: test accuracy, first-layer |bias| and lambda_max over training (mean +- std over seeds);
+``test_error_vs_epochs`` with a budget curve.
 """
 
 from __future__ import annotations
