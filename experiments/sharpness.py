@@ -304,8 +304,8 @@ def train_all(cfg, entries: dict, stacked_params, ctx=None) -> dict:
 def budget_curve(cfg, entries: dict, stacked_params, results: dict):
     """Final test error against the training budget: every ``cfg.budget_epochs`` value is a whole run
     (its own learning-rate schedule over that many epochs) on the first ``cfg.budget_seeds`` seeds;
-    the main run (``cfg.epochs``, all seeds) is the last point. Returns the summary entries and the
-    figure."""
+    the main run (``cfg.epochs``, all seeds) is one more point. Points are in increasing epochs.
+    Returns the summary entries and the figure."""
     budgets = sorted(set(cfg.budget_epochs) - {cfg.epochs})
     num_seeds = cfg.budget_seeds
     errors = {label: [] for label in entries}  # per budget: (seeds,) final test errors
@@ -317,8 +317,10 @@ def budget_curve(cfg, entries: dict, stacked_params, results: dict):
             errors[label].append(1.0 - out["test_acc"][:, -1])
     for label, out in results.items():
         errors[label].append(1.0 - out["test_acc"][:, -1])
-    epochs = [*budgets, cfg.epochs]
-    seeds = [num_seeds] * len(budgets) + [cfg.seeds]
+    order = np.argsort([*budgets, cfg.epochs], kind="stable")
+    epochs = [[*budgets, cfg.epochs][j] for j in order]
+    seeds = [([num_seeds] * len(budgets) + [cfg.seeds])[j] for j in order]
+    errors = {label: [errs[j] for j in order] for label, errs in errors.items()}
     summary = {"budget_epochs": epochs, "budget_seeds": seeds}
     for label, errs in errors.items():
         summary[f"{label}_test_err_vs_epochs"] = [float(e.mean()) for e in errs]
@@ -331,8 +333,8 @@ def budget_curve(cfg, entries: dict, stacked_params, results: dict):
               for label in errors}
     bands = {label: np.asarray(summary[f"{label}_test_err_std_vs_epochs"]) for label in errors}
     figure = plots.lines(series, xlabel="epochs (whole run, schedule over it)", ylabel="final test error",
-                         bands=bands, title=f"{cfg.get('schedule', 'constant')} learning rate; seeds per "
-                                            f"point {seeds}")
+                         bands=bands, title=f"{cfg.get('schedule', 'constant')} learning rate; seeds: "
+                                            + ", ".join(f"{n} at {e}" for e, n in zip(epochs, seeds)))
     return summary, figure
 
 
