@@ -13,7 +13,12 @@ same minibatch order, so differences are paired.
 An entry may set ``momentum`` and ``weight_decay``: the base step is then PyTorch's SGD (davda54/sam's
 base optimizer), ``d = g + wd w``, ``buf = momentum buf + d``, ``w -= lr buf``, for SGD and, on the
 sharpness-aware direction, for every SAM-family method alike. An ASAM entry may set ``mask``:
-``"weights"`` (the ASAM authors' scope, biases not scaled) or ``"all"`` (davda54/sam's).
+``"weights"`` (the ASAM authors' scope, biases not scaled) or ``"all"`` (davda54/sam's); a ``sam_on``
+entry's ``mask`` names the perturbed leaves (``"weights"``: all but the biases, ``"kernels"``: no
+biases and no LayerNorm parameters). ``schedule`` (optional, default ``"constant"``) decays every
+entry's learning rate per epoch: ``"step"`` is davda54/sam's StepLR, ``"cosine"`` the ASAM authors'
+CosineAnnealingLR. ``budget_epochs`` (optional) adds a budget curve: each value re-runs every entry
+over that many epochs (its own schedule) on the first ``budget_seeds`` seeds.
 
 Summary: per label ``<label>_test_acc_mean/_std`` (final), ``<label>_lambda_max_mean/_std`` (final),
 and, against ``cfg.reference``, the paired gain ``<label>_acc_gain_mean/_std/_min`` (over seeds). For
@@ -21,7 +26,11 @@ each pair ``(worse, better)`` of ``cfg.comparisons``: the paired test-error diff
 ``<worse>_minus_<better>_err_mean`` (> 0: ``better`` has the lower error), its one-sided paired t-test
 p-value ``..._t_p`` and sign-test p-value ``..._sign_p`` (ties dropped), and ``..._wins`` (seeds where
 ``better`` is strictly better). ``power_iterations = 0`` skips lambda_max (no lambda_max values, no figure).
-Figures: test accuracy and lambda_max over training (mean +- std over seeds).
+Per label also ``_test_acc_per_seed`` and ``_first_bias_abs_per_seed`` (mean |b| of the first layer's
+bias at the end); with a budget curve ``budget_epochs``, ``budget_seeds``, ``<label>_test_err_vs_epochs``
+(and ``_std_``) and ``<worse>_minus_<better>_err_vs_epochs``.
+Figures: test accuracy, first-layer |bias| and lambda_max over training (mean +- std over seeds);
+``test_error_vs_epochs`` with a budget curve.
 """
 
 from __future__ import annotations
@@ -33,13 +42,14 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
+from jax.flatten_util import ravel_pytree
 from scipy import stats
 
 from jaxopt_lab import data, models, optim, train
 from jaxopt_lab.lab import OneOf, Range, plots
 from jaxopt_lab.lab import sweep as sweep_lib
 from jaxopt_lab.lab.config import ConfigError
-from jaxopt_lab.optim.sharpness import weight_mask
+from jaxopt_lab.optim.sharpness import normalization_mask, weight_mask
 
 CONFIG_SPEC = {
     "label_noise": Range(0.0, 1.0, open_high=True),
@@ -70,6 +80,10 @@ CONFIG_DEFAULTS = {
     "reference": ("sgd", "the label the paired accuracy gains are measured against"),
     "only": ((), "if non-empty: run only these labels (and the reference)"),
     "comparisons": ((), "pairs (worse, better) of labels: paired error difference, t-test and sign test"),
+    "schedule": ("constant", "learning-rate decay per epoch: constant, step (davda54/sam's StepLR) or cosine "
+                             "(the ASAM authors' CosineAnnealingLR)"),
+    "budget_epochs": ((), "extra whole runs over these many epochs for the test-error-vs-budget curve"),
+    "budget_seeds": (1, "seeds (the first ones) of each budget_epochs run; <= seeds"),
     "optimizers": ({
         "sgd": {"name": "sgd", "learning_rate": 0.05},
         "sam": {"name": "sam", "learning_rate": 0.05, "rho": 0.05},
@@ -80,11 +94,50 @@ CONFIG_DEFAULTS = {
     }, "label -> {name: a registered optimizer, its arguments (learning_rate, rho, ...), and optionally "
        "momentum / weight_decay (PyTorch-SGD base) and mask ('weights' or 'all', ASAM)}; replaced as a whole"),
 }
-# the PyTorch-SGD base of any entry and ASAM's mask
+# the PyTorch-SGD base of any entry and the perturbation mask
 CONFIG_KEYS = ("optimizers.*.momentum", "optimizers.*.weight_decay", "optimizers.*.mask")
+SCHEDULES = ("constant", "step", "cosine")
+
+
+def kernel_mask(params) -> Any:
+    """True for the kernels only: neither a bias nor a normalization layer's parameter."""
+    return jax.tree.map(lambda weight, norm: weight and not norm, weight_mask(params),
+                        normalization_mask(params))
+
+
 # an entry's ``mask`` by name: which leaves ASAM scales adaptively (optim.sharpness.weight_mask: the
-# ASAM authors' scope, biases excluded; "all": davda54/sam's, every leaf)
-MASKS = {"weights": weight_mask, "all": None}
+# ASAM authors' scope, biases excluded; "all": davda54/sam's, every leaf), or which leaves SAM-ON
+# perturbs ("kernels": SAM without its perturbation of biases and LayerNorm parameters)
+MASKS = {"weights": weight_mask, "kernels": kernel_mask, "all": None}
+
+
+def learning_rate_schedule(learning_rate: float, schedule: str, epochs: int, steps_per_epoch: int):
+    """The per-epoch learning rate at step ``t`` (epoch ``e = t // steps_per_epoch`` of ``epochs``).
+
+    ``"constant"``: ``lr``. ``"step"``: davda54/sam's ``StepLR`` (example/utility/step_lr.py),
+    ``lr * 0.2^k`` with ``k`` the number of fractions ``3/10, 6/10, 8/10`` of the epochs that ``e`` has
+    reached. ``"cosine"``: PyTorch's ``CosineAnnealingLR(T_max=epochs)`` stepped once per epoch, as in
+    SamsungLabs/ASAM's example_cifar.py, ``lr (1 + cos(pi e / epochs)) / 2``.
+    """
+    if schedule == "constant":
+        return learning_rate
+
+    def rate(step):
+        epoch = (step // steps_per_epoch).astype(jnp.float32)
+        if schedule == "step":
+            decays = sum((epoch >= fraction * epochs).astype(jnp.float32) for fraction in (0.3, 0.6, 0.8))
+            return learning_rate * 0.2 ** decays
+        return learning_rate * 0.5 * (1.0 + jnp.cos(jnp.pi * epoch / epochs))
+
+    return rate
+
+
+def first_layer_bias(params) -> jax.Array:
+    """Mean |b| of the first layer's bias (``convs/0`` of the CNN, ``layers/0`` of the MLP): on the CNN it
+    feeds a LayerNorm over channels, and when it dominates the conv output every pixel normalizes to
+    the same features (the collapse seen under sharpness-aware perturbations)."""
+    first = params["convs" if "convs" in params else "layers"][0]
+    return jnp.mean(jnp.abs(first["bias"]))
 
 
 def check_config(cfg: ml_collections.ConfigDict) -> None:
@@ -108,6 +161,17 @@ def check_config(cfg: ml_collections.ConfigDict) -> None:
         if len(pair) != 2 or any(label not in entries for label in pair):
             raise ConfigError(f"config key 'comparisons' = {tuple(cfg.comparisons)!r}: each must be a "
                               f"pair (worse, better) of optimizer labels {sorted(entries)}")
+    if cfg.schedule not in SCHEDULES:
+        raise ConfigError(f"config key 'schedule' = {cfg.schedule!r}: must be one of {list(SCHEDULES)}")
+    budgets = tuple(cfg.budget_epochs)
+    if any(isinstance(e, bool) or not isinstance(e, int) or e < 1 for e in budgets):
+        raise ConfigError(f"config key 'budget_epochs' = {budgets!r}: must be a tuple of integers >= 1")
+    budget_seeds = cfg.budget_seeds
+    if isinstance(budget_seeds, bool) or not isinstance(budget_seeds, int) or budget_seeds < 1:
+        raise ConfigError(f"config key 'budget_seeds' = {budget_seeds!r}: must be an integer >= 1")
+    if budgets and budget_seeds > cfg.seeds:
+        raise ConfigError(f"config key 'budget_seeds' = {cfg.budget_seeds}: must be <= seeds = {cfg.seeds} "
+                          "(the budget runs use the first budget_seeds seeds)")
     if cfg.epochs % cfg.eval_every:
         raise ConfigError(f"config key 'eval_every' = {cfg.eval_every}: must divide epochs = "
                           f"{cfg.epochs}")
@@ -174,16 +238,19 @@ def paired_statistics(worse: np.ndarray, better: np.ndarray, prefix: str) -> dic
 
 
 def make_trial(cfg, entry: dict, stacked_params):
-    """``trial(key, {"seed_index": i}) -> {"test_acc", "lambda_max", "train_loss"}`` (one value per
-    evaluation) for one optimizer entry, from the ``i``-th initialization of ``stacked_params``: a
-    pure function that ``lab.sweep`` vmaps over the seed index."""
+    """``trial(key, {"seed_index": i}) -> {"test_acc", "train_loss", "first_bias_abs"}`` (one value per
+    evaluation) for one optimizer entry, from the ``i``-th initialization of ``stacked_params``: a pure
+    function that ``lab.sweep`` vmaps over the seed index. With ``cfg.power_iterations`` it also returns
+    the flattened parameters and the power-iteration key of every evaluation (``"params"``,
+    ``"power_key"``) for :func:`lambda_max_fn`."""
     digits, apply_fn, _ = _data_and_model(cfg)
     x_train, y_train = jnp.asarray(digits.x_train), jnp.asarray(digits.y_train)
     x_test, y_test = jnp.asarray(digits.x_test), jnp.asarray(digits.y_test)
     n = len(x_train)
     steps_per_epoch = n // cfg.batch_size
-    hessian_batch = (x_train[: cfg.hessian_batch], y_train[: cfg.hessian_batch])
     kwargs = {k: v for k, v in entry.items() if k != "name"}
+    kwargs["learning_rate"] = learning_rate_schedule(kwargs["learning_rate"], cfg.schedule,
+                                                     cfg.epochs, steps_per_epoch)
     tx = build_optimizer(entry["name"], kwargs)
 
     def loss_fn(params, batch):
@@ -202,13 +269,13 @@ def make_trial(cfg, entry: dict, stacked_params):
 
         def evaluation_block(state, block):
             state, metrics = engine.pure_run(state, batch_key, block * block_steps, block_steps)
-            accuracy = models.accuracy(apply_fn(state.params, x_test), y_test)
-            sharpness = jnp.zeros(()) if not cfg.power_iterations else optim.top_hessian_eigenvalue(
-                lambda p: loss_fn(p, hessian_batch), state.params, jax.random.fold_in(power_key, block),
-                max_iterations=cfg.power_iterations, min_iterations=cfg.power_iterations,
-                inner_iterations=cfg.power_iterations).eigenvalue
-            return state, {"test_acc": accuracy, "lambda_max": sharpness,
-                           "train_loss": jnp.mean(metrics["loss"])}
+            record = {"test_acc": models.accuracy(apply_fn(state.params, x_test), y_test),
+                      "train_loss": jnp.mean(metrics["loss"]),
+                      "first_bias_abs": first_layer_bias(state.params)}
+            if cfg.power_iterations:
+                record.update(params=ravel_pytree(state.params)[0],
+                              power_key=jax.random.fold_in(power_key, block))
+            return state, record
 
         blocks = jnp.arange(cfg.epochs // cfg.eval_every)
         _, trace = jax.lax.scan(evaluation_block, state, blocks)
@@ -217,32 +284,109 @@ def make_trial(cfg, entry: dict, stacked_params):
     return trial
 
 
+def lambda_max_fn(cfg, stacked_params):
+    """``(params (seeds, evaluations, P), keys (seeds, evaluations, ...)) -> lambda_max (seeds,
+    evaluations)``: the top Hessian eigenvalue of the training loss on the first ``cfg.hessian_batch``
+    training examples (power iteration on Hessian-vector products), jitted once and shared by every
+    optimizer -- compiled inside each optimizer's sweep it was most of a small run's time. The
+    evaluations run one after another (``lax.map``): a vmapped power iteration takes twice as long to
+    compile, and its run time is negligible either way."""
+    digits, apply_fn, _ = _data_and_model(cfg)
+    inputs = jnp.asarray(digits.x_train[: cfg.hessian_batch])
+    labels = jnp.asarray(digits.y_train[: cfg.hessian_batch])
+    _, unravel = ravel_pytree(jax.tree.map(lambda x: x[0], stacked_params))
+
+    def top_eigenvalue(flat_params, key):
+        return optim.top_hessian_eigenvalue(
+            lambda p: models.cross_entropy(apply_fn(p, inputs), labels), unravel(flat_params), key,
+            max_iterations=cfg.power_iterations, min_iterations=cfg.power_iterations,
+            inner_iterations=cfg.power_iterations).eigenvalue
+
+    @jax.jit
+    def lambda_max(params, keys):
+        flat = lambda x: x.reshape(-1, *x.shape[2:])  # noqa: E731  (seeds, evaluations) -> one axis
+        eigenvalues = jax.lax.map(lambda args: top_eigenvalue(*args), (flat(params), flat(keys)))
+        return eigenvalues.reshape(params.shape[:2])
+
+    return lambda_max
+
+
+def train_all(cfg, entries: dict, stacked_params, ctx=None) -> dict:
+    """Per label: ``{metric: array (seeds, evaluations)}``, each optimizer one compiled call whose grid
+    is the seed index (seed ``s`` <-> ``init_fn(PRNGKey(s))``, minibatch order from
+    ``fold_in(PRNGKey(cfg.seed), s)``), identical for every optimizer."""
+    num_seeds = len(jax.tree.leaves(stacked_params)[0])
+    lambda_max = lambda_max_fn(cfg, stacked_params) if cfg.power_iterations else None
+    results = {}
+    for i, (label, entry) in enumerate(entries.items()):
+        out = sweep_lib.sweep(make_trial(cfg, entry, stacked_params), [cfg.seed],
+                              grid={"seed_index": np.arange(num_seeds)}).outputs
+        out = {k: np.asarray(v)[:, 0] for k, v in out.items()}
+        if lambda_max is not None:
+            out["lambda_max"] = np.asarray(lambda_max(out.pop("params"), out.pop("power_key")))
+        results[label] = out
+        if ctx is not None:
+            ctx.log(i + 1, **{f"{label}_{k}": float(out[k][:, -1].mean())
+                              for k in ("test_acc", "lambda_max") if k in out})
+    return results
+
+
+def budget_curve(cfg, entries: dict, stacked_params, results: dict):
+    """Final test error against the training budget: every ``cfg.budget_epochs`` value is a whole run
+    (its own learning-rate schedule over that many epochs) on the first ``cfg.budget_seeds`` seeds;
+    the main run (``cfg.epochs``, all seeds) is one more point. Points are in increasing epochs.
+    Returns the summary entries and the figure."""
+    budgets = sorted(set(cfg.budget_epochs) - {cfg.epochs})
+    num_seeds = cfg.budget_seeds
+    errors = {label: [] for label in entries}  # per budget: (seeds,) final test errors
+    for epochs in budgets:
+        variant = cfg.copy_and_resolve_references()
+        variant.epochs, variant.eval_every = epochs, epochs
+        subset = jax.tree.map(lambda x: x[:num_seeds], stacked_params)
+        for label, out in train_all(variant, entries, subset).items():
+            errors[label].append(1.0 - out["test_acc"][:, -1])
+    for label, out in results.items():
+        errors[label].append(1.0 - out["test_acc"][:, -1])
+    order = np.argsort([*budgets, cfg.epochs], kind="stable")
+    epochs = [[*budgets, cfg.epochs][j] for j in order]
+    seeds = [([num_seeds] * len(budgets) + [cfg.seeds])[j] for j in order]
+    errors = {label: [errs[j] for j in order] for label, errs in errors.items()}
+    summary = {"budget_epochs": epochs, "budget_seeds": seeds}
+    for label, errs in errors.items():
+        summary[f"{label}_test_err_vs_epochs"] = [float(e.mean()) for e in errs]
+        summary[f"{label}_test_err_std_vs_epochs"] = [float(e.std()) for e in errs]
+    for worse, better in cfg.comparisons:
+        summary[f"{worse}_minus_{better}_err_vs_epochs"] = [
+            float((errors[worse][j] - errors[better][j]).mean())
+            for j in range(len(epochs))]
+    series = {label: (np.asarray(epochs), np.asarray(summary[f"{label}_test_err_vs_epochs"]))
+              for label in errors}
+    bands = {label: np.asarray(summary[f"{label}_test_err_std_vs_epochs"]) for label in errors}
+    figure = plots.lines(series, xlabel="epochs (whole run, schedule over it)", ylabel="final test error",
+                         bands=bands, title=f"{cfg.schedule} learning rate; seeds: "
+                                            + ", ".join(f"{n} at {e}" for e, n in zip(epochs, seeds)))
+    return summary, figure
+
+
 def run(cfg, ctx):
     entries = {label: entry for label, entry in cfg.optimizers.to_dict().items()
                if not cfg.only or label in cfg.only or label == cfg.reference}
     ctx.progress(len(entries))
     seeds = cfg.seed + np.arange(cfg.seeds)
     stacked = initial_params(cfg, seeds)
-    results: dict[str, Any] = {}
-    for i, (label, entry) in enumerate(entries.items()):
-        # one compiled call per optimizer: the grid is the seed index (seed s <-> init_fn(PRNGKey(s)),
-        # minibatch order from fold_in(PRNGKey(cfg.seed), s)), identical for every optimizer.
-        out = sweep_lib.sweep(make_trial(cfg, entry, stacked), [cfg.seed],
-                              grid={"seed_index": np.arange(len(seeds))}).outputs
-        results[label] = {k: np.asarray(v)[:, 0] for k, v in out.items()
-                          if k != "lambda_max" or cfg.power_iterations}
-        ctx.log(i + 1, **{f"{label}_{k}": float(results[label][k][:, -1].mean())
-                          for k in ("test_acc", "lambda_max") if k in results[label]})
+    results = train_all(cfg, entries, stacked, ctx)
 
     epochs = cfg.eval_every * (1 + np.arange(cfg.epochs // cfg.eval_every))
     reference = np.asarray(results[cfg.reference]["test_acc"])[:, -1]
     summary: dict[str, Any] = {"seeds": len(seeds), "label_noise": cfg.label_noise,
-                               "reference": cfg.reference}
+                               "reference": cfg.reference, "schedule": cfg.schedule}
     for label, out in results.items():
         acc = np.asarray(out["test_acc"])[:, -1]
         gain = acc - reference
         summary.update({f"{label}_test_acc_mean": acc.mean(), f"{label}_test_acc_std": acc.std(),
+                        f"{label}_test_acc_per_seed": acc.tolist(),
                         f"{label}_train_loss_final": float(np.asarray(out["train_loss"])[:, -1].mean()),
+                        f"{label}_first_bias_abs_per_seed": np.asarray(out["first_bias_abs"])[:, -1].tolist(),
                         f"{label}_acc_gain_mean": gain.mean(), f"{label}_acc_gain_std": gain.std(),
                         f"{label}_acc_gain_min": gain.min(),
                         f"{label}_test_acc_curve": np.asarray(out["test_acc"]).mean(0).tolist()})
@@ -254,9 +398,13 @@ def run(cfg, ctx):
     finals = {label: np.asarray(out["test_acc"])[:, -1] for label, out in results.items()}
     for worse, better in cfg.comparisons:
         summary.update(paired_statistics(finals[worse], finals[better], f"{worse}_minus_{better}"))
+    if cfg.budget_epochs:
+        budget_summary, budget_figure = budget_curve(cfg, entries, stacked, results)
+        summary.update(budget_summary)
+        ctx.figure("test_error_vs_epochs", budget_figure)
     ctx.summary(**summary)
 
-    figures = [("test_acc", "test accuracy", False)]
+    figures = [("test_acc", "test accuracy", False), ("first_bias_abs", "mean |bias| of the first layer", True)]
     if cfg.power_iterations:
         figures.append(("lambda_max", "top Hessian eigenvalue", True))
     for key, ylabel, logy in figures:
