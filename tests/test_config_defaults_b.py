@@ -19,9 +19,8 @@ EXPERIMENTS = ("ot_race", "ot_large_scale", "p2ot", "bench_ot", "bench_ot_scale"
                "sensing_overparam", "sensing_robust", "sensing_scaledgd", "bench_sensing", "hopfield_capacity",
                "hopfield_energy_bound", "hopfield_pooling_mil", "bench_hopfield", "bench_sweep_speedup")
 
-# Configs that state every key of their experiment (reproductions, and the OT race / OT benchmark configs
-# that reproductions load or another engineer owns): the defaults must add nothing to them.
-COMPLETE = ("ot/race.py", "bench/ot.py", "bench/ot_scale.py", "reproduce/sns_iterations.py",
+# Configs that state every key of their experiment (reproductions, and the OT benchmark configs): the defaults must add nothing to them.
+COMPLETE = ("bench/ot.py", "bench/ot_scale.py", "reproduce/sns_iterations.py",
             "reproduce/mirror_sinkhorn.py", "reproduce/ot_large_scale.py", "reproduce/p2ot_imbalanced.py",
             "reproduce/incremental_learning.py", "reproduce/overparam_slowdown.py",
             "reproduce/robust_subgradient.py", "reproduce/scaledgd_conditioning.py",
@@ -30,6 +29,14 @@ COMPLETE = ("ot/race.py", "bench/ot.py", "bench/ot_scale.py", "reproduce/sns_ite
 
 # The trimmed configs' values as they stated them in full before trimming.
 BEFORE_TRIM = {
+    "ot/race.py": {
+        "experiment": "ot_race", "seed": 0, "study": "race", "problems": ("cloud", "grid_w1", "grid_w2"),
+        "solvers": ("sinkhorn", "sinkhorn_lse", "ott", "sns"), "n": 500, "grid_size": 24, "epsilon_scale": 0.01,
+        "random_assignment_eta": 1200.0, "epsilon_sweep": (), "target_error": 1e-05, "float64": False,
+        "repeats": 3, "sinkhorn.max_iterations": 20000, "sns.warmup_iterations": 20, "sns.max_iterations": 300,
+        "sns.kept_per_row": 0.2, "sns.cg_max_iterations": 50, "mirror.n": 50, "mirror.noise": 1.0,
+        "mirror.tau": 1.0, "mirror.iterations": (100, 300, 1000, 3000, 10000),
+        "mirror.sweep_iterations": (100, 1000, 10000), "mirror.tau_sweep": (1.0, 100.0, 1000.0, 10000.0)},
     "ot_clustering/p2ot_digits.py": {
         "experiment": "p2ot", "seed": 0, "compare_uot": True, "n_seeds": 3, "data.source": "digits",
         "data.n_head": 500, "data.n_classes": 10, "data.imbalance_ratio": 0.1, "data.dim": 16,
