@@ -49,6 +49,6 @@ def get_config() -> ml_collections.ConfigDict:
     cfg.epsilons = (1.0, 0.3, 0.1, 0.03)
     cfg.threshold = 1e-3
     cfg.max_iterations = 3000
-    cfg.block_size = 1024
+    cfg.block_size = 0                      # the solver's default: about 2^19 cost entries per block
     cfg.spread = 1.0
     return cfg
