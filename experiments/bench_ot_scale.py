@@ -22,7 +22,9 @@ large (the last in a fresh process, so that its peak memory is its own):
    and projected to the iteration count the ``gradient`` solve took to the same threshold (same
    distributions and epsilon scale), next to the projection of the mid-size time by n^2 scaling. Both
    report the work per iteration (2.2 n^2 kernel entries: a 3-D distance and an exponential each) and
-   the throughput in entries per second. The large size runs in a child process (``subprocess``, a fresh
+   the throughput in entries per second, and the arithmetic of the 10-minute target:
+   ``large/entries_needed`` (2.2 n^2 x iterations) over ``large/exp_per_cpu_s`` on two cores, and
+   ``large/speedup_needed_idle`` (that time over 600 s; above 1: out of reach). The large size runs in a child process (``subprocess``, a fresh
    Python), whose peak resident memory (``VmHWM``: the Python/JAX runtime, the point clouds and, with
    ``large.solve``, the solve's buffers) is the reported ``large/peak_rss_gib``; without ``large.solve``
    XLA's buffers at full size are added for the 2 GiB target. The parent's own peak (ott-jax's dense
@@ -208,6 +210,12 @@ def _large(cfg, ctx, summary):
     # exp per entry), plus the error's two passes every inner_iterations (10).
     summary["large/exp_per_iteration"] = 2.2 * c.n * c.n
     summary["large/exp_per_s"] = 2.2 * c.n * c.n / per_iteration_s
+    # The arithmetic of the 10-minute target: entries the solve needs over entries per CPU-second, on two
+    # cores; the speed-up still needed to fit in 600 s (1 or less: within reach).
+    iterations = summary["large/n_iters"] if c.solve else summary["large/iterations_assumed"]
+    summary["large/entries_needed"] = 2.2 * c.n * c.n * iterations
+    summary["large/exp_per_cpu_s"] = summary["large/entries_needed"] / summary["large/run_cpu_s"]
+    summary["large/speedup_needed_idle"] = summary["large/idle_two_cores_s"] / 600.0
     ctx.log(3, **{k: v for k, v in summary.items() if k.startswith("large/")})
 
 
