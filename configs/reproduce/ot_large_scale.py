@@ -19,7 +19,7 @@ DESCRIPTION = (
     "of the same Gaussian (its own line in the figure). Size: n = 1e5 is out of reach on 2 CPU cores (each "
     "iteration evaluates 2.2e10 kernel entries, ~28 CPU-s at the 0.8e9 entries per CPU-second measured at "
     "n = 1e5 (docs/ot.md), and the smallest epsilon takes hundreds of iterations per solve, 24 solves); "
-    "measured at n = 3000 (--set n=3000: 55 CPU-s): 3/3 PASS, errors 0.039, 0.0038, 0.0075, 0.018 against "
+    "measured at n = 3000 (--set n=3000: 33 CPU-s, 55 with the former 1024-row blocks): 3/3 PASS, errors 0.039, 0.0038, 0.0075, 0.018 against "
     "sampling levels 0.0053, 0.011, 0.018, 0.027 for epsilon = 1, 0.3, 0.1, 0.03 (error_vs_epsilon.png). "
     "At the --quick size (n = 1000) the first claim fails: the cross term's sampling bias is ~3x the "
     "same-distribution divergence at every epsilon (errors 0.053, 0.10, 0.12 vs 0.018, 0.032, 0.049), so the "
