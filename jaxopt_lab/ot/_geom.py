@@ -40,7 +40,8 @@ import jax.numpy as jnp
 import numpy as np
 from ott.geometry import costs, geometry, pointcloud
 
-__all__ = ["BLOCK_ENTRIES", "DENSE_MAX_ENTRIES", "DenseCost", "OnlineCost", "cost_operator", "log_half_step", "safe_lse"]
+__all__ = ["BLOCK_ENTRIES", "DENSE_MAX_ENTRIES", "DenseCost", "OnlineCost", "cost_operator", "log_half_step",
+           "safe_lse"]
 
 DENSE_MAX_ENTRIES = 2 ** 24
 BLOCK_ENTRIES = 2 ** 19
