@@ -27,9 +27,9 @@ large (the last in a fresh process, so that its peak memory is its own):
    ``large/speedup_needed_idle`` (that time over 600 s; above 1: out of reach). The large size runs in a
    child process (``subprocess``, a fresh Python), whose peak resident memory (``VmHWM``: the Python/JAX
    runtime, the point clouds and, with ``large.solve``, the solve's buffers) is the reported
-   ``large/peak_rss_gib``; without ``large.solve`` XLA's buffers at full size are added for the 2 GiB target. The parent's own peak (ott-jax's dense
-   matrices) is reported apart as ``large/process_peak_rss_gib``. Targets: under 600 s (projected without
-   ``large.solve``), under 2 GiB.
+   ``large/peak_rss_gib``; without ``large.solve`` XLA's buffers at full size are added for the 2 GiB
+   target. The parent's own peak (ott-jax's dense matrices) is reported apart as
+   ``large/process_peak_rss_gib``. Targets: under 600 s (projected without ``large.solve``), under 2 GiB.
 """
 
 from __future__ import annotations
