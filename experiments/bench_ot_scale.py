@@ -18,10 +18,10 @@ large (the last in a fresh process, so that its peak memory is its own):
    ``gradient.repeats`` runs each, compiled first; wall and CPU time) and XLA's temporary memory ratio
    (``memory_analysis``). Target: both <= 2 (time: wall). Also records the forward's iteration count.
 3. ``large``: n = m = ``large.n``. With ``large.solve`` the whole solve to the marginal error
-   ``large.threshold`` (time, status). Otherwise ``large.iterations`` iterations are timed at that size
-   and projected to the iteration count the ``gradient`` solve took to the same threshold (same
-   distributions and epsilon scale), next to the projection of the mid-size time by n^2 scaling. Both
-   report the work per iteration (2.2 n^2 kernel entries: a 3-D distance and an exponential each) and
+   ``large.threshold`` (time, status). Otherwise the solve is compiled at that size (XLA's buffers) and
+   its time projected: the mid-size time per iteration scaled by n^2, times the iteration count the
+   ``gradient`` solve took to the same threshold (same distributions and epsilon scale). Both report the
+   work per iteration (2.2 n^2 kernel entries: a 3-D distance and an exponential each) and
    the throughput in entries per second, and the arithmetic of the 10-minute target:
    ``large/entries_needed`` (2.2 n^2 x iterations) over ``large/exp_per_cpu_s`` on two cores, and
    ``large/speedup_needed_idle`` (that time over 600 s; above 1: out of reach). The large size runs in a
