@@ -34,7 +34,7 @@ CONFIG_SPEC = {
     "n": Range(2, integer=True),
     "threshold": Range(0, open_low=True),
     "max_iterations": Range(1, integer=True),
-    "block_size": Range(1, integer=True),
+    "block_size": Range(0, integer=True),   # 0: the solver's default (about 2^19 cost entries per block)
     "spread": Range(0, open_low=True),
 }
 
@@ -84,7 +84,7 @@ def run(cfg, ctx):
     x, y, x2 = _sample(kx, m1, s1, cfg.n), _sample(ky, m2, s2, cfg.n), _sample(kx2, m1, s1, cfg.n)
     w = jnp.full((cfg.n,), 1.0 / cfg.n)
     solver = ot.Sinkhorn(threshold=cfg.threshold, max_iterations=cfg.max_iterations, online=True,
-                         block_size=cfg.block_size)
+                         block_size=cfg.block_size or None)
 
     @jax.jit
     def divergence(p, q, eps):

@@ -18,7 +18,7 @@ def get_config() -> ml_collections.ConfigDict:
     cfg = ml_collections.ConfigDict()
     cfg.experiment = "bench_ot_scale"
     cfg.seed = 0
-    cfg.block_size = 1024
+    cfg.block_size = 0                     # our solver's default block: about 2^19 cost entries
     cfg.epsilon_scale = 0.01
     cfg.median_sample = 1000
     cfg.large = ml_collections.ConfigDict()

@@ -17,10 +17,10 @@ DESCRIPTION = (
     "solved by our online Sinkhorn (row blocks, no cost matrix) and compared with the closed-form W2^2 "
     "between the Gaussians. The sampling error at each epsilon is S_eps between two independent samples "
     "of the same Gaussian (its own line in the figure). Size: n = 1e5 is out of reach on 2 CPU cores (each "
-    "iteration evaluates 2.2e10 kernel entries, ~200 CPU-s at the 1.1e8 entries per CPU-second measured by "
-    "configs/bench/ot_scale.py at n = 2e4, and the smallest epsilon takes hundreds of iterations per solve, "
-    "24 solves); "
-    "measured at n = 3000 (--set n=3000: 55 CPU-s): 3/3 PASS, errors 0.039, 0.0038, 0.0075, 0.018 against "
+    "iteration evaluates 2.2e10 kernel entries, ~28 CPU-s at the 0.8e9 entries per CPU-second measured at "
+    "n = 1e5 (docs/ot.md), and the smallest epsilon takes hundreds of iterations per solve, 24 solves); "
+    "measured at n = 3000 (--set n=3000: 33 CPU-s, 55 with the former 1024-row blocks): 3/3 PASS, errors "
+    "0.039, 0.0038, 0.0075, 0.018 against "
     "sampling levels 0.0053, 0.011, 0.018, 0.027 for epsilon = 1, 0.3, 0.1, 0.03 (error_vs_epsilon.png). "
     "At the --quick size (n = 1000) the first claim fails: the cross term's sampling bias is ~3x the "
     "same-distribution divergence at every epsilon (errors 0.053, 0.10, 0.12 vs 0.018, 0.032, 0.049), so the "
@@ -49,6 +49,6 @@ def get_config() -> ml_collections.ConfigDict:
     cfg.epsilons = (1.0, 0.3, 0.1, 0.03)
     cfg.threshold = 1e-3
     cfg.max_iterations = 3000
-    cfg.block_size = 1024
+    cfg.block_size = 0                      # the solver's default: about 2^19 cost entries per block
     cfg.spread = 1.0
     return cfg

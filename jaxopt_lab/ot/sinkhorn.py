@@ -70,7 +70,7 @@ from ott.math import unbalanced_functions as uf
 from ott.problems.linear import linear_problem
 
 from .. import _loop
-from ._geom import cost_operator, is_online, log_half_step
+from ._geom import check_block_size, cost_operator, is_online, log_half_step
 from .output import OTOutput, compute_dtype, invalid_input, raise_if_failed, static_field, validate_problem
 
 __all__ = ["Sinkhorn", "OTOutput", "validate_problem", "dual_gradient"]
@@ -175,7 +175,8 @@ class Sinkhorn:
         over-relaxation, epsilon scaling and unbalanced tau do. Online outputs are differentiated
         through ``reg_cost`` by the envelope theorem (O(n + m) memory; ``implicit_diff`` is the dense
         path's), their potentials carry no gradient.
-      block_size: rows of the cost computed at once online (peak memory ~ block_size x m entries).
+      block_size: rows of the cost computed at once online (peak memory ~ block_size x m entries); None
+        (default): about ``BLOCK_ENTRIES`` (2**19) entries per block, which keeps a block in cache.
       throw: raise :class:`~jaxopt_lab.ot.output.OTSolverError` with the status when the solve did not
         converge (also under ``jit``, through ``equinox.error_if``).
 
@@ -213,7 +214,7 @@ class Sinkhorn:
     momentum_start: int = _static(0)
     momentum_warmup: int = _static(0)
     online: Optional[bool] = _static(None)
-    block_size: int = _static(1024)
+    block_size: Optional[int] = _static(None)
     throw: bool = _static(False)
 
     @property
@@ -244,9 +245,7 @@ class Sinkhorn:
                              f"iteration), got {self.momentum_start!r}")
         if not isinstance(self.momentum_warmup, int) or self.momentum_warmup < 0:
             raise ValueError(f"momentum_warmup must be an int >= 0, got {self.momentum_warmup!r}")
-        if not isinstance(self.block_size, int) or self.block_size < 1:
-            raise ValueError(f"block_size must be an int >= 1 (rows of the cost computed at once), got "
-                             f"{self.block_size!r}")
+        check_block_size(self.block_size)
         if self.online not in (None, True, False):
             raise ValueError(f"online must be None (automatic), True or False, got {self.online!r}")
         if self.momentum_warmup and self.momentum_start:

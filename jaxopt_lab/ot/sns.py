@@ -48,7 +48,7 @@ from ott.problems.linear import linear_problem
 import numpy as np
 
 from .. import _loop
-from ._geom import cost_operator, is_online, log_half_step
+from ._geom import check_block_size, cost_operator, is_online, log_half_step
 from .output import (OTOutput, compute_dtype, is_concrete, invalid_input, raise_if_failed, static_field,
                      validate_problem)
 from .sinkhorn import Sinkhorn, conjugate_gradient
@@ -85,7 +85,7 @@ class SinkhornNewtonSparse:
         ``cg_tolerance``.
       online: stream the cost of a point cloud in row blocks (``Sinkhorn``'s ``online``: ``None`` streams
         above 2**24 cost entries or when ott-jax's ``batch_size`` is set).
-      block_size: rows of the cost computed at once online.
+      block_size: rows of the cost computed at once online (``Sinkhorn``'s; None: ~2**19 entries per block).
       throw: raise ``OTSolverError`` with the status when the solve did not converge (see ``Sinkhorn``).
 
     Example:
@@ -111,7 +111,7 @@ class SinkhornNewtonSparse:
     warmup_momentum_start: int = _static(0)
     cg_forcing: float = _static(0.0)
     online: Optional[bool] = _static(None)
-    block_size: int = _static(1024)
+    block_size: Optional[int] = _static(None)
     throw: bool = _static(False)
 
     def __post_init__(self):
@@ -135,9 +135,7 @@ class SinkhornNewtonSparse:
             raise ValueError(f"ridge must be >= 0, got {self.ridge!r}")
         if not 0 < self.armijo < 1:
             raise ValueError(f"armijo must be in (0, 1), got {self.armijo!r}")
-        if not isinstance(self.block_size, int) or self.block_size < 1:
-            raise ValueError(f"block_size must be an int >= 1 (rows of the cost computed at once), got "
-                             f"{self.block_size!r}")
+        check_block_size(self.block_size)
         if self.online not in (None, True, False):
             raise ValueError(f"online must be None (automatic), True or False, got {self.online!r}")
 

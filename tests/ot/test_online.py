@@ -11,7 +11,7 @@ from ott.problems.linear.linear_problem import LinearProblem
 from ott.solvers.linear import sinkhorn as ott_sinkhorn
 
 from jaxopt_lab.ot import Sinkhorn, SinkhornNewtonSparse
-from jaxopt_lab.ot._geom import DENSE_MAX_ENTRIES, is_online
+from jaxopt_lab.ot._geom import DENSE_MAX_ENTRIES, DenseCost, OnlineCost, is_online, swapped
 from jaxopt_lab.ot.output import validate_problem
 
 ONLINE = Sinkhorn(threshold=1e-6, max_iterations=3000, online=True, block_size=7)
@@ -51,6 +51,33 @@ def test_online_matches_dense_kernel_and_log_modes(cost_fn, tau):
             np.testing.assert_allclose(online.g + shift, dense.g, atol=1e-4)
     ref = jax.jit(lambda p: ott_sinkhorn.Sinkhorn(threshold=1e-6, max_iterations=3000)(p).reg_ot_cost)(prob)
     np.testing.assert_allclose(online.reg_cost, ref, rtol=1e-5)
+
+
+@jax.tree_util.register_pytree_node_class
+class _Asymmetric(costs.CostFn):
+    """c(x, y) = |x - y/2|^2 + x_0: c(x, y) != c(y, x), so a column log-sum-exp taken as a row one of the
+    transposed cost is only right if the arguments are swapped too."""
+
+    def __call__(self, x, y):
+        return jnp.sum((x - 0.5 * y) ** 2) + x[0]
+
+
+@pytest.mark.parametrize("cost_fn, block_size", [(costs.SqEuclidean(), None), (costs.Cosine(), 4),
+                                                  (_Asymmetric(), 4)])
+def test_online_log_sum_exps_match_dense_float64(cost_fn, block_size):
+    # col_lse is row_lse of the transposed cost (x and y swapped, and the cost's arguments)
+    with jax.enable_x64(True):
+        kx, ky, kf, kg = jax.random.split(jax.random.PRNGKey(3), 4)
+        x, y = jax.random.normal(kx, (11, 3)), 0.5 + jax.random.normal(ky, (9, 3))
+        f, g = jax.random.normal(kf, (11,)), jax.random.normal(kg, (9,))
+        op = OnlineCost(x, y, cost_fn, jnp.asarray(0.5), block_size=block_size)
+        dense = DenseCost(0.5 * cost_fn.all_pairs(x, y))
+        assert swapped(swapped(cost_fn)) is cost_fn
+        np.testing.assert_allclose(op.transpose().block_cost(y), dense.cost.T, rtol=1e-12)
+        for current in (None, (f, g)):
+            cf, cg = current or (None, None)
+            np.testing.assert_allclose(op.row_lse(g, 0.3, cf), dense.row_lse(g, 0.3, cf), rtol=1e-12)
+            np.testing.assert_allclose(op.col_lse(f, 0.3, cg), dense.col_lse(f, 0.3, cg), rtol=1e-12)
 
 
 def test_automatic_choice_and_ott_batch_size():
@@ -164,7 +191,8 @@ def test_online_sns_keeps_only_blocks_and_top_k():
                 visit(sub)
 
     visit(jaxpr.jaxpr)
-    assert max(sizes) <= max(block * m, n * k) < n * m   # no n x m plan, cost or Hessian
+    # blocks of the cost (block x m) and of its transpose (block x n, the column log-sum-exps), the top-k
+    assert max(sizes) <= max(block * m, block * n, n * k) < n * m   # no n x m plan, cost or Hessian
 
 
 @pytest.mark.slow
