@@ -69,8 +69,8 @@ CONFIG_SPEC = {
 
 CONFIG_DEFAULTS = {
     "seed": (0, "PRNG seed of the point clouds of the three measurements"),
-    "block_size": (1024, "rows of the cost computed at once by the online solvers (ours and ott-jax's "
-                         "batch_size): memory block_size x n"),
+    "block_size": (0, "rows of the cost computed at once by our online solver (0: its default, about 2^19 cost "
+                      "entries per block); ott-jax's batch_size gets the same rows"),
     "epsilon_scale": (0.01, "epsilon as a multiple of the median cost of a median_sample subsample"),
     "median_sample": (1000, "points of each cloud used to estimate the median cost"),
     "large.n": (100_000, "large size: points per measure (run in a child process for its own peak memory)"),

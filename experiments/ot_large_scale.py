@@ -45,7 +45,8 @@ CONFIG_DEFAULTS = {
                                         "smaller ones need more iterations"),
     "threshold": (1e-3, "Sinkhorn stopping criterion: l1 marginal error"),
     "max_iterations": (3000, "Sinkhorn iteration cap per solve (three solves per epsilon)"),
-    "block_size": (1024, "rows of the cost computed at once by the online Sinkhorn: memory block_size x n"),
+    "block_size": (0, "rows of the cost computed at once by the online Sinkhorn (0: its default, about 2^19 cost "
+                      "entries per block): memory block_size x n"),
     "spread": (1.0, "scale of nu's covariance S2 (mu's is fixed): sets the closed-form W2^2"),
 }
 
