@@ -210,7 +210,7 @@ def _batch(cfg, ctx, summary):
 
 
 def check_config(cfg) -> None:
-    """POT's timings are part of this benchmark's targets: without POT (an optional extra), one line."""
+    """POT's timings are part of this benchmark's targets: without POT (a dependency the solvers never import), one line."""
     _pot_or_config_error()
 
 

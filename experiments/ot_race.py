@@ -127,7 +127,7 @@ def _precision(cfg):
 
 
 def check_config(cfg) -> None:
-    """The mirror study compares with POT (an optional extra): say so in one line before any work."""
+    """The mirror study compares with POT (a dependency the solvers never import): say so in one line before any work."""
     from jaxopt_lab.lab import require
     sweep = cfg.epsilon_sweep
     require(isinstance(sweep, (tuple, list)) and all(Range(0, open_low=True).allows(e) for e in sweep),

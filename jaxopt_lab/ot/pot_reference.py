@@ -1,17 +1,16 @@
-"""POT (Python Optimal Transport, the ``ot`` package) as an optional reference.
+"""POT (Python Optimal Transport, the ``ot`` package) as a reference, loaded only where it is compared with.
 
-The solvers never need POT; the experiments that compare against it (``ot_race``'s mirror study,
-``bench_ot``'s POT timings) load it through :func:`require_pot`, which names the extra to install in one
-line instead of failing at import time with a traceback.
+POT is a declared dependency of jaxopt-lab, but the solvers never import it: only the experiments that
+compare against it (``ot_race``'s mirror study, ``bench_ot``'s POT timings) load it, through
+:func:`require_pot`, so an environment without it still runs everything else and those experiments stop
+with one line saying how to install it instead of a traceback.
 """
 
 from __future__ import annotations
 
 import importlib
 
-__all__ = ["POT_EXTRA", "require_pot"]
-
-POT_EXTRA = "ot-reference"
+__all__ = ["require_pot"]
 
 
 def require_pot(purpose: str):
@@ -20,5 +19,5 @@ def require_pot(purpose: str):
         return importlib.import_module("ot")
     except ModuleNotFoundError:
         raise ModuleNotFoundError(
-            f"{purpose} needs POT (the `ot` package), which is optional: pip install 'jaxopt-lab[{POT_EXTRA}]' "
-            f"(or pip install pot)") from None
+            f"{purpose} needs POT (the `ot` package, a dependency of jaxopt-lab missing from this "
+            f"environment): pip install pot") from None
