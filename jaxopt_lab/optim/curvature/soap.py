@@ -168,7 +168,7 @@ def scale_by_soap(b1: float = 0.95, b2: float = 0.95, shampoo_beta: Optional[flo
         t = jnp.maximum(state.count, 1).astype(jnp.float32)  # Adam steps, this one included
         correction = jnp.sqrt(1.0 - jnp.asarray(b2, jnp.float32) ** t) / (
             1.0 - jnp.asarray(b1, jnp.float32) ** t)
-        directions, statistics, mus, nus = [], [], [], []
+        directions, statistics, outers, mus, nus = [], [], [], [], []
         for g, layout, stats, basis, mu, nu in zip(leaves, layouts(updates), state.statistics,
                                                    state.bases, state.mu, state.nu):
             g = g.astype(jnp.float32)
@@ -176,11 +176,13 @@ def scale_by_soap(b1: float = 0.95, b2: float = 0.95, shampoo_beta: Optional[flo
                 block = layout.split(g)
                 g_t = _rotate(basis[0], block, basis[1])
                 gg_t, gt_g = kronecker_statistics(block)
+                outers.append((gg_t, gt_g))
                 statistics.append((decay * stats[0] + (1.0 - decay) * gg_t,
                                    decay * stats[1] + (1.0 - decay) * gt_g))
             else:
                 g_t = g
                 statistics.append(None)
+                outers.append(None)
             # the first call only builds the bases: no Adam step, moments stay zero
             mu = jnp.where(first, mu, b1 * mu + (1.0 - b1) * g_t)
             nu = jnp.where(first, nu, b2 * nu + (1.0 - b2) * g_t * g_t)
@@ -195,9 +197,11 @@ def scale_by_soap(b1: float = 0.95, b2: float = 0.95, shampoo_beta: Optional[flo
         matrices = [i for i, s in enumerate(statistics) if s is not None]
 
         def initial_bases(bases, mus, nus):
+            # the first statistics are (1 - s) G G^T, (1 - s) G^T G: their eigenvectors are taken from
+            # G G^T, G^T G, so that a degenerate eigenspace's basis does not hang on how (1 - s) rounds
             new = list(bases)
             for i in matrices:
-                new[i] = tuple(_finite_or(_eigenbasis(s), q) for s, q in zip(statistics[i], bases[i]))
+                new[i] = tuple(_finite_or(_eigenbasis(s), q) for s, q in zip(outers[i], bases[i]))
             return tuple(new), mus, nus
 
         def refresh(bases, mus, nus):
