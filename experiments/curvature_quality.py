@@ -113,7 +113,11 @@ def fit_psgd(tx, params, grad_fn, fits: int):
     def step(state, _):
         return tx.update(zeros, state, params, grad_fn=grad_fn)[1], None
 
-    return jax.jit(lambda s: jax.lax.scan(step, s, None, length=fits)[0])(tx.init(params))
+    # LLVM's cheap pipeline: compiling dominates (~3 s of CPU per fit program) and optimizing these
+    # tiny matrices buys nothing
+    fast = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
+    return jax.jit(lambda s: jax.lax.scan(step, s, None, length=fits)[0],
+                   compiler_options=fast)(tx.init(params))
 
 
 def run(cfg, ctx):
