@@ -7,8 +7,9 @@ from the initial state, so each method pays its refreshes at its own rate: Shamp
 preconditioners every 10 steps, FOSI's Lanczos (4 k = 20 Hessian-vector products) once per 100 steps
 (``warmup = 1``: at the first step of each call). Targets (``<label>_ratio_to_reference``, reference
 adam): shampoo <= 2.0, psgd_kron (Hessian-vector-product fit) <= 1.5, fosi <= 1.5; SOAP (eigenbasis
-refreshed every 10 steps), M-FAC, OASIS and the whitening PSGD are reported without a target. Lazy cubic Newton forms the dense Hessian (d^2 memory)
-and is meant for small full-batch problems, so it is not timed on the LM. State sizes against their
+refreshed every 10 steps), M-FAC, OASIS and the whitening PSGD are reported without a target. Lazy
+cubic Newton forms the dense Hessian (d^2 memory) and is meant for small full-batch problems, so it is
+not timed on the LM. State sizes against their
 closed forms are checked exactly by tests/optim/test_shampoo.py, test_soap.py and test_mfac.py.
 """
 
