@@ -210,7 +210,7 @@ def test_step_is_the_preconditioned_momentum():
     np.testing.assert_allclose(updates["b"], q_b ** 2 * m["b"], rtol=1e-5, atol=1e-7)
 
 
-@pytest.mark.parametrize("n", [1, 5, 8, 13])
+@pytest.mark.parametrize("n", [1, 13])
 def test_upper_triangular_inverse_matches_scipy(n):
     """The matmul-only inverse used for the official code's triangular solves, against
     scipy.linalg.solve_triangular in float64, on a well-conditioned and an ill-conditioned factor
@@ -220,5 +220,5 @@ def test_upper_triangular_inverse_matches_scipy(n):
     for diagonal in (np.ones(n), np.logspace(-1.5, 1.5, n)):
         q = np.triu(rng.normal(size=(n, n)), 1) * 0.3 + np.diag(diagonal)
         ref = scipy.linalg.solve_triangular(q, np.eye(n))
-        ours = np.asarray(upper_triangular_inverse(jnp.asarray(q, jnp.float32)), np.float64)
+        ours = np.asarray(jax.jit(upper_triangular_inverse)(jnp.asarray(q, jnp.float32)), np.float64)
         assert np.max(np.abs(ours - ref)) <= 4 * n * np.finfo(np.float32).eps * np.max(np.abs(ref))
