@@ -126,7 +126,11 @@ def fit_psgd(tx, params, grad_fn, fits: int):
     def step(state, _):
         return tx.update(zeros, state, params, grad_fn=grad_fn)[1], None
 
-    return jax.jit(lambda s: jax.lax.scan(step, s, None, length=fits)[0])(tx.init(params))
+    # LLVM's cheap pipeline: compiling dominates (~3 s of CPU per fit program) and optimizing these
+    # tiny matrices buys nothing
+    fast = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
+    return jax.jit(lambda s: jax.lax.scan(step, s, None, length=fits)[0],
+                   compiler_options=fast)(tx.init(params))
 
 
 def run(cfg, ctx):
@@ -186,8 +190,9 @@ def _run(cfg, ctx):
     per_sample = jax.jit(jax.vmap(lambda xi, yi: jax.grad(
         lambda w: loss(unravel(w), xi[None], yi[None]))(flat)))(x, y)
     g = jnp.mean(per_sample, axis=0)
-    fisher = cfg.damping * jnp.eye(d) + per_sample.T @ per_sample / cfg.n_samples
-    exact_direction = jnp.linalg.solve(fisher, g)
+    # (jitted: one compile instead of one per eager primitive, which dominates at --quick size)
+    exact_direction = jax.jit(lambda s, g: jnp.linalg.solve(
+        cfg.damping * jnp.eye(d) + s.T @ s / cfg.n_samples, g))(per_sample, g)
     order = jax.random.permutation(jax.random.fold_in(ctx.key, 7), cfg.n_samples)
     mfac_errors = []
     for m in cfg.windows:
@@ -204,7 +209,7 @@ def _run(cfg, ctx):
     # PSGD: Hessian-fitted preconditioners vs |H|^{-1}
     # the loss's gradient map to first order at the trained point: its jvp is exactly h = H v with the
     # dense Hessian above (what forward-over-reverse gives, at a fraction of the compile time)
-    grad_at = jax.grad(flat_loss)(flat)
+    grad_at = jax.jit(jax.grad(flat_loss))(flat)
     grad_fn = lambda p: unravel(grad_at + hessian @ (ravel_pytree(p)[0] - flat))  # noqa: E731
     shapes = [leaf.shape for leaf in jax.tree.leaves(params)]
     dense_h = np.asarray(hessian, np.float64)

@@ -8,8 +8,10 @@ preconditioners every 10 steps, FOSI's Lanczos (4 k = 20 Hessian-vector products
 (``warmup = 1``: at the first step of each call). Targets (``<label>_ratio_to_reference``, reference
 adam): shampoo <= 2.0, psgd_kron (Hessian-vector-product fit) <= 1.5, fosi <= 1.5; M-FAC, OASIS and the
 whitening PSGD are reported without a target. Lazy cubic Newton forms the dense Hessian (d^2 memory)
-and is meant for small full-batch problems, so it is not timed on the LM. State sizes against their
-closed forms are checked exactly by tests/optim/test_shampoo.py and test_mfac.py.
+and is meant for small full-batch problems, so it is not timed on the LM. SOAP is not timed here: on
+CPU its eigh and QR are LAPACK calls outside the compiled program, with their own threads beside
+XLA's (13x Adam measured on a loaded 2-core machine). State sizes against their closed forms are
+checked exactly by tests/optim/test_shampoo.py, test_soap.py and test_mfac.py.
 """
 
 import ml_collections

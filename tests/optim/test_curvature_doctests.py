@@ -9,7 +9,7 @@ import optax
 import pytest
 
 # (imported by path: the package re-exports the aliases shampoo, mfac, ... under the modules' names)
-MODULES = ["hessian", "roots", "shampoo", "mfac", "psgd", "psgd_lra", "fosi", "cubic_newton", "oasis"]
+MODULES = ["hessian", "roots", "shampoo", "mfac", "psgd", "psgd_lra", "fosi", "cubic_newton", "oasis", "soap"]
 
 
 @pytest.mark.slow

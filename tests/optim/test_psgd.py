@@ -17,7 +17,8 @@ import pytest
 import scipy.linalg
 
 from jaxopt_lab import optim
-from jaxopt_lab.optim.curvature import kron_fit_step, norm_lower_bound, scale_by_psgd_kron
+from jaxopt_lab.optim.curvature import (kron_fit_step, norm_lower_bound, scale_by_psgd_kron,
+                                        upper_triangular_inverse)
 
 
 def _np_norm_lower_bound(a):
@@ -207,3 +208,17 @@ def test_step_is_the_preconditioned_momentum():
     m = {k: np.asarray(v, np.float64) for k, v in state.momentum.items()}
     np.testing.assert_allclose(updates["w"], ql.T @ ql @ m["w"] @ qr.T @ qr, rtol=1e-5, atol=1e-7)
     np.testing.assert_allclose(updates["b"], q_b ** 2 * m["b"], rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("n", [1, 13])
+def test_upper_triangular_inverse_matches_scipy(n):
+    """The matmul-only inverse used for the official code's triangular solves, against
+    scipy.linalg.solve_triangular in float64, on a well-conditioned and an ill-conditioned factor
+    (diagonal spanning three decades, as the fitted factors' do): float32 rounding, a few ulps per
+    term of the length-n inner products, relative to the largest entry."""
+    rng = np.random.default_rng(n)
+    for diagonal in (np.ones(n), np.logspace(-1.5, 1.5, n)):
+        q = np.triu(rng.normal(size=(n, n)), 1) * 0.3 + np.diag(diagonal)
+        ref = scipy.linalg.solve_triangular(q, np.eye(n))
+        ours = np.asarray(jax.jit(upper_triangular_inverse)(jnp.asarray(q, jnp.float32)), np.float64)
+        assert np.max(np.abs(ours - ref)) <= 4 * n * np.finfo(np.float32).eps * np.max(np.abs(ref))

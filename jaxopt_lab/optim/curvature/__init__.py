@@ -1,5 +1,5 @@
 """Curvature: Hessian-vector products and eigenvalues, matrix roots, and the second-order optimizers
-(Shampoo, M-FAC, ...), each an optax transform registered in the family ``curvature``."""
+(Shampoo, SOAP, M-FAC, ...), each an optax transform registered in the family ``curvature``."""
 
 from .hessian import *  # noqa: F401,F403
 from .roots import *  # noqa: F401,F403
@@ -10,3 +10,4 @@ from .psgd_lra import *  # noqa: F401,F403
 from .fosi import *  # noqa: F401,F403
 from .cubic_newton import *  # noqa: F401,F403
 from .oasis import *  # noqa: F401,F403
+from .soap import *  # noqa: F401,F403

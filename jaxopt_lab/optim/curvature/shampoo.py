@@ -86,6 +86,14 @@ class _Blocks(NamedTuple):
         return x[:self.rows, :self.cols].reshape(shape)
 
 
+def kronecker_statistics(blocks: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Per block ``G_b`` of a stack ``(nr, nc, br, bc)``: the left and right Kronecker statistics
+    ``G_b G_b^T`` (``br x br``) and ``G_b^T G_b`` (``bc x bc``), shared by Shampoo and SOAP."""
+    hi = jax.lax.Precision.HIGHEST
+    return (jnp.einsum("ijab,ijcb->ijac", blocks, blocks, precision=hi),
+            jnp.einsum("ijba,ijbc->ijac", blocks, blocks, precision=hi))
+
+
 def _layout(shape, block_size: int, skip_dim: int) -> Optional[_Blocks]:
     """The block layout of a leaf, or ``None`` for the diagonal fallback."""
     if len(shape) < 2 or max(shape) > skip_dim:
@@ -211,10 +219,7 @@ def scale_by_shampoo(block_size: int = 128, precondition_every: int = 10,
             if layout is None:
                 statistics.append(None)
                 continue
-            blocks = layout.split(g)
-            hi = jax.lax.Precision.HIGHEST
-            gg_t = jnp.einsum("ijab,ijcb->ijac", blocks, blocks, precision=hi)
-            gt_g = jnp.einsum("ijba,ijbc->ijac", blocks, blocks, precision=hi)
+            gg_t, gt_g = kronecker_statistics(layout.split(g))
             statistics.append((beta2 * stats[0] + w2 * gg_t, beta2 * stats[1] + w2 * gt_g))
         statistics = tuple(statistics)
         preconditioners = jax.lax.cond(
