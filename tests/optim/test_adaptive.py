@@ -650,10 +650,13 @@ def test_complex_params_through_split_real_and_imaginary_converge():
     loss = lambda z: jnp.sum(jnp.abs(z - target) ** 2)  # noqa: E731
     tx = optax.contrib.split_real_and_imaginary(optim.get("grams", learning_rate=0.05))
     z = jnp.zeros(2, jnp.complex64)
-    state = tx.init(z)
-    for _ in range(200):
+
+    def step(carry, _):
+        z, state = carry
         updates, state = tx.update(jnp.conj(jax.grad(loss)(z)), state, z)
-        z = optax.apply_updates(z, updates)
+        return (optax.apply_updates(z, updates), state), None
+
+    (z, _), _ = jax.jit(lambda c: jax.lax.scan(step, c, None, length=200))((z, tx.init(z)))
     assert float(loss(z)) < 1e-2 * float(loss(jnp.zeros(2, jnp.complex64)))
 
 
