@@ -17,6 +17,11 @@ Checks, per optimizer:
 * float32 and bfloat16 params keep their dtype (updates and state floats alike);
 * the state survives an orbax save/restore round trip (restored state gives the same next update);
 * a NaN gradient gives a non-finite update.
+
+Tiers: the quick check (``-m "not slow"``) runs the no-recompilation, inject_hyperparams, extra
+argument, dtype and checkpoint checks on every optimizer with code of ours and on optax's sgd and
+adam; convergence, the NaN check (a compile of its own per optimizer) and optax's other, passed-through
+optimizers run in the full suite.
 """
 
 from __future__ import annotations
@@ -361,6 +366,7 @@ def _with_nan(tree):
     return jax.tree.map(lambda g: g.at[(0,) * g.ndim].set(jnp.nan), tree)
 
 
+@pytest.mark.slow
 def test_non_finite_gradient_gives_non_finite_update(name):
     """The registry's rule: a NaN in the gradient (and in what ``grad_fn`` returns) shows up in the
     update, never as a silent finite step, so ``optax.apply_if_finite`` or a loop's finiteness check
