@@ -70,6 +70,7 @@ def test_pooling_mask_equals_dropping_the_masked_instances():
     assert float(jnp.max(jnp.abs(pool(stored) - pool(stored[:, :6])))) > 1e-4
 
 
+@pytest.mark.slow
 def test_gradients_flow_through_update_steps():
     state, _ = _inputs(4)
     layer = hopfield.HopfieldLayer(6, num_patterns=8, update_steps=3, rngs=nnx.Rngs(0))
