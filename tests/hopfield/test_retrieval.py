@@ -32,6 +32,7 @@ def test_energy_never_increases(energy):
         np.testing.assert_allclose(outs.energy[j], ref(outs.state[j], X, beta), rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_one_update_is_softmax_attention():
     X, Q = _memory(2)
     beta = 0.8
