@@ -109,6 +109,7 @@ def test_cnn_shapes_and_norm_params(cnn):
 # LLaMA-style decoder
 
 
+@pytest.mark.slow
 def test_llama_output_shape_and_initial_loss(llama):
     apply_fn, params, forward = llama
     tokens = tokens_2x12(0)
@@ -159,6 +160,7 @@ def test_llama_is_causal(llama):
     assert not np.allclose(logits[0, t + 1 :], logits[1, t + 1 :], atol=1e-4)  # the future does react
 
 
+@pytest.mark.slow
 def test_attention_sees_order_through_rope(llama):
     # Without positional information a causal attention output at the last position is a weighted
     # average over the *set* of past tokens, so swapping two earlier tokens could not change it.

@@ -52,6 +52,7 @@ def test_dense_retrieve_matches_numpy_reference(kind, power, f):
         assert int(out.n_iters[i]) == sweeps
 
 
+@pytest.mark.slow
 def test_classical_equals_dense_power_two_and_hebbian_fixed_points():
     patterns, queries = _setup(2, n=20, d=32, b=8, c=0.2)
     key = jax.random.PRNGKey(3)
@@ -65,6 +66,7 @@ def test_classical_equals_dense_power_two_and_hebbian_fixed_points():
         assert ok and np.all((field == 0) | (np.sign(field) == s))
 
 
+@pytest.mark.slow
 def test_energy_never_increases_and_low_load_patterns_are_fixed_points():
     patterns, queries = _setup(3, n=4, d=32, b=4, c=0.15)
     key = jax.random.PRNGKey(0)

@@ -78,6 +78,7 @@ def test_distance_step_majorizer_and_descent():
                   <= np.asarray(hopfield.distance_energy(xi, X, beta)) + 1e-5)
 
 
+@pytest.mark.slow
 def test_layered_energy_is_sandwiched_and_matches_explicit_sum():
     keys = jax.random.split(jax.random.PRNGKey(7), 4)
     memories = [jax.random.normal(k, (n, 5)) for k, n in zip(keys[:3], (6, 9, 4))]

@@ -14,6 +14,7 @@ def _inputs(seed=0, b=2, q=5, n=7, d_in=6, d_stored=4):
     return jax.random.normal(k1, (b, q, d_in)), jax.random.normal(k2, (b, n, d_stored))
 
 
+@pytest.mark.slow
 def test_shapes():
     state, stored = _inputs()
     layer = hopfield.Hopfield(6, stored_features=4, qkv_features=8, out_features=3, num_heads=2,
@@ -70,6 +71,7 @@ def test_pooling_mask_equals_dropping_the_masked_instances():
     assert float(jnp.max(jnp.abs(pool(stored) - pool(stored[:, :6])))) > 1e-4
 
 
+@pytest.mark.slow
 def test_gradients_flow_through_update_steps():
     state, _ = _inputs(4)
     layer = hopfield.HopfieldLayer(6, num_patterns=8, update_steps=3, rngs=nnx.Rngs(0))

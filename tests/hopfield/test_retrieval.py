@@ -32,6 +32,7 @@ def test_energy_never_increases(energy):
         np.testing.assert_allclose(outs.energy[j], ref(outs.state[j], X, beta), rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_one_update_is_softmax_attention():
     X, Q = _memory(2)
     beta = 0.8
@@ -87,6 +88,7 @@ def test_mask_equals_the_subset():
     np.testing.assert_allclose(masked.energy, subset.energy, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_solver_is_a_pytree_and_vmaps_over_beta():
     X, Q = _memory(7)
     solver = hopfield.HopfieldRetrieval(beta=0.5, threshold=1e-5, max_iterations=20)

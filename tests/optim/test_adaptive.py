@@ -104,6 +104,7 @@ def adamp_projection_np(w_flax, g_flax, u_flax, delta=0.1, eps=1e-8):
     return u.T, False
 
 
+@pytest.mark.slow
 def test_adamp_two_steps_by_hand():
     rng = np.random.default_rng(0)
     w0 = rng.normal(size=(3, 2))
@@ -142,6 +143,7 @@ def test_adamp_reduces_to_adam_on_non_scale_invariant_weights():
         jax.tree.map(lambda x, y: assert_close(x, y, rtol=1e-5, atol=1e-7), a, b)
 
 
+@pytest.mark.slow
 def test_adamp_projection_follows_channel_axis():
     # conv-like 4-D kernel (h, w, in, out); the projection is per output channel (last axis)
     rng = np.random.default_rng(2)
@@ -154,6 +156,7 @@ def test_adamp_projection_follows_channel_axis():
     np.testing.assert_allclose(np.sum(np.asarray(upd) * w, (0, 1, 2)), 0.0, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_sgdp_two_steps_by_hand_and_reduction_to_sgd():
     w0 = np.array([[1.0, 0.0], [0.0, 2.0]])
     g1 = np.array([[0.0, 1.0], [3.0, 0.0]])  # each column orthogonal to w's column: projected
@@ -411,7 +414,8 @@ def test_sania_identity_linear_is_optax_polyak_sgd():
         assert_close(a, b)
 
 
-@pytest.mark.parametrize("preconditioner", ["adagrad", "adam"])
+@pytest.mark.parametrize("preconditioner",
+                         ["adagrad", pytest.param("adam", marks=pytest.mark.slow)])
 def test_sania_is_scale_invariant_and_adam_is_not(preconditioner):
     """Logistic regression with features rescaled by a diagonal D: SANIA's iterates transform exactly
     (y_t = D^{-1} x_t), Adam's do not (SANIA, arXiv:2312.17369)."""
@@ -553,7 +557,8 @@ def test_adamp_needs_params():
         tx.update(jnp.ones((2, 2)), tx.init(jnp.ones((2, 2))))
 
 
-@pytest.mark.parametrize("name", ["adamp", "mars", "fadam", "gravity", "xgrad", "sania"])
+@pytest.mark.parametrize("name", ["adamp"] + [pytest.param(n, marks=pytest.mark.slow)
+                                  for n in ["mars", "fadam", "gravity", "xgrad", "sania"]])
 def test_inject_hyperparams_with_traced_values(name):
     """Validation never branches on traced hyperparameters: inject_hyperparams + jit work and give the
     same first update as the plain optimizer."""
@@ -588,7 +593,8 @@ def _updates_for(name, params, steps=3, **kwargs):
     return out
 
 
-@pytest.mark.parametrize("name", ALIASES)
+@pytest.mark.parametrize("name", [n if n in ("adamp", "grams") else
+                                  pytest.param(n, marks=pytest.mark.slow) for n in ALIASES])
 def test_tuple_params_give_the_same_updates_as_a_list(name):
     """Tuple containers are ordinary pytree nodes (no ``is_leaf=tuple`` anywhere)."""
     as_tuple = _updates_for(name, tuple(_MATRIX_PARAMS))
@@ -650,10 +656,13 @@ def test_complex_params_through_split_real_and_imaginary_converge():
     loss = lambda z: jnp.sum(jnp.abs(z - target) ** 2)  # noqa: E731
     tx = optax.contrib.split_real_and_imaginary(optim.get("grams", learning_rate=0.05))
     z = jnp.zeros(2, jnp.complex64)
-    state = tx.init(z)
-    for _ in range(200):
+
+    def step(carry, _):
+        z, state = carry
         updates, state = tx.update(jnp.conj(jax.grad(loss)(z)), state, z)
-        z = optax.apply_updates(z, updates)
+        return (optax.apply_updates(z, updates), state), None
+
+    (z, _), _ = jax.jit(lambda c: jax.lax.scan(step, c, None, length=200))((z, tx.init(z)))
     assert float(loss(z)) < 1e-2 * float(loss(jnp.zeros(2, jnp.complex64)))
 
 
@@ -708,6 +717,7 @@ def test_fadam_clip_caps_the_rms_and_never_amplifies():
     assert_close(first(clip=1.0, clip_rule="code"), base)
 
 
+@pytest.mark.slow
 def test_bias_corrections_use_the_parameters_dtype_under_x64():
     """Under x64 with float64 params, 1 - 0.999 is 1e-3 to double precision (not float32's
     0.0009999871): the first Adam-type direction is then exactly sign(g) * |g| / (|g| + eps)."""
@@ -761,6 +771,7 @@ def test_sania_converges_on_the_scaled_quadratic_at_its_step_size_free_setting()
     assert _final_loss(optim.get("sania", preconditioner="adagrad"), w0) > 0.1
 
 
+@pytest.mark.slow
 def test_gravity_stalls_where_gradients_are_large_and_converges_where_they_are_small():
     """The authors' map zeta = g / (1 + (g M)^2), M = max|g| ("Gravity Optimizer Math", Eqs. 18-20):
     every entry is bounded by 1 / (2M) and the steepest one is M / (1 + M^4) ~ M^-3. From w = 0

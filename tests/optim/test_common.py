@@ -17,6 +17,11 @@ Checks, per optimizer:
 * float32 and bfloat16 params keep their dtype (updates and state floats alike);
 * the state survives an orbax save/restore round trip (restored state gives the same next update);
 * a NaN gradient gives a non-finite update.
+
+Tiers: the quick check (``-m "not slow"``) runs the no-recompilation, inject_hyperparams, extra
+argument, dtype and checkpoint checks on every optimizer with code of ours and on optax's sgd and
+adam; convergence, the NaN check (a compile of its own per optimizer) and optax's other optimizers,
+passed through as optax ships them, run in the full suite.
 """
 
 from __future__ import annotations
@@ -201,7 +206,25 @@ def _final_losses(name: str, learning_rates) -> dict[str, np.ndarray]:
     return {k: np.asarray(v) for k, v in losses.items()}
 
 
+def _optax_as_shipped(name: str) -> bool:
+    """Registered as optax ships it (the factory is optax's own function): no code of ours."""
+    factory = optim.info(name).factory
+    return getattr(factory, "func", factory).__module__.startswith("optax")
+
+
 NAMES = optim.names()
+# optax's optimizers as shipped that the quick tier keeps, for the registry's plumbing (the others run
+# in the full suite)
+OPTAX_IN_QUICK_TIER = {"sgd", "adam"}
+
+
+@pytest.fixture(scope="module", params=[
+    pytest.param(n, marks=pytest.mark.slow)
+    if _optax_as_shipped(n) and n not in OPTAX_IN_QUICK_TIER else n for n in NAMES])
+def name(request) -> str:
+    """An optimizer name. Module-scoped, so pytest runs all the checks of one optimizer together
+    (its jitted step, cached in ``_jitted_step``, is compiled once per worker)."""
+    return request.param
 
 # The problems are tiny, so XLA's compile time dominates and its optimizations buy nothing: compile
 # with LLVM's cheap pipeline (~40% less compile time; results agree to float32 rounding).
@@ -213,7 +236,6 @@ FAST_COMPILE = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", NAMES)
 def test_converges(name):
     learning_rates, _ = _settings(name)
     losses = _final_losses(name, learning_rates)
@@ -249,7 +271,6 @@ def _first_step(name: str):
     return (*step(params, tx.init(params)), tx.init(params))
 
 
-@pytest.mark.parametrize("name", NAMES)
 def test_no_recompilation_on_second_step(name):
     _, step = _jitted_step(name)
     params1, state1, _, state0 = _first_step(name)
@@ -259,7 +280,6 @@ def test_no_recompilation_on_second_step(name):
         f"{jax.tree.map(lambda a, b: (a.dtype, b.dtype), state0, state1)}")
 
 
-@pytest.mark.parametrize("name", NAMES)
 def test_inject_hyperparams_gives_identical_updates(name):
     loss_fn, params = PROBLEMS["matrix"]
     _, kwargs = _settings(name)
@@ -284,7 +304,6 @@ def test_inject_hyperparams_gives_identical_updates(name):
     assert np.isclose(float(s_injected.hyperparams["learning_rate"]), 1e-2)
 
 
-@pytest.mark.parametrize("name", NAMES)
 def test_unknown_extra_arguments_are_ignored(name):
     """The traced computation is the same with and without arguments the optimizer does not know
     (so the values are too), and passing them raises nothing."""
@@ -298,7 +317,6 @@ def test_unknown_extra_arguments_are_ignored(name):
 
 
 @pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16], ids=["float32", "bfloat16"])
-@pytest.mark.parametrize("name", NAMES)
 def test_params_keep_their_dtype(name, dtype):
     """Two steps (abstractly: dtypes are a property of the trace) keep params, updates and the
     state's dtypes; the float32 step also runs and stays finite."""
@@ -322,7 +340,6 @@ def test_params_keep_their_dtype(name, dtype):
         assert all(np.all(np.isfinite(u)) for u in jax.tree.leaves(updates))
 
 
-@pytest.mark.parametrize("name", NAMES)
 def test_state_survives_orbax_round_trip(name, tmp_path):
     import orbax.checkpoint as ocp
 
@@ -348,7 +365,7 @@ def _with_nan(tree):
     return jax.tree.map(lambda g: g.at[(0,) * g.ndim].set(jnp.nan), tree)
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.slow
 def test_non_finite_gradient_gives_non_finite_update(name):
     """The registry's rule: a NaN in the gradient (and in what ``grad_fn`` returns) shows up in the
     update, never as a silent finite step, so ``optax.apply_if_finite`` or a loop's finiteness check

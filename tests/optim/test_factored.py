@@ -129,6 +129,7 @@ def test_adam_8bit_tracks_optax_adam():
     assert rel < 0.05
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("projector_bits", [4, 8, None])
 def test_q_galore_projector_storage(projector_bits):
     """The basis is held as packed codes (4-bit: two per byte), the moments as int8; the first
@@ -180,6 +181,7 @@ def test_minmax_codes_round_trip_and_match_the_official_grid():
         np.testing.assert_array_equal(fake, got)
 
 
+@pytest.mark.slow
 def test_stochastic_rounding_is_unbiased_and_on_the_grid():
     """E[SR(w)] = w inside the clip range: the mean over 4000 draws is within 4 standard errors of
     w for every entry but each group's minimum and maximum (which the official rule may round

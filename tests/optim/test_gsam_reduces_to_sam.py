@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import pytest
 
 from jaxopt_lab import optim
 
@@ -121,6 +122,7 @@ def test_big_vision_gsam_at_rho_min_equal_rho_max_and_alpha_zero_is_our_sam():
     assert _max_relative_difference(sam, _reference_run(0.05, 0.05, 0.0)) < 1e-10
 
 
+@pytest.mark.slow
 def test_gsam_reduces_to_sam_step_for_step_in_float32():
     steps = 100
     sam = _run(optim.sam(_schedule(), rho=0.05, base=optax.trace(MOMENTUM)), jnp.float32, steps)

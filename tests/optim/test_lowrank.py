@@ -36,10 +36,11 @@ def test_memory_min_side_matches_optax_contrib_galore():
                         inner=optax.scale_by_adam())
     ref = optax.contrib.galore(0.1, rank=3, update_proj_gap=2, scale=1.0)
     s_ours, s_ref = ours.init(params), ref.init(params)
+    update_ours, update_ref = jax.jit(ours.update), jax.jit(ref.update)  # one compile each, 5 steps
     for i in range(5):
         g = _grads(jax.random.PRNGKey(i), shapes)
-        u_ours, s_ours = ours.update(g, s_ours, params)
-        u_ref, s_ref = ref.update(g, s_ref, params)
+        u_ours, s_ours = update_ours(g, s_ours, params)
+        u_ref, s_ref = update_ref(g, s_ref, params)
         for k in shapes:
             np.testing.assert_allclose(u_ours[k], u_ref[k], rtol=2e-4, atol=2e-6)
 
@@ -114,6 +115,7 @@ def _numpy_projection(gc, rank):
     return p, p.T @ gc
 
 
+@pytest.mark.slow
 def test_fira_limiter_caps_residual_growth():
     """A 100x gradient spike: the residual's norm grows by at most γ = 1.01 per step."""
     tx = lowrank.scale_by_projected(rank=2, update_proj_gap=100, inner=optax.identity(),
@@ -135,9 +137,9 @@ def _numpy_moment_ratio(m, v, r, b1=0.9, b2=0.999, eps=1e-6):
     return m, v, m / (np.sqrt(v) + eps)
 
 
-@pytest.mark.parametrize("complement", ["scaled", "exact"])
+@pytest.mark.parametrize("complement", ["scaled", pytest.param("exact", marks=pytest.mark.slow)])
 @pytest.mark.parametrize("projector", ["svd", "online_pca"])
-@pytest.mark.parametrize("shape", [(12, 6), (6, 12)])
+@pytest.mark.parametrize("shape", [(12, 6), pytest.param((6, 12), marks=pytest.mark.slow)])
 def test_fira_trajectory_matches_two_matmul_numpy_formula(projector, shape, complement):
     """The fused Fira step (one back-projection; ‖S‖ by Pythagoras for orthonormal bases, from S
     itself for OSD's non-orthonormal one) equals the official formula transcribed in numpy with
@@ -263,6 +265,7 @@ def test_dct_projector_keeps_top_l1_columns():
     np.testing.assert_allclose(basis.T @ basis, np.eye(5), atol=1e-5)
 
 
+@pytest.mark.slow
 def test_randomized_svd_finds_the_top_subspace():
     rng = np.random.default_rng(1)
     u, _ = np.linalg.qr(rng.normal(size=(64, 64)))
@@ -275,7 +278,8 @@ def test_randomized_svd_finds_the_top_subspace():
     assert cosines.min() > 0.999
 
 
-@pytest.mark.parametrize("kind", ["svd", "randomized_svd", "dct", "online_pca"])
+@pytest.mark.parametrize("kind", ["svd"] + [pytest.param(k, marks=pytest.mark.slow)
+                                             for k in ("randomized_svd", "dct", "online_pca")])
 def test_non_finite_gradient_keeps_the_previous_projector(kind):
     tx = lowrank.scale_by_projected(rank=2, update_proj_gap=1, projector=kind)
     g = jax.random.normal(jax.random.PRNGKey(8), (12, 6))
@@ -331,6 +335,7 @@ def test_weight_norm_vjp_matches_closed_form_gradients():
     np.testing.assert_allclose(dv, expected_dv, rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_gradnorm_lorp_reduces_loss_and_rebuilds_weights():
     x = jax.random.normal(jax.random.PRNGKey(11), (64, 20))
     target = jax.random.normal(jax.random.PRNGKey(12), (20, 10))

@@ -262,6 +262,7 @@ def test_q_galore_matches_the_official_code(side_by_side):
     assert all(g > gap for g in gaps.values()), gaps   # the adaptive gap was exercised
 
 
+@pytest.mark.slow
 def test_q_galore_without_the_adaptive_gap_is_not_the_official_update(side_by_side):
     """The reference test can tell the options apart: a fixed gap differs from the official run."""
     lr, rank, gap, scale = 0.05, 2, 2, 0.25
