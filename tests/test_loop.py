@@ -155,6 +155,7 @@ def test_batch_aware_members_see_their_batch_and_match_a_loop():
         assert bool(batched.converged[i])
 
 
+@pytest.mark.slow
 def test_batch_aware_nested_batches_do_not_see_each_other():
     solve = batch_aware(_halving_member)
     thresholds = jnp.array([[1e-1, 1e-3], [1e-4, 1e-6]])

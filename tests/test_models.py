@@ -86,6 +86,7 @@ def test_mlp_layer_norm_makes_weights_scale_invariant():
     assert not np.allclose(apply_fn(scaled, x), apply_fn(params, x))
 
 
+@pytest.mark.slow
 def test_cnn_shapes_and_norm_params(cnn):
     forward, params = cnn
     norm_paths = [p for p in param_paths(params) if "norm" in p]
@@ -151,6 +152,7 @@ def test_llama_config_overrides_tying_and_validation():
         models.LlamaConfig(n_layers=0)
 
 
+@pytest.mark.slow
 def test_llama_is_causal(llama):
     _, params, forward = llama
     tokens, t = tokens_2x12(1), 6
@@ -229,6 +231,7 @@ def test_llama_trains_functionally(llama):
 # functional view
 
 
+@pytest.mark.slow
 def test_functional_init_deterministic_and_vmappable(mlp):
     apply_fn, init_fn = models.functional_init(make_mlp)
     first = init_fn(jax.random.key(0))

@@ -39,6 +39,7 @@ def test_distance_energy_matches_numpy_closed_form_and_softmin_bounds():
     assert np.all(energy <= nearest + 1e-5) and np.all(energy >= nearest - np.log(len(Xn)) / beta - 1e-5)
 
 
+@pytest.mark.slow
 def test_mchn_energy_is_nonnegative():
     X, xi = _problem(2, n=30, d=5, b=64)
     for beta in (0.1, 1.0, 10.0):

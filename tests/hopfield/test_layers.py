@@ -28,6 +28,7 @@ def test_shapes():
     assert pool(stored).shape == (2, 3, 5)
 
 
+@pytest.mark.slow
 def test_one_step_hopfield_is_multihead_attention_with_the_same_projections():
     state, stored = _inputs(1)
     heads, hd = 2, 4
@@ -47,6 +48,7 @@ def test_one_step_hopfield_is_multihead_attention_with_the_same_projections():
                                rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_update_steps_match_an_explicit_iteration():
     state, stored = _inputs(2, d_in=4)
     layer = hopfield.Hopfield(4, qkv_features=4, num_heads=1, beta=0.9, update_steps=3, update_steps_eps=0.0,

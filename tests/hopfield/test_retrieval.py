@@ -68,6 +68,7 @@ def test_per_query_stopping_matches_a_loop_over_queries():
     assert np.all(np.asarray(batched.converged))
 
 
+@pytest.mark.slow
 def test_well_separated_patterns_are_retrieved_in_one_step():
     # N = 64 random Gaussian patterns of norm ~sqrt(64): separation ~d, so one step at beta = 1 lands
     # exponentially close to the stored pattern (Ramsauer et al., theorem 4).
@@ -78,6 +79,7 @@ def test_well_separated_patterns_are_retrieved_in_one_step():
     assert float(jnp.max(jnp.linalg.norm(out.state - X, axis=-1))) < 1e-3
 
 
+@pytest.mark.slow
 def test_mask_equals_the_subset():
     X, Q = _memory(6)
     mask = jnp.arange(X.shape[0]) < 10

@@ -21,6 +21,7 @@ def _load(path, overrides=()):
     return config_lib.load_config(path, list(overrides))
 
 
+@pytest.mark.slow
 def test_quickstart_run_directory(repo_root, tmp_path):
     cfg = _load(repo_root / "configs" / "quickstart.py", QUICKSTART_FAST)
     result = start_run(cfg, tmp_path)
@@ -54,6 +55,7 @@ def test_same_config_and_seed_give_bit_identical_metrics(repo_root, tmp_path):
     assert (other.run_dir / "metrics.jsonl").read_text() != first
 
 
+@pytest.mark.slow
 def test_divergence_stops_with_status_and_keeps_metrics(repo_root, tmp_path):
     cfg = _load(repo_root / "configs" / "quickstart.py",
                 ["train.steps=60", "optimizer.name=sgd", "optimizer.learning_rate=1e6",

@@ -19,9 +19,9 @@ Checks, per optimizer:
 * a NaN gradient gives a non-finite update.
 
 Tiers: the quick check (``-m "not slow"``) runs the no-recompilation, inject_hyperparams, extra
-argument, dtype and checkpoint checks on every optimizer with code of ours and on optax's sgd and
-adam; convergence, the NaN check (a compile of its own per optimizer) and optax's other optimizers,
-passed through as optax ships them, run in the full suite.
+argument, dtype and checkpoint checks on optax's sgd and adam and on the first optimizer of each of
+our families (``QUICK_TIER``); the full suite runs every check, convergence and the NaN check (a
+compile of its own per optimizer) included, on every registered optimizer.
 """
 
 from __future__ import annotations
@@ -213,14 +213,15 @@ def _optax_as_shipped(name: str) -> bool:
 
 
 NAMES = optim.names()
-# optax's optimizers as shipped that the quick tier keeps, for the registry's plumbing (the others run
-# in the full suite)
-OPTAX_IN_QUICK_TIER = {"sgd", "adam"}
+# The quick tier keeps optax's sgd and adam (the registry's plumbing) and the first optimizer of each
+# family of ours (the family's shared code); every other optimizer runs the suite in the full suite.
+QUICK_TIER = {"sgd", "adam"} | {
+    min(n for n in NAMES if optim.info(n).family == family and not _optax_as_shipped(n))
+    for family in {optim.info(n).family for n in NAMES if not _optax_as_shipped(n)}}
 
 
 @pytest.fixture(scope="module", params=[
-    pytest.param(n, marks=pytest.mark.slow)
-    if _optax_as_shipped(n) and n not in OPTAX_IN_QUICK_TIER else n for n in NAMES])
+    n if n in QUICK_TIER else pytest.param(n, marks=pytest.mark.slow) for n in NAMES])
 def name(request) -> str:
     """An optimizer name. Module-scoped, so pytest runs all the checks of one optimizer together
     (its jitted step, cached in ``_jitted_step``, is compiled once per worker)."""

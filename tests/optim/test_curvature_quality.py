@@ -72,6 +72,7 @@ def test_psgd_lra_fit_reaches_abs_inverse_hessian():
     assert cq.abs_hessian_error(np.linalg.inv(cq.dense_lra_preconditioner(state)), dense_h) < 1e-2
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["kron", "lra"])
 def test_dense_preconditioner_is_the_one_the_optimizer_applies(kind):
     # b1 = 0: the update is P g with the P of the returned state; 5 x 3: triangular 3-side, diagonal

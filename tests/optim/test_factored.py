@@ -71,6 +71,7 @@ def _numpy_subset_norm(grads, basis, b1=0.9, b2=0.999, eps=1e-6):
     return out
 
 
+@pytest.mark.slow
 def test_subset_norm_subspace_momentum_matches_numpy():
     rng = np.random.default_rng(1)
     grads = [rng.normal(size=(12, 6)).astype(np.float32) for _ in range(3)]
@@ -111,6 +112,7 @@ def test_quantized_state_round_trip_error():
     assert np.abs(companded - x)[small].mean() < 0.5 * np.abs(linear - x)[small].mean()
 
 
+@pytest.mark.slow
 def test_adam_8bit_tracks_optax_adam():
     params = {"w": jnp.zeros((64, 32)), "b": jnp.zeros(8)}
     tx8 = optim.adam_8bit(1e-2, min_size=256)

@@ -27,6 +27,7 @@ def _first_update(tx, g):
 # optax.contrib.galore and the truncated SVD
 
 
+@pytest.mark.slow
 def test_memory_min_side_matches_optax_contrib_galore():
     """With optax's convention (project the long side), scale 1 and optax's Adam (eps 1e-8), our
     galore follows optax.contrib.galore step for step, refreshes included."""
@@ -400,6 +401,7 @@ def test_works_inside_optax_partition_with_masked_leaves():
     assert u["w"].shape == (12, 6)
 
 
+@pytest.mark.slow
 def test_jit_and_eager_agree():
     g = _grads(jax.random.PRNGKey(15), {"w": (12, 6)})
     tx = optim.fira(1e-2, rank=2, update_proj_gap=3)

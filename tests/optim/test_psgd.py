@@ -137,6 +137,7 @@ def test_psgd_state_bytes_closed_form():
     assert [f.ndim for fs in full.factors for f in fs] == [1, 2, 2, 2, 2, 2, 2]
 
 
+@pytest.mark.slow
 def test_size_rule_matches_official_init():
     """Which sides are triangular, against a transcription of psgd_torch ``init_kron_states_exprs``
     (preconditioned_stochastic_gradient_descent.py at commit 1943e66, line 1960: a dim is diagonal
@@ -191,6 +192,7 @@ def test_mixed_diagonal_fit_matches_float64_transcription(left_diagonal, right_d
     assert worst < 1e-4, worst
 
 
+@pytest.mark.slow
 def test_step_is_the_preconditioned_momentum():
     """The update is the official precond_grad_kron_math: Q_l^T Q_l m Q_r^T Q_r with the momentum
     m = b1 m + (1 - b1) g, with the factors after this step's fit (a diagonal side or leaf: q^2)."""

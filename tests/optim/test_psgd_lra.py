@@ -87,6 +87,7 @@ def test_fit_and_preconditioner_match_float64_transcription():
     assert worst_g < 1e-4, worst_g
 
 
+@pytest.mark.slow
 def test_update_is_preconditioned_momentum_of_the_whitening_pair():
     """One transform step on a pytree: the fit uses the official damped pair (v, g + 2^-13 mean|g| v)
     with this step's probe, and the update is P m for m = (1 - b1) g (first step)."""

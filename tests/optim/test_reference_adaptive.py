@@ -296,6 +296,7 @@ def test_diffgrad_matches_official():
 # Gravity: dariush-bahrami/gravity.optimizer
 
 
+@pytest.mark.slow
 def test_gravity_matches_official():
     lr, alpha, beta = 0.1, 0.01, 0.9
     tx = optim.get("gravity", learning_rate=lr, alpha=alpha, beta=beta)

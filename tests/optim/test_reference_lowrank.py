@@ -239,6 +239,7 @@ def _q_galore_step(lr, rank, gap, scale, proj_bits, proj_group, cos_threshold, g
     return step
 
 
+@pytest.mark.slow
 def test_q_galore_matches_the_official_code(side_by_side):
     """4-bit projector in groups of 4 (12-entry bases: 3 groups along the official 'right'
     matrix Vh[:r] of the tall leaf, across U[:, :r]'s rows of the wide one), int8 weights with

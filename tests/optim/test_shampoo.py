@@ -50,6 +50,7 @@ def test_inverse_pth_root_matches_scipy(method, p, condition):
     assert float(error) < 1e-6
 
 
+@pytest.mark.slow
 def test_inverse_pth_root_float32_ill_conditioned_relative_ridge():
     """float32, condition 1e4, and a rank-deficient G G^T (128 x 64 G) with the relative ridge."""
     matrix = 50.0 * _spd(16, 1e4, seed=0)
@@ -157,6 +158,7 @@ def test_shampoo_matches_float64_transcription(graft, beta2, root_method):
     assert worst < 2e-4, worst
 
 
+@pytest.mark.slow
 def test_shampoo_keeps_previous_preconditioner_on_nonfinite_statistics():
     tx = scale_by_shampoo(block_size=8, precondition_every=1)
     params = {"w": jnp.zeros((4, 3))}

@@ -21,6 +21,7 @@ def _np(x):
     return np.asarray(x, np.float64)
 
 
+@pytest.mark.slow
 def test_average_converges_to_exact_ot(prob):
     exact = pot.emd2(_np(prob.a), _np(prob.b), _np(prob.geom.cost_matrix))
     short, long = MirrorSinkhorn(max_iterations=200)(prob), MirrorSinkhorn(max_iterations=4000)(prob)
@@ -50,6 +51,7 @@ def test_general_convex_objective_matches_pot_l2_smoothed_ot(prob):
     assert abs(float(objective(long.matrix)) - float(objective(ref))) < 0.03 * float(objective(ref))
 
 
+@pytest.mark.slow
 def test_noisy_online_gradient_still_converges(prob):
     exact = pot.emd2(_np(prob.a), _np(prob.b), _np(prob.geom.cost_matrix))
     key = jax.random.PRNGKey(1)
@@ -62,6 +64,7 @@ def test_noisy_online_gradient_still_converges(prob):
     assert abs(float(long.cost) - exact) < 0.5 * abs(float(short.cost) - exact)
 
 
+@pytest.mark.slow
 def test_jit_and_vmap(prob):
     solver = MirrorSinkhorn(max_iterations=100)
     eager = solver(prob)

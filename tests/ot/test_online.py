@@ -32,7 +32,7 @@ def _problem(key, n=30, m=23, d=3, cost_fn=None, tau=1.0, eps=0.3):
 @pytest.mark.parametrize("cost_fn", [costs.SqEuclidean(), pytest.param(costs.Euclidean(), marks=pytest.mark.slow),
                                      pytest.param(costs.Cosine(), marks=pytest.mark.slow)],
                          ids=["sqeuclidean", "euclidean", "cosine"])
-@pytest.mark.parametrize("tau", [1.0, 0.8], ids=["balanced", "unbalanced"])
+@pytest.mark.parametrize("tau", [1.0, pytest.param(0.8, marks=pytest.mark.slow)], ids=["balanced", "unbalanced"])
 def test_online_matches_dense_kernel_and_log_modes(cost_fn, tau):
     eps = 0.3 if not isinstance(cost_fn, costs.Cosine) else 0.05
     prob = _problem(jax.random.PRNGKey(0), cost_fn=cost_fn, tau=tau, eps=eps)
@@ -62,6 +62,7 @@ class _Asymmetric(costs.CostFn):
         return jnp.sum((x - 0.5 * y) ** 2) + x[0]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("cost_fn, block_size", [(costs.SqEuclidean(), None), (costs.Cosine(), 4),
                                                   (_Asymmetric(), 4)])
 def test_online_log_sum_exps_match_dense_float64(cost_fn, block_size):
@@ -89,6 +90,7 @@ def test_automatic_choice_and_ott_batch_size():
     assert is_online(big)
 
 
+@pytest.mark.slow
 def test_envelope_gradient_matches_finite_differences_and_dense_implicit_float64():
     with jax.enable_x64(True):
         key = jax.random.PRNGKey(3)
@@ -117,6 +119,7 @@ def test_envelope_gradient_matches_finite_differences_and_dense_implicit_float64
             np.testing.assert_allclose(jnp.sum(g_on[i] * direction), fd, rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_vmap_and_jit_over_online_problems():
     keys = jax.random.split(jax.random.PRNGKey(4), 3)
     probs = [_problem(k) for k in keys]
@@ -126,6 +129,7 @@ def test_vmap_and_jit_over_online_problems():
         np.testing.assert_allclose(out_b[i], ONLINE(p).reg_cost, rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_zero_weight_duplicates_and_1000_by_10_rectangle():
     prob = _problem(jax.random.PRNGKey(5), n=20, m=20)
     x = prob.geom.x.at[3].set(prob.geom.x[4])   # duplicate points

@@ -19,6 +19,7 @@ def _logits(n=60, k=4, seed=0, scale=3.0):
 
 
 # ------------------------------------------------------------------------------ unbalanced / semi-relaxed
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore::UserWarning")  # POT: convergence / reg_type notes
 def test_unbalanced_matches_ott_and_pot_with_same_tau():
     prob = point_cloud_problem(jax.random.PRNGKey(0), 20, 30, epsilon_scale=0.1)
@@ -36,6 +37,7 @@ def test_unbalanced_matches_ott_and_pot_with_same_tau():
     np.testing.assert_allclose(ours.matrix, plan, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_outlier_mass_decreases_as_target_marginal_relaxes():
     # Unbalanced OT's robustness to outliers: source Gaussian, target Gaussian + a 10% far-away outlier cluster.
     kx, ky, ko = jax.random.split(jax.random.PRNGKey(0), 3)
@@ -71,6 +73,7 @@ def test_partial_matches_pot_exact_partial_wasserstein_at_small_epsilon():
             np.testing.assert_allclose(out.cost, lp, rtol=0.02 if mass > 0.5 else 0.15)
 
 
+@pytest.mark.slow
 def test_partial_mass_marginals_and_lp_bounds():
     prob = point_cloud_problem(jax.random.PRNGKey(2), 20, 30, epsilon_scale=0.05)
     a, b, c = (np.asarray(v, np.float64) for v in (prob.a, prob.b, prob.geom.cost_matrix))
@@ -151,6 +154,7 @@ def test_p2ot_matches_reference_scaling_and_kkt():
     np.testing.assert_allclose(out.matrix.sum(), rho, rtol=1e-4)
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore::UserWarning")  # POT: convergence / reg_type notes
 def test_p2ot_hard_clusters_is_our_sinkhorn_and_pots_on_the_extended_problem():
     logits = _logits(seed=1)
@@ -184,6 +188,7 @@ def test_p2ot_full_mass_is_semi_relaxed_ot():
     assert sr.tau_a == 1.0 and sr.tau_b == pytest.approx(gamma / (gamma + eps))
 
 
+@pytest.mark.slow
 def test_p2ot_selection_and_vmap_over_rho():
     logits = _logits(seed=3)
     prob = partial.labelling_problem(logits, epsilon=0.2)
@@ -219,6 +224,7 @@ def test_p2ot_nonconvergence_reported_not_nan():
 
 
 # ----------------------------------------------------------------------------------------------- SP^2OT
+@pytest.mark.slow
 def test_sp2ot_without_semantics_is_p2ot_and_mm_decreases_objective():
     logits = _logits(seed=4)
     prob = partial.labelling_problem(logits, epsilon=0.3)

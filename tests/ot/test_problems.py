@@ -38,6 +38,7 @@ def test_grid_density_problem(power):
     np.testing.assert_allclose(prob.geom.cost_matrix, d ** power, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_imbalanced_mixture():
     mix = problems.imbalanced_mixture(jax.random.PRNGKey(2), n_head=200, n_classes=5, imbalance_ratio=0.05,
                                       dim=4)

@@ -62,6 +62,7 @@ def test_matches_ott_and_pot(prob, solver):
     np.testing.assert_allclose(col, prob.b, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_w1_grid_problem_matches_ott():
     prob = grid_density_problem(jax.random.PRNGKey(3), 6, power=1, epsilon_scale=0.05)
     out = KERNEL(prob)
@@ -95,6 +96,7 @@ def test_not_converged_is_reported_not_nan():
         assert np.all(np.isfinite(out.matrix))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("taus", [(0.9, 0.8), (1.0, 0.7)], ids=["unbalanced", "semi-relaxed"])
 def test_unbalanced_tau_matches_ott(prob, taus):
     tau_a, tau_b = taus
@@ -110,6 +112,7 @@ def test_unbalanced_tau_matches_ott(prob, taus):
         np.testing.assert_allclose(out.marginals[0], prob.a, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_epsilon_scaling_from_geometry(prob):
     eps = epsilon_scheduler.Epsilon(prob.epsilon, init=100.0, decay=0.9)
     geom = pointcloud.PointCloud(prob.geom.x, prob.geom.y, epsilon=eps)
@@ -160,6 +163,7 @@ def test_bad_hyperparameters_raise():
         Sinkhorn(max_iterations=0)
 
 
+@pytest.mark.slow
 def test_jit_matches_eager_and_vmap_matches_loop():
     keys = jax.random.split(jax.random.PRNGKey(5), 3)
     probs = [point_cloud_problem(k, N, epsilon_scale=0.05) for k in keys]
@@ -176,6 +180,7 @@ def test_jit_matches_eager_and_vmap_matches_loop():
         assert bool(out_b.converged[i])
 
 
+@pytest.mark.slow
 def test_threshold_is_a_traced_child(prob):
     # hyperparameters meant to be swept are pytree children: a vmap over thresholds works
     solvers = jax.vmap(lambda t: with_threshold(KERNEL, t))(jnp.array([1e-2, 1e-5]))
@@ -241,6 +246,7 @@ def test_marginal_gradients_match_finite_differences(implicit):
         np.testing.assert_allclose(jnp.vdot(grad_a, da) + jnp.vdot(grad_b2, db), fd, rtol=1e-5)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("lse_mode", [False, True], ids=["kernel", "lse"])
 def test_fixed_momentum_iterates_match_ott(prob, lse_mode):
     # Over-relaxed Sinkhorn (Thibault et al.): the same 30 relaxed iterations as ott-jax's Momentum(value).
@@ -252,6 +258,7 @@ def test_fixed_momentum_iterates_match_ott(prob, lse_mode):
     assert np.abs(np.asarray(plain.matrix - ours.matrix)).max() > 1e-4  # the relaxation did something
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("lse_mode", [False, True], ids=["kernel", "lse"])
 def test_adaptive_momentum_converges_faster_to_the_same_plan(lse_mode):
     # A slow problem (small epsilon): Lehmann et al.'s adaptive weight cuts the iterations and keeps the
@@ -329,6 +336,7 @@ def test_batches_see_each_other_only_within_a_vmap():
         np.testing.assert_allclose(grads[j], single_grad(x[0, j]), atol=1e-5)
 
 
+@pytest.mark.slow
 def test_kernel_mode_absorbs_without_losing_mass_at_the_default_bound():
     # The default absorption bound (-log(tiny)/3, 29 in float32) lets scalings grow large between
     # absorptions at a small epsilon; the kernel-mode plan must stay as accurate as the pure log-domain

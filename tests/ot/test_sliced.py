@@ -18,6 +18,7 @@ def _clouds(n=40, m=60, dim=3, seed=0):
     return x, y, a / a.sum(), np.full(m, 1.0 / m, np.float32)
 
 
+@pytest.mark.slow
 def test_wasserstein_1d_matches_pot_with_unequal_weights_and_sorting_closed_form():
     x, y, a, b = _clouds()
     for p in (1.0, 2.0, 3.0):
@@ -28,6 +29,7 @@ def test_wasserstein_1d_matches_pot_with_unequal_weights_and_sorting_closed_form
     np.testing.assert_allclose(sliced.wasserstein_1d(u, v), np.mean((np.sort(u) - np.sort(v)) ** 2), rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_sliced_wasserstein_matches_pot_and_ott_on_same_directions():
     x, y, a, b = _clouds()
     key = jax.random.PRNGKey(3)
@@ -58,6 +60,7 @@ def test_sliced_wasserstein_gaussians_closed_form_and_bound():
     assert ours < w2
 
 
+@pytest.mark.slow
 def test_monte_carlo_error_shrinks_like_inverse_sqrt_projections():
     x, y, _, _ = _clouds(n=64, m=64, dim=8)
     keys = jax.random.split(jax.random.PRNGKey(0), 64)
@@ -90,6 +93,7 @@ def test_sliced_mmd_is_unbiased_for_full_riesz_mmd():
     np.testing.assert_allclose(estimate, sliced.riesz_mmd(x, y, a, b), rtol=0.03)
 
 
+@pytest.mark.slow
 def test_jit_vmap_and_same_key_same_result():
     x, y, _, _ = _clouds()
     key = jax.random.PRNGKey(7)

@@ -33,6 +33,7 @@ def test_reaches_sinkhorn_optimum_float64():
         assert errs[-1] < 1e-3 * errs[max(newton - 4, 0)]
 
 
+@pytest.mark.slow
 def test_float32_point_cloud_and_vmap():
     keys = jax.random.split(jax.random.PRNGKey(1), 2)
     probs = [point_cloud_problem(k, 20, epsilon_scale=0.05) for k in keys]

@@ -28,6 +28,7 @@ def _prob(x, y, a=None, b=None, eps=0.5):
     return LinearProblem(pointcloud.PointCloud(x, y, epsilon=eps), a, b)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("make", [lambda: Sinkhorn(), lambda: Sinkhorn(lse_mode=True),
                                   lambda: SinkhornNewtonSparse(threshold=1e-4, kept_per_row=6)],
                          ids=["kernel", "lse", "sns"])
@@ -57,6 +58,7 @@ def test_mirror_sinkhorn_under_jit_with_weights_closed_over(clouds):
     assert np.isfinite(out)
 
 
+@pytest.mark.slow
 def test_negative_traced_epsilon_is_nonfinite_not_converged(clouds):
     # Failed before: eps < 0 under jit gave converged=True and a finite cost.
     x, y = clouds
@@ -78,6 +80,7 @@ def test_marginal_of_wrong_length_names_the_argument(clouds, which):
         jax.jit(lambda p: Sinkhorn()(p).cost)(prob)
 
 
+@pytest.mark.slow
 def test_status_max_iterations_nonfinite_and_throw(clouds):
     x, y = clouds
     prob = _prob(x, y)
@@ -111,6 +114,7 @@ def test_half_precision_marginals_accepted_and_solved_in_float32(clouds, dtype):
     np.testing.assert_allclose(out.reg_cost, ref.reg_cost, rtol=1e-2)
 
 
+@pytest.mark.slow
 def test_unbalanced_reference_measure_is_ones_and_product_option_matches_pot_kl(clouds):
     # POT's sinkhorn_unbalanced: reg_type='entropy' is the all-ones reference measure (our default, as
     # ott-jax), reg_type='kl' the product a b^T (reference='product').
@@ -132,6 +136,7 @@ def test_unbalanced_reference_measure_is_ones_and_product_option_matches_pot_kl(
             np.testing.assert_allclose(ours, ref, rtol=1e-6, atol=1e-12)
 
 
+@pytest.mark.slow
 def test_float32_log_mode_reaches_1e6_on_a_1000_by_10_problem_and_warns_below_the_floor():
     # Failed before: log mode stalled at 1.1e-6 on this problem (marginals summed from the plan's entries).
     from jaxopt_lab.ot import point_cloud_problem

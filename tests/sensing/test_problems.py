@@ -29,6 +29,7 @@ def test_gaussian_operator_matches_numpy_and_is_adjoint(symmetric):
     assert np.isclose(np.dot(op(X), y), np.sum(X * np.asarray(op.adjoint(y))), rtol=1e-4)
 
 
+@pytest.mark.slow
 def test_rank_one_operator_factored_path_matches_dense_numpy():
     op = S.rank_one_operator(KEY, 50, (7, 5))
     a, b = np.asarray(op.left), np.asarray(op.right)
@@ -45,6 +46,7 @@ def test_rank_one_operator_factored_path_matches_dense_numpy():
     assert np.isclose(np.dot(ref, y), np.sum(X * adj), rtol=1e-4)
 
 
+@pytest.mark.slow
 def test_gaussian_gram_matches_numpy_and_is_kept_only_when_small():
     m, n = 60, 6
     op = S.gaussian_operator(KEY, m, (n, n), symmetric=True)
@@ -90,6 +92,7 @@ def test_ground_truth_spectra():
     assert not np.allclose(np.abs(np.asarray(F[:7])), np.abs(np.asarray(G)), atol=1e-2)
 
 
+@pytest.mark.slow
 def test_make_problem_measurements_and_vmap():
     prob = S.make_problem(KEY, 6, 2, 80, operator="rank_one", symmetric=False, n2=5)
     np.testing.assert_allclose(prob.y, prob.operator(prob.ground_truth), rtol=1e-4, atol=1e-5)
@@ -109,6 +112,7 @@ def test_outliers_and_noise():
     assert abs(float(jnp.std(noisy - y)) - 0.5) < 0.02
 
 
+@pytest.mark.slow
 def test_spectral_init_is_close_for_many_measurements():
     prob = S.make_problem(KEY, 8, 2, 3000)
     X, _ = S.spectral_init(prob, 2)
@@ -139,6 +143,7 @@ def test_bad_input_names_the_argument(call, name):
         call()
 
 
+@pytest.mark.slow
 def test_too_few_measurements_warns():
     with pytest.warns(UserWarning, match="not identifiable"):
         S.make_problem(KEY, 6, 2, 10)  # a rank-2 PSD 6x6 matrix has 11 degrees of freedom

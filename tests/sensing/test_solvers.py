@@ -37,6 +37,7 @@ def test_symmetric_gradient_vs_autodiff_and_numpy(sym):
     np.testing.assert_allclose(S.symmetric_gradient(sym, X), ref, rtol=1e-3, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_asymmetric_gradients_vs_autodiff(asym):
     F, G = S.small_init(KEY, (N, 3), 1.0), S.small_init(jax.random.PRNGKey(1), (N, 3), 1.0)
     gF, gG = jax.grad(lambda F, G: _loss(asym, F, G), argnums=(0, 1))(F, G)

@@ -11,6 +11,7 @@ from jaxopt_lab import data, optim, train
 from jaxopt_lab.lab import ConfigError
 
 
+@pytest.mark.slow
 def test_epoch_sampler_matches_batch_indices_and_is_chunk_invariant():
     key, n, b = jax.random.key(3), 50, 8
     sampler = train.batches.epochs(n, b)
@@ -23,6 +24,7 @@ def test_epoch_sampler_matches_batch_indices_and_is_chunk_invariant():
     assert len(set(epoch.tolist())) == 48                # without replacement within an epoch
 
 
+@pytest.mark.slow
 def test_token_windows_match_sample_lm_batch():
     tokens = jnp.arange(300, dtype=jnp.int32)
     key = jax.random.key(1)
@@ -112,6 +114,7 @@ def test_mesh_errors_and_sharding_rule():
     assert train.sharding.leaf_spec((8, 8), 4) == P("fsdp")               # ties: the first
 
 
+@pytest.mark.slow
 def test_fit_resume_ends_identical(tmp_path):
     import ml_collections
 
