@@ -36,10 +36,10 @@ OPTIMIZERS = {
 def get_config():
     # The model, data and timing settings are the LM step benchmark's (configs/bench/optim_step_lm.py);
     # only the timed call length, the rounds and the optimizers differ.
-    from jaxopt_lab.lab.config import load_config_module
+    from jaxopt_lab.lab.config import load_config
     from jaxopt_lab.lab.project import project_root
 
-    c = load_config_module(project_root() / "configs" / "bench" / "optim_step_lm.py").get_config()
+    c = load_config(project_root() / "configs" / "bench" / "optim_step_lm.py")
     c.steps_per_call = 100     # one FOSI refresh and ten Shampoo/PSGD refreshes per timed call
     c.repeats = 5              # timed rounds (round-robin over optimizers); median reported
     c.optimizers = ml_collections.ConfigDict(OPTIMIZERS)

@@ -13,34 +13,7 @@ QUICK = {"layers": 2, "width": 32, "batch_size": 8, "rank": 8, "repeats": 1, "sv
 
 
 def get_config():
+    # The run is bench_lowrank's defaults (`jaxopt-lab show configs/bench/lowrank.py` lists each value with its help).
     c = ml_collections.ConfigDict()
     c.experiment = "bench_lowrank"
-    c.seed = 0
-    c.layers = 4
-    c.width = 1024
-    c.batch_size = 256
-    c.rank = 256                  # d / 4, filled into every entry that takes a rank
-    c.update_proj_gap = 200
-    c.llama60m_rank = 128         # state ratios on LLaMA-60M shapes too (0: skip)
-    c.timing = True
-    c.timed = ()                  # if non-empty: time only these labels (and the reference)
-    c.repeats = 7
-    c.timed_steps = 10            # consecutive plain steps per round (state threaded, as in a run)
-    c.blas_threads = 1            # OpenBLAS threads for the timed steps' SVDs (0: the default)
-    c.svd_size = 1024
-    c.svd_rank = 64
-    c.reference = "adam"
-    c.optimizers = ml_collections.ConfigDict({
-        "adam": {"name": "adam", "learning_rate": 1e-3},
-        "optax_galore": {"name": "optax_galore", "learning_rate": 1e-3},
-        "galore": {"name": "galore", "learning_rate": 1e-3},
-        "galore_rsvd": {"name": "galore", "learning_rate": 1e-3, "projector": "randomized_svd"},
-        "galore_optax_side": {"name": "galore", "learning_rate": 1e-3, "side": "memory_min"},
-        "fira": {"name": "fira", "learning_rate": 1e-3},
-        "dct_galore": {"name": "dct_galore", "learning_rate": 1e-3},
-        "q_galore": {"name": "q_galore", "learning_rate": 1e-3},
-        "adam_8bit": {"name": "adam_8bit", "learning_rate": 1e-3},
-        "smmf": {"name": "smmf", "learning_rate": 1e-3},
-        "subset_norm": {"name": "subset_norm", "learning_rate": 1e-3},
-    })
     return c

@@ -34,10 +34,10 @@ QUICK = {"steps": 4, "log_every": 2, "seq_len": 8, "batch_size": 2, "eval_window
 
 def get_config():
     # The LM pre-training config (configs/lowrank/lm_pretrain.py) with this reproduction's changes.
-    from jaxopt_lab.lab.config import load_config_module
+    from jaxopt_lab.lab.config import load_config
     from jaxopt_lab.lab.project import project_root
 
-    c = load_config_module(project_root() / "configs" / "lowrank" / "lm_pretrain.py").get_config()
+    c = load_config(project_root() / "configs" / "lowrank" / "lm_pretrain.py")
     c.steps = 1200
     c.log_every = 100
     c.update_proj_gap = 200

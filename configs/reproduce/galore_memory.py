@@ -49,10 +49,10 @@ QUICK = {"layers": 1, "width": 256, "rank": 64, "batch_size": 4}
 
 def get_config():
     # The low-rank benchmark config (configs/bench/lowrank.py), measuring state bytes only.
-    from jaxopt_lab.lab.config import load_config_module
+    from jaxopt_lab.lab.config import load_config
     from jaxopt_lab.lab.project import project_root
 
-    c = load_config_module(project_root() / "configs" / "bench" / "lowrank.py").get_config()
+    c = load_config(project_root() / "configs" / "bench" / "lowrank.py")
     c.timing = False
     c.repeats = 1
     c.svd_size = 0

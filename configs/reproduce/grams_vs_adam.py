@@ -7,7 +7,7 @@ held-out loss after a fixed step budget (generalization) and mean training loss 
 import ml_collections
 
 from jaxopt_lab.lab import Claim
-from jaxopt_lab.lab.config import load_config_module
+from jaxopt_lab.lab.config import load_config
 from jaxopt_lab.lab.project import project_root
 
 TITLE = "Grams vs Adam on the small LM (tuned learning rate each, 3 seeds)"
@@ -42,7 +42,7 @@ QUICK = {"seeds": 1, "lr.num": 2, "lm.steps": 3, "lm.dim": 8, "lm.n_heads": 2, "
 
 
 def get_config():
-    c = load_config_module(project_root() / "configs" / "zoo" / "all_optimizers.py").get_config()
+    c = load_config(project_root() / "configs" / "zoo" / "all_optimizers.py")
     c.optimizers = ("adam", "grams")
     c.tasks = ("lm",)
     c.seeds = 3

@@ -18,10 +18,10 @@ QUICK = {"train.steps": 100, "compare.seeds": 2}
 
 
 def get_config() -> ml_collections.ConfigDict:
-    from jaxopt_lab.lab.config import load_config_module
+    from jaxopt_lab.lab.config import load_config
     from jaxopt_lab.lab.project import project_root
 
-    cfg = load_config_module(project_root() / "configs" / "quickstart.py").get_config()
+    cfg = load_config(project_root() / "configs" / "quickstart.py")
     cfg.experiment = "compare_optimizers"
     cfg.train.checkpoint_every = 0
     cfg.compare = ml_collections.ConfigDict()

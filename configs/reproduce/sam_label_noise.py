@@ -33,10 +33,10 @@ QUICK = {"epochs": 2, "eval_every": 1, "seeds": 2, "hidden": 16, "power_iteratio
 
 def get_config():
     # The label-noise study's config (configs/sharpness/label_noise.py) with this study's changes.
-    from jaxopt_lab.lab.config import load_config_module
+    from jaxopt_lab.lab.config import load_config
     from jaxopt_lab.lab.project import project_root
 
-    c = load_config_module(project_root() / "configs" / "sharpness" / "label_noise.py").get_config()
+    c = load_config(project_root() / "configs" / "sharpness" / "label_noise.py")
     c.hidden = 256
     c.seeds = 8
     c.eval_every = 10

@@ -66,10 +66,10 @@ QUICK = {"seeds": 1, "lr.num": 2, "steps": 4, "eval_every": 2, "timing_chunks": 
 
 def get_config():
     # The model and data keys of the LM pre-training config (configs/lowrank/lm_pretrain.py).
-    from jaxopt_lab.lab.config import load_config_module
+    from jaxopt_lab.lab.config import load_config
     from jaxopt_lab.lab.project import project_root
 
-    lm = load_config_module(project_root() / "configs" / "lowrank" / "lm_pretrain.py").get_config()
+    lm = load_config(project_root() / "configs" / "lowrank" / "lm_pretrain.py")
     c = ml_collections.ConfigDict()
     c.experiment = "shampoo_vs_adam"
     c.seed = 0
