@@ -10,12 +10,13 @@ from __future__ import annotations
 import numpy as np
 
 from jaxopt_lab import optim, train
-from jaxopt_lab.lab import ConfigError, OneOf, Range, plots, sweep
+from jaxopt_lab.lab import Each, OneOf, Range, Rule, plots, sweep
 from jaxopt_lab.lab.project import load_experiment
 
 CONFIG_SPEC = {
     **load_experiment("train_classifier").CONFIG_SPEC,
     "compare.names": OneOf(optim.names),
+    "compare.learning_rates": Each(Range(0.0, open_low=True)),
     "compare.seeds": Range(1, integer=True),
 }
 
@@ -28,20 +29,17 @@ CONFIG_DEFAULTS = {
     "train.checkpoint_every": (0, "unused here: each optimizer's seeds run as one compiled call"),
 }
 
+CONFIG_RULES = (
+    *load_experiment("train_classifier").CONFIG_RULES,
+    Rule("compare.learning_rates", "len(compare.learning_rates) == len(compare.names)",
+         "one learning rate per name in compare.names = {tuple(compare.names)!r}"),
+)
+
 
 def check_config(cfg):
+    """What needs the import: the engine can feed every compared optimizer."""
     for name in cfg.compare.names:
         train.check_feedable(name, key="compare.names")
-    load_experiment("train_classifier").check_model_and_data(cfg)
-    if len(cfg.compare.names) != len(cfg.compare.learning_rates):
-        raise ConfigError(f"config key 'compare.learning_rates' = {cfg.compare.learning_rates!r}: must "
-                          f"give one learning rate per name in compare.names = {cfg.compare.names!r}")
-    if any(not lr > 0 for lr in cfg.compare.learning_rates):
-        raise ConfigError(f"config key 'compare.learning_rates' = {cfg.compare.learning_rates!r}: must "
-                          f"all be > 0")
-
-
-validate = check_config  # the runtime's earlier name for the hook
 
 
 def run(cfg, ctx):

@@ -16,12 +16,14 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxopt_lab import data, models, optim, train
-from jaxopt_lab.lab import ConfigError, OneOf, Range, plots
+from jaxopt_lab.lab import ConfigError, Each, OneOf, Range, Rule, plots
 
 CONFIG_SPEC = {
     "optimizer.name": OneOf(optim.names),
     "optimizer.learning_rate": Range(0.0, open_low=True),
     "model.kind": OneOf(("mlp", "cnn")),
+    "model.hidden": Each(Range(1, integer=True), may_be_empty=True),
+    "model.channels": Each(Range(1, integer=True)),
     "data.label_noise": Range(0.0, 1.0, open_high=True),
     "data.test_fraction": Range(0.0, 1.0, open_low=True, open_high=True),
     "train.steps": Range(1, integer=True),
@@ -51,6 +53,18 @@ CONFIG_DEFAULTS = {
     "mesh.fsdp": (1, "devices each parameter is split over"),
 }
 
+# rules relating keys, checked before anything is imported (see jaxopt_lab.lab.rules)
+CONFIG_RULES = (
+    Rule("train.checkpoint_every", "train.checkpoint_every % train.log_every == 0",
+         "a multiple of train.log_every = {train.log_every} (0: no checkpoints)"),
+    Rule("train.batch_size", "train.batch_size <= digits_train_size(data.test_fraction)",
+         "<= the training set size {digits_train_size(data.test_fraction)} (data.test_fraction = "
+         "{data.test_fraction})"),
+    Rule("train.batch_size", "mesh.data == 0 or train.batch_size % (mesh.data * mesh.fsdp) == 0",
+         "divisible by the mesh size mesh.data x mesh.fsdp = {mesh.data * mesh.fsdp} (the batch is split "
+         "over all devices)"),
+)
+
 
 class Problem(NamedTuple):
     engine: train.Engine
@@ -76,7 +90,7 @@ def make_problem(cfg, learning_rate=None, mesh=None) -> Problem:
             lambda rngs: models.MLP(ds.x_train.shape[-1], tuple(cfg.model.hidden), ds.num_classes,
                                     rngs=rngs))
     lr = cfg.optimizer.learning_rate if learning_rate is None else learning_rate
-    tx = optim.get(cfg.optimizer.name, learning_rate=lr)
+    tx = make_optimizer(cfg, lr)
 
     def loss_fn(params, batch):
         return models.cross_entropy(apply_fn(params, batch[0]), batch[1])
@@ -113,30 +127,24 @@ def trial(cfg):
     return run_trial
 
 
+def make_optimizer(cfg, learning_rate):
+    """``optimizer.name`` with ``learning_rate`` and the other arguments stated beside the name
+    (e.g. ``optimizer.b1``)."""
+    arguments = {k: v for k, v in cfg.optimizer.to_dict().items() if k not in ("name", "learning_rate")}
+    return optim.get(cfg.optimizer.name, learning_rate=learning_rate, **arguments)
+
+
 def check_config(cfg):
-    """Cross-field and data-dependent checks (run before any work)."""
-    if cfg.train.checkpoint_every % cfg.train.log_every:
-        raise ConfigError(f"config key 'train.checkpoint_every' = {cfg.train.checkpoint_every}: must "
-                          f"be a multiple of train.log_every = {cfg.train.log_every} (or 0)")
-    check_model_and_data(cfg)
+    """What needs the import (the rest is in ``CONFIG_SPEC`` and ``CONFIG_RULES``): the optimizer built
+    from its arguments, and the batch over the devices when ``mesh.data = 0`` (all of them)."""
+    train.check_feedable(cfg.optimizer.name)
+    try:
+        make_optimizer(cfg, cfg.optimizer.learning_rate)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"config key 'optimizer' = {cfg.optimizer.to_dict()}: {e}") from None
     train.sharding.check_batch_size(train.mesh_from_config(cfg), cfg.train.batch_size)
 
 
-def check_model_and_data(cfg):
-    """The model widths, the optimizer and the batch size against the training set (also for sweeps)."""
-    for key in ("hidden", "channels"):
-        widths = tuple(cfg.model[key])
-        if not widths and key == "channels" or any(isinstance(w, bool) or not isinstance(w, int) or w < 1
-                                                   for w in widths):
-            raise ConfigError(f"config key 'model.{key}' = {widths!r}: must be a tuple of integers >= 1")
-    train.check_feedable(cfg.optimizer.name)
-    n_train = len(_dataset(cfg).y_train)
-    if cfg.train.batch_size > n_train:
-        raise ConfigError(f"config key 'train.batch_size' = {cfg.train.batch_size}: must be <= the "
-                          f"training set size {n_train}")
-
-
-validate = check_config  # the runtime's earlier name for the hook
 
 
 def run(cfg, ctx):

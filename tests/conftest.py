@@ -98,3 +98,48 @@ def toy_project(tmp_path, monkeypatch) -> pathlib.Path:
     (root / "configs" / "reproduce" / "toy_claim.py").write_text(textwrap.dedent(TOY_REPRODUCTION))
     monkeypatch.setenv("JAXOPT_LAB_ROOT", str(root))
     return root
+
+
+_REFUSALS_SCRIPT = '''
+import json, sys
+from jaxopt_lab.lab.config import ConfigError, load_config
+out = []
+for config, overrides in json.loads(sys.argv[1]):
+    try:
+        load_config(config, overrides)
+        out.append(None)
+    except ConfigError as e:
+        out.append(str(e))
+print(json.dumps({"messages": out, "jax": "jax" in sys.modules}))
+'''
+
+
+@pytest.fixture
+def refused_before_import(tmp_path):
+    """``check(cases)``: each case ``(config, overrides, fragment)`` -- a config path (or a config file's
+    text, written to a temporary file) and ``--set`` overrides -- must be refused by ``load_config`` with
+    a one-line ``ConfigError`` containing ``fragment``, all in one fresh process that never imports jax
+    (so the refusal costs well under a second). Returns the messages."""
+    import json
+    import subprocess
+    import sys
+
+    def check(cases):
+        jobs = []
+        for i, (config, overrides, _) in enumerate(cases):
+            if "get_config" in str(config):
+                path = tmp_path / f"case_{i}.py"
+                path.write_text(textwrap.dedent(config))
+                config = str(path)
+            jobs.append((str(config), list(overrides)))
+        done = subprocess.run([sys.executable, "-c", _REFUSALS_SCRIPT, json.dumps(jobs)], capture_output=True,
+                              text=True, cwd=ROOT, timeout=120)
+        assert done.returncode == 0, done.stderr[-3000:]
+        result = json.loads(done.stdout.strip().splitlines()[-1])
+        for (config, overrides, fragment), message in zip(cases, result["messages"]):
+            assert message is not None, f"{config} {overrides}: accepted, expected a refusal with {fragment!r}"
+            assert fragment in message and "\n" not in message, (config, overrides, message)
+        assert not result["jax"], "checking these configs imported jax"
+        return result["messages"]
+
+    return check

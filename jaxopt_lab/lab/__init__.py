@@ -8,13 +8,13 @@ import importlib
 
 _NAMES = {
     "ConfigError": "config", "OneOf": "config", "Range": "config", "Each": "config",
-    "require": "config", "load_config": "config",
+    "require": "config", "load_config": "config", "Rule": "rules",
     "Claim": "reproduce",
     "Context": "run", "Diverged": "run", "RunResult": "run", "resume_run": "run", "start_run": "run",
     "SweepResult": "sweep",
 }
 _MODULES = ("bench", "plots", "sweep", "config", "run", "reproduce", "metrics", "checkpoint", "project",
-            "lock", "catalog", "writers", "cli")
+            "lock", "catalog", "writers", "cli", "rules")
 
 __all__ = sorted(_NAMES) + ["bench", "plots", "sweep"]
 

@@ -8,8 +8,12 @@ any work is done.
 
 Experiments state their ranges declaratively in ``CONFIG_SPEC = {"train.steps": Range(1, integer=True),
 "optimizer.name": OneOf(optim.names), "ks": Each(Range(1, integer=True)), ...}``; :func:`validate` checks
-a config against it. Cross-field checks go in the experiment's ``check_config(cfg)`` (with
-:func:`require`), which the runtime calls after ``CONFIG_SPEC`` and before the run directory exists.
+a config against it; a key with a ``*`` segment (``"optimizers.*.learning_rate"``) checks that field of
+every entry of a collection that states it. Rules relating keys go in ``CONFIG_RULES``
+(:mod:`jaxopt_lab.lab.rules`), checked like ``CONFIG_SPEC`` before the experiment is imported. Checks that
+need the import (building an optimizer from its hyperparameters, the device mesh) go in the experiment's
+``check_config(cfg)`` (with :func:`require`), which the runtime calls after both and before the run
+directory exists.
 Every key of a config file must be known to its experiment (:func:`check_keys`).
 
 Defaults: an experiment declares its full default config as a literal table right after ``CONFIG_SPEC``::
@@ -115,15 +119,18 @@ class OneOf:
 
 @dataclasses.dataclass(frozen=True)
 class Each:
-    """A non-empty tuple or list whose every element the ``rule`` allows."""
+    """A tuple or list (non-empty unless ``may_be_empty``) whose every element the ``rule`` allows."""
 
     rule: Union[Range, OneOf]
+    may_be_empty: bool = False
 
     def describe(self) -> str:
-        return f"a non-empty sequence, each element {self.rule.describe()}"
+        kind = "a (possibly empty) sequence" if self.may_be_empty else "a non-empty sequence"
+        return f"{kind}, each element {self.rule.describe()}"
 
     def allows(self, value: Any) -> bool:
-        return isinstance(value, (tuple, list)) and len(value) > 0 and all(map(self.rule.allows, value))
+        return isinstance(value, (tuple, list)) and (self.may_be_empty or len(value) > 0) \
+            and all(map(self.rule.allows, value))
 
 
 Spec = Union[Range, OneOf, Each]
@@ -267,6 +274,10 @@ def load_config(path: Union[str, pathlib.Path], overrides: Sequence[str] = (), *
         except ConfigError:  # a name registered when the experiment is imported is allowed
             with rooted_at(path):
                 validate(cfg, getattr(load_experiment(cfg.experiment), "CONFIG_SPEC", {}))
+        if described.complete:
+            from .rules import check_rules
+
+            check_rules(cfg, described.rules)
     from . import writers  # a writer whose library is missing is refused here, before any import of jax
 
     writers.check(cfg)
@@ -641,21 +652,30 @@ def validate(cfg: ml_collections.ConfigDict, spec: Mapping[str, Spec]) -> None:
     seed = cfg.get("seed")
     if isinstance(seed, bool) or not (isinstance(seed, int) and 0 <= seed <= MAX_SEED):
         raise ConfigError(f"config key 'seed' = {seed!r}: must be an integer in [0, 2**32 - 1]")
-    for key, rule in spec.items():
-        node, present = cfg, True
-        for part in key.split("."):
-            if not isinstance(node, ml_collections.ConfigDict) or part not in node:
-                present = False
-                break
-            node = node[part]
-        if not present:
+    for pattern, rule in spec.items():
+        for key in _expand(cfg, pattern):
+            _check_key(cfg, key, rule)
+
+
+def _expand(cfg: ml_collections.ConfigDict, pattern: str) -> list[str]:
+    """``pattern`` itself, or for a key with ``*`` segments the keys of ``cfg`` it matches (entries of a
+    collection that do not state the field are not checked)."""
+    if "*" not in pattern:
+        return [pattern]
+    return [key for key, _ in flat_items(cfg) if _matches(key, pattern)]
+
+
+def _check_key(cfg: ml_collections.ConfigDict, key: str, rule: Spec) -> None:
+    node = cfg
+    for part in key.split("."):
+        if not isinstance(node, ml_collections.ConfigDict) or part not in node:
             raise ConfigError(f"config key {key!r} is missing (experiment {cfg.get('experiment')!r} needs "
                               f"it: {rule.describe()})")
-        value = node
-        if not rule.allows(value):
-            close = rule.close_matches(value) if isinstance(rule, OneOf) else []
-            hint = f" (did you mean {', '.join(map(repr, close))}?)" if close else ""
-            raise ConfigError(f"config key {key!r} = {value!r}: must be {rule.describe()}{hint}")
+        node = node[part]
+    if not rule.allows(node):
+        close = rule.close_matches(node) if isinstance(rule, OneOf) else []
+        hint = f" (did you mean {', '.join(map(repr, close))}?)" if close else ""
+        raise ConfigError(f"config key {key!r} = {node!r}: must be {rule.describe()}{hint}")
 
 
 def config_to_json(cfg: ml_collections.ConfigDict) -> str:

@@ -198,7 +198,10 @@ class Declared:
       defaults: its ``CONFIG_DEFAULTS`` table ``{dotted key: (default, help)}``, or None if it has none.
       registry_keys: the ``OneOf(optim.names)`` keys of a file that may register names.
       complete: False when ``ast`` cannot follow all of ``CONFIG_SPEC`` (e.g. a comprehension over
-        another module's table): then ``keys`` and ``spec`` are partial and only the import tells all.
+        another module's table) or ``CONFIG_RULES``: then ``keys``, ``spec`` and ``rules`` are partial
+        and only the import tells all.
+      rules: its ``CONFIG_RULES`` (:class:`jaxopt_lab.lab.rules.Rule`), cross-key rules checked before
+        the import.
     """
 
     keys: frozenset
@@ -207,6 +210,7 @@ class Declared:
     defaults: Optional[dict] = None
     registry_keys: frozenset = frozenset()
     complete: bool = True
+    rules: tuple = ()
 
 
 class _OptimNames:
@@ -231,13 +235,14 @@ def _declared(path: str, mtime_ns: int, size: int) -> Optional[Declared]:
     import ast
 
     from .config import Each, OneOf, Range
+    from .rules import Rule
 
     source = pathlib.Path(path).read_text(errors="replace")
     try:
         tree = ast.parse(source)
     except SyntaxError:
         return None
-    env = {"Range": Range, "OneOf": OneOf, "Each": Each,
+    env = {"Range": Range, "OneOf": OneOf, "Each": Each, "Rule": Rule,
            # the registry's names as jaxopt-lab list reads them (checked against the live registry by a test)
            "optim": _OptimNames(),
            # another experiment's CONFIG_SPEC as its file declares it (e.g. in a comprehension)
@@ -293,7 +298,15 @@ def _declared(path: str, mtime_ns: int, size: int) -> Optional[Declared]:
     except (ValueError, SyntaxError, TypeError):
         pass
     defaults = _defaults_of(values["CONFIG_DEFAULTS"], path) if "CONFIG_DEFAULTS" in values else None
-    return Declared(frozenset(keys), spec, "CONFIG_KEYS" in values, defaults, frozenset(registry), complete)
+    rules = ()
+    if "CONFIG_RULES" in values:
+        try:  # Rule(...) literals, and *load_experiment("other").CONFIG_RULES
+            rules = tuple(eval(compile(ast.Expression(values["CONFIG_RULES"]), str(path), "eval"),  # noqa: S307
+                               {"__builtins__": {}, **env}))
+        except Exception:  # noqa: BLE001 -- built some other way: only the import can tell
+            complete = False
+    return Declared(frozenset(keys), spec, "CONFIG_KEYS" in values, defaults, frozenset(registry), complete,
+                    rules)
 
 
 def _defaults_of(node, path: str) -> dict:
@@ -321,8 +334,8 @@ def _defaults_of(node, path: str) -> dict:
 
 
 def _declared_spec(name: str):
-    """``load_experiment(name)`` for a ``CONFIG_SPEC`` read by ``ast``: its ``CONFIG_SPEC`` as its file
-    declares it (a rule that needs the import is checked after it, as in any file), and only when ``ast``
+    """``load_experiment(name)`` for a ``CONFIG_SPEC`` (or ``CONFIG_RULES``) read by ``ast``: its
+    ``CONFIG_SPEC`` and ``CONFIG_RULES`` as its file declares them (a rule that needs the import is checked after it, as in any file), and only when ``ast``
     can follow all of its keys (else the caller's expression fails and the import decides)."""
     import types
 
@@ -330,7 +343,7 @@ def _declared_spec(name: str):
     other = declared(path) if path is not None else None
     if other is None or not other.complete:
         raise LookupError(name)
-    return types.SimpleNamespace(CONFIG_SPEC=other.spec)
+    return types.SimpleNamespace(CONFIG_SPEC=other.spec, CONFIG_RULES=other.rules)
 
 
 def _declared_other(node, table: str = "CONFIG_SPEC") -> Optional[Declared]:

@@ -360,13 +360,17 @@ def _shared(text: str) -> str:
 
 
 def check_experiment(experiment, cfg: ml_collections.ConfigDict) -> None:
-    """The experiment's ``CONFIG_SPEC`` and then its cross-field ``check_config(cfg)`` (also the older
-    name ``validate``); a plain ``ValueError`` from those hooks is reported like a ``ConfigError``."""
+    """The experiment's ``CONFIG_SPEC``, its cross-key ``CONFIG_RULES`` and then its ``check_config(cfg)``
+    (also the older name ``validate``), for the checks that need the import; a plain ``ValueError`` from
+    those hooks is reported like a ``ConfigError``."""
+    from .rules import check_rules
+
     config_lib.validate(cfg, getattr(experiment, "CONFIG_SPEC", {}))
+    check_rules(cfg, getattr(experiment, "CONFIG_RULES", ()))
     writers_lib.check(cfg)
-    for hook in ("check_config", "validate"):
-        fn = getattr(experiment, hook, None)
-        if callable(fn):
+    hooks = [getattr(experiment, name, None) for name in ("check_config", "validate")]
+    for i, fn in enumerate(hooks):
+        if callable(fn) and fn not in hooks[:i]:  # `validate = check_config` runs once
             try:
                 fn(cfg)
             except config_lib.ConfigError:
