@@ -24,7 +24,7 @@ import numpy as np
 import optax
 
 from jaxopt_lab import data, models, train
-from jaxopt_lab.lab import Range, plots
+from jaxopt_lab.lab import Each, Range, Rule, plots
 
 CONFIG_SPEC = {
     "seq_len": Range(2, integer=True),
@@ -37,6 +37,8 @@ CONFIG_SPEC = {
     "train.log_every": Range(1, integer=True),
     "eval_windows": Range(1, integer=True),
     "bound": Range(0.0),
+    "dims": Each(Range(1, integer=True)),
+    "data_sizes": Each(Range(1, integer=True)),
 }
 
 CONFIG_DEFAULTS = {
@@ -56,21 +58,14 @@ CONFIG_DEFAULTS = {
     "train.log_every": (100, "steps between evaluations (divides train.steps)"),
 }
 
-
-def check_config(cfg) -> None:
-    from jaxopt_lab.lab import ConfigError
-
-    if not cfg.dims or any(int(d) % (2 * cfg.n_heads) for d in cfg.dims):
-        raise ConfigError(f"config key 'dims' = {tuple(cfg.dims)!r}: each must be a multiple of 2 * n_heads "
-                          f"= {2 * cfg.n_heads} (even rotary head dimension)")
-    if not cfg.data_sizes or min(cfg.data_sizes) < 2 * (cfg.seq_len + 1):
-        raise ConfigError(f"config key 'data_sizes' = {tuple(cfg.data_sizes)!r}: each must be >= "
-                          f"2 * (seq_len + 1) = {2 * (cfg.seq_len + 1)}")
-    if cfg.train.steps % cfg.train.log_every:
-        raise ConfigError(f"config key 'train.log_every' = {cfg.train.log_every}: must divide train.steps")
-
-
-validate = check_config  # the runtime's earlier name for the hook
+# rules relating keys, checked before anything is imported (see jaxopt_lab.lab.rules)
+CONFIG_RULES = (
+    Rule("dims", "all(d % (2 * n_heads) == 0 for d in dims)",
+         "multiples of 2 * n_heads = {2 * n_heads} (an even rotary head dimension)"),
+    Rule("data_sizes", "min(data_sizes) >= 2 * (seq_len + 1)",
+         "sizes of at least 2 * (seq_len + 1) = {2 * (seq_len + 1)} tokens"),
+    Rule("train.log_every", "train.steps % train.log_every == 0", "a divisor of train.steps = {train.steps}"),
+)
 
 
 def _windows(tokens, n, count, seq_len):

@@ -23,7 +23,7 @@ import optax
 from flax import nnx
 
 from jaxopt_lab import data, hopfield, models, train
-from jaxopt_lab.lab import Range, plots
+from jaxopt_lab.lab import Range, Rule, plots
 
 CONFIG_SPEC = {
     "target": Range(0, 9, integer=True),
@@ -60,24 +60,14 @@ CONFIG_DEFAULTS = {
     "train.log_every": (50, "steps between test evaluations (divides train.steps)"),
 }
 
-
-def check_config(cfg) -> None:
-    from jaxopt_lab.lab import ConfigError
-
-    if cfg.bag_size.min > cfg.bag_size.max:
-        raise ConfigError(f"config key 'bag_size.min' = {cfg.bag_size.min}: must be <= bag_size.max = "
-                          f"{cfg.bag_size.max}")
-    if cfg.max_positives > cfg.bag_size.min:
-        raise ConfigError(f"config key 'max_positives' = {cfg.max_positives}: must be <= bag_size.min = "
-                          f"{cfg.bag_size.min}")
-    if cfg.model.features % cfg.model.num_heads:
-        raise ConfigError(f"config key 'model.num_heads' = {cfg.model.num_heads}: must divide "
-                          f"model.features = {cfg.model.features}")
-    if cfg.train.steps % cfg.train.log_every:
-        raise ConfigError(f"config key 'train.log_every' = {cfg.train.log_every}: must divide train.steps")
-
-
-validate = check_config  # the runtime's earlier name for the hook
+# rules relating keys, checked before anything is imported (see jaxopt_lab.lab.rules)
+CONFIG_RULES = (
+    Rule("bag_size.min", "bag_size.min <= bag_size.max", "<= bag_size.max = {bag_size.max}"),
+    Rule("max_positives", "max_positives <= bag_size.min", "<= bag_size.min = {bag_size.min}"),
+    Rule("model.num_heads", "model.features % model.num_heads == 0",
+         "a divisor of model.features = {model.features}"),
+    Rule("train.log_every", "train.steps % train.log_every == 0", "a divisor of train.steps = {train.steps}"),
+)
 
 
 def make_bags(rng: np.random.Generator, x: np.ndarray, y: np.ndarray, n_bags: int, target: int,

@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxopt_lab import sensing
-from jaxopt_lab.lab import Each, Range, plots, require, sweep
+from jaxopt_lab.lab import Each, Range, Rule, plots, sweep
 
 CONFIG_SPEC = {
     "problem.n": Range(2, integer=True),
@@ -48,6 +48,17 @@ CONFIG_DEFAULTS = {
     "ks": ((2, 4, 8), "widths k of X (n x k): under- (k < r), exactly (k = r) and over-parameterized (k > r)"),
     "alphas": ((1e-2, 1e-4, 1e-6), "init scales: X_0 = alpha * N(0, 1) / sqrt(n)"),
 }
+
+# rules relating keys, checked before anything is imported (see jaxopt_lab.lab.rules): the rank
+# r = len(eigenvalues) fits the matrix side and is one of the widths ks (the exactly parameterized case
+# the staircase is measured on)
+CONFIG_RULES = (
+    Rule("problem.eigenvalues", "len(problem.eigenvalues) <= problem.n and "
+         "all(a > b for a, b in zip(problem.eigenvalues, problem.eigenvalues[1:]))",
+         "strictly decreasing with at most problem.n = {problem.n} entries (the rank)"),
+    Rule("ks", "len(problem.eigenvalues) in ks",
+         "a tuple of widths containing the rank {len(problem.eigenvalues)} = len(problem.eigenvalues)"),
+)
 
 
 def _problem(cfg, key):
@@ -83,15 +94,6 @@ def trial(cfg):
         times = sensing.learning_times(out["spectrum"], targets, cfg.learned_fraction)
         return {"final_error": out["errors"][-1], "last_learning_time": times[-1]}
     return fn
-
-
-def check_config(cfg):
-    """Cross-field checks, before any work: the rank r = len(eigenvalues) fits the matrix side and is
-    one of the widths ``ks`` (the exactly parameterized case the staircase is measured on)."""
-    eig, r = cfg.problem.eigenvalues, len(cfg.problem.eigenvalues)
-    require(r <= cfg.problem.n and all(a > b for a, b in zip(eig, eig[1:])), "problem.eigenvalues", eig,
-            f"strictly decreasing with at most problem.n = {cfg.problem.n} entries (the rank)")
-    require(r in cfg.ks, "ks", cfg.ks, f"a tuple of widths containing the rank {r} = len(problem.eigenvalues)")
 
 
 def run(cfg, ctx):

@@ -28,7 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxopt_lab import sensing
-from jaxopt_lab.lab import Each, OneOf, Range, plots, require, sweep
+from jaxopt_lab.lab import Each, OneOf, Range, Rule, plots, sweep
 
 CONFIG_SPEC = {
     "problem.n": Range(2, integer=True),
@@ -75,18 +75,16 @@ CONFIG_DEFAULTS = {
     "fit.ceiling": (1e-2, "linear rates are fitted on errors below this (the asymptotic regime)"),
 }
 
-
-def check_config(cfg):
-    """Cross-field checks, before any work: rank <= n, the symmetric widths include k = r and one above
-    it, and the asymmetric width is over-parameterized (k > r)."""
-    r = cfg.problem.rank
-    require(r <= cfg.problem.n, "problem.rank", r, f"<= problem.n = {cfg.problem.n}")
-    require(r in cfg.sym.ks and any(k > r for k in cfg.sym.ks), "sym.ks", cfg.sym.ks,
-            f"a tuple of widths containing problem.rank = {r} and one above it")
-    require(cfg.asym.k > r, "asym.k", cfg.asym.k, f"> problem.rank = {r} (over-parameterized)")
-    require(cfg.asym.num_steps >= cfg.num_steps, "asym.num_steps", cfg.asym.num_steps,
-            f">= num_steps = {cfg.num_steps} (the comparison at equal T reads the asymmetric trace at "
-            f"step num_steps)")
+# rules relating keys, checked before anything is imported (see jaxopt_lab.lab.rules): rank <= n, the
+# symmetric widths include k = r and one above it, and the asymmetric width is over-parameterized (k > r)
+CONFIG_RULES = (
+    Rule("problem.rank", "problem.rank <= problem.n", "<= problem.n = {problem.n}"),
+    Rule("sym.ks", "problem.rank in sym.ks and any(k > problem.rank for k in sym.ks)",
+         "a tuple of widths containing problem.rank = {problem.rank} and one above it"),
+    Rule("asym.k", "asym.k > problem.rank", "> problem.rank = {problem.rank} (over-parameterized)"),
+    Rule("asym.num_steps", "asym.num_steps >= num_steps",
+         ">= num_steps = {num_steps} (the comparison at equal T reads the asymmetric trace at step num_steps)"),
+)
 
 
 def _problem(cfg, key, symmetric_operator=True):

@@ -20,7 +20,7 @@ import jax
 import numpy as np
 
 from jaxopt_lab import sensing
-from jaxopt_lab.lab import Each, Range, plots, require, sweep
+from jaxopt_lab.lab import Each, Range, Rule, plots, sweep
 
 CONFIG_SPEC = {
     "problem.n": Range(2, integer=True),
@@ -68,15 +68,14 @@ CONFIG_DEFAULTS = {
     "sensitivity.alphas": ((1e-3, 1e-5, 1e-7), "init scales of the sensitivity grid"),
 }
 
-
-def check_config(cfg):
-    """Cross-field checks, before any work: rank <= n, and every width (and the comparison width) at
-    least the rank (widths above n are clipped to n)."""
-    p = cfg.problem
-    require(p.rank <= p.n, "problem.rank", p.rank, f"<= problem.n = {p.n}")
-    require(all(min(w, p.n) >= p.rank for w in cfg.widths), "widths", cfg.widths,
-            f"widths >= problem.rank = {p.rank}")
-    require(cfg.compare_width >= p.rank, "compare_width", cfg.compare_width, f">= problem.rank = {p.rank}")
+# rules relating keys, checked before anything is imported (see jaxopt_lab.lab.rules): rank <= n, and
+# every width (and the comparison width) at least the rank (widths above n are clipped to n)
+CONFIG_RULES = (
+    Rule("problem.rank", "problem.rank <= problem.n", "<= problem.n = {problem.n}"),
+    Rule("widths", "all(min(w, problem.n) >= problem.rank for w in widths)",
+         "widths >= problem.rank = {problem.rank}"),
+    Rule("compare_width", "compare_width >= problem.rank", ">= problem.rank = {problem.rank}"),
+)
 
 
 def make_trial(cfg, method: str, k_max: int, m=None):

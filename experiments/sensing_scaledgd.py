@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxopt_lab import sensing
-from jaxopt_lab.lab import Each, OneOf, Range, plots, require, sweep
+from jaxopt_lab.lab import Each, OneOf, Range, Rule, plots, sweep
 
 CONFIG_SPEC = {
     "problem.n": Range(2, integer=True),
@@ -64,12 +64,12 @@ CONFIG_DEFAULTS = {
     "precgd.damping": (0.3, "PrecGD's damping lambda_t, as a multiple of the residual norm ||A(X X^T) - y||"),
 }
 
-
-def check_config(cfg):
-    """Cross-field checks, before any work: rank <= n and an (over-)parameterized width k >= rank."""
-    p = cfg.problem
-    require(p.rank <= p.n, "problem.rank", p.rank, f"<= problem.n = {p.n}")
-    require(cfg.k >= p.rank, "k", cfg.k, f">= problem.rank = {p.rank}")
+# rules relating keys, checked before anything is imported (see jaxopt_lab.lab.rules): rank <= n and an
+# (over-)parameterized width k >= rank
+CONFIG_RULES = (
+    Rule("problem.rank", "problem.rank <= problem.n", "<= problem.n = {problem.n}"),
+    Rule("k", "k >= problem.rank", ">= problem.rank = {problem.rank}"),
+)
 
 METHODS = ("gd", "scaledgd", "precgd")
 
