@@ -49,7 +49,7 @@ from ott.problems.linear.linear_problem import LinearProblem
 from ott.solvers.linear import sinkhorn as ott_sinkhorn
 
 from jaxopt_lab import ot
-from jaxopt_lab.lab import ConfigError, Range
+from jaxopt_lab.lab import Range, Rule
 from jaxopt_lab.ot._geom import BLOCK_ENTRIES
 
 CONFIG_SPEC = {
@@ -89,11 +89,12 @@ CONFIG_DEFAULTS = {
 }
 
 
-def check_config(cfg) -> None:
-    if not cfg.large.solve and cfg.large.threshold != cfg.gradient.threshold:
-        raise ConfigError(f"large.threshold ({cfg.large.threshold}) must equal gradient.threshold "
-                          f"({cfg.gradient.threshold}): the large solve is projected from the gradient solve's "
-                          f"iteration count (or set large.solve=True)")
+# checked before anything is imported (see jaxopt_lab.lab.rules)
+CONFIG_RULES = (
+    Rule("large.threshold", "large.solve or large.threshold == gradient.threshold",
+         "equal to gradient.threshold = {gradient.threshold}: the large solve is projected from the gradient "
+         "solve's iteration count (or set large.solve=True)"),
+)
 
 
 def _clouds(key, n, dim=3):

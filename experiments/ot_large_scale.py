@@ -28,7 +28,7 @@ from ott.geometry import pointcloud
 from ott.problems.linear.linear_problem import LinearProblem
 
 from jaxopt_lab import ot
-from jaxopt_lab.lab import ConfigError, Range, plots
+from jaxopt_lab.lab import Each, Range, Rule, plots
 
 CONFIG_SPEC = {
     "n": Range(2, integer=True),
@@ -36,6 +36,7 @@ CONFIG_SPEC = {
     "max_iterations": Range(1, integer=True),
     "block_size": Range(0, integer=True),   # 0: the solver's default (about 2^19 cost entries per block)
     "spread": Range(0, open_low=True),
+    "epsilons": Each(Range(0, open_low=True)),
 }
 
 CONFIG_DEFAULTS = {
@@ -51,10 +52,10 @@ CONFIG_DEFAULTS = {
 }
 
 
-def check_config(cfg) -> None:
-    eps = tuple(cfg.epsilons)
-    if len(eps) < 2 or any(not (isinstance(e, (int, float)) and e > 0) for e in eps):
-        raise ConfigError(f"epsilons must be at least two numbers > 0, got {eps!r}")
+# checked before anything is imported (see jaxopt_lab.lab.rules): the error-vs-epsilon curve needs two points
+CONFIG_RULES = (
+    Rule("epsilons", "len(epsilons) >= 2", "at least two numbers > 0"),
+)
 
 
 def gaussians(spread: float):

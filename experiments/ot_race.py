@@ -36,7 +36,7 @@ from ott.solvers.linear import sinkhorn as ott_sinkhorn
 
 from jaxopt_lab import ot
 from jaxopt_lab.ot.pot_reference import require_pot
-from jaxopt_lab.lab import Each, OneOf, Range, bench, plots
+from jaxopt_lab.lab import Each, OneOf, Range, Rule, bench, plots
 
 PROBLEMS = ("cloud", "grid_w1", "grid_w2", "random_assignment")
 SOLVERS = ("sinkhorn", "sinkhorn_lse", "ott", "sns")
@@ -49,6 +49,7 @@ CONFIG_SPEC = {
     "grid_size": Range(2, integer=True),
     "epsilon_scale": Range(0, open_low=True),
     "random_assignment_eta": Range(0, open_low=True),
+    "epsilon_sweep": Each(Range(0, open_low=True), may_be_empty=True),
     "target_error": Range(0, open_low=True),
     "repeats": Range(1, integer=True),
     "sinkhorn.max_iterations": Range(1, integer=True),
@@ -97,6 +98,14 @@ CONFIG_DEFAULTS = {
     "mirror.tau_sweep": ((1.0, 100.0, 1000.0, 10000.0), "mirror study: taus of the plan-distance-vs-tau sweep"),
 }
 
+# checked before anything is imported (see jaxopt_lab.lab.rules): the mirror study compares with POT, a
+# dependency the solvers never import, so without it the config is refused in one line before any work
+CONFIG_RULES = (
+    Rule("study", "study == 'race' or installed('ot')",
+         "'race' (study 'mirror' needs POT, the `ot` package, a dependency of jaxopt-lab missing from this "
+         "environment: pip install pot)"),
+)
+
 
 def make_problem(name: str, key, cfg, dtype, epsilon_scale=None):
     """Problem ``name`` at ``epsilon = epsilon_scale * median(C)`` (default ``cfg.epsilon_scale``).
@@ -126,17 +135,9 @@ def _precision(cfg):
     return jax.enable_x64(True) if cfg.float64 else contextlib.nullcontext()
 
 
-def check_config(cfg) -> None:
-    """The mirror study compares with POT (a dependency the solvers never import): say so in one line before any work."""
-    from jaxopt_lab.lab import require
-    sweep = cfg.epsilon_sweep
-    require(isinstance(sweep, (tuple, list)) and all(Range(0, open_low=True).allows(e) for e in sweep),
-            "epsilon_sweep", sweep, "a (possibly empty) sequence of numbers > 0")
-    if cfg.study != "race":
-        _pot_or_config_error()
-
-
 def _pot_or_config_error():
+    """POT, or the one-line ``ConfigError`` of ``require_pot`` (the guard at use; ``CONFIG_RULES`` refuses
+    the config earlier)."""
     from jaxopt_lab.lab import ConfigError
     try:
         return require_pot("study='mirror'")

@@ -29,9 +29,10 @@ import optax
 from scipy.optimize import linear_sum_assignment
 
 from jaxopt_lab import ot, train
-from jaxopt_lab.lab import OneOf, Range, plots
+from jaxopt_lab.lab import OneOf, Range, Rule, plots
 
 METHODS = ("p2ot", "sela", "uot")
+DIGITS_FEATURES = 64  # 8 x 8 pixels: the most principal components the digits source has
 
 CONFIG_SPEC = {
     "data.source": OneOf(("mixture", "digits")),
@@ -78,23 +79,12 @@ CONFIG_DEFAULTS = {
     "train.learning_rate": (0.01, "Adam learning rate of the head"),
 }
 
-
-DIGITS_FEATURES = 64  # 8 x 8 pixels: the most principal components the digits source has
-
-
-def check_config(cfg):
-    """Cross-field and data-dependent checks (run before any work)."""
-    from jaxopt_lab.lab import ConfigError
-
-    if cfg.p2ot.rho_upper < cfg.p2ot.rho_base:
-        raise ConfigError(f"config key 'p2ot.rho_upper' = {cfg.p2ot.rho_upper}: must be >= p2ot.rho_base = "
-                          f"{cfg.p2ot.rho_base}")
-    if cfg.data.source == "digits" and cfg.data.dim > DIGITS_FEATURES:
-        raise ConfigError(f"config key 'data.dim' = {cfg.data.dim}: must be <= {DIGITS_FEATURES}, the feature "
-                          f"dimension of data.source = 'digits'")
-
-
-validate = check_config  # the runtime's earlier name for the hook
+# relations between keys, checked before anything is imported (see jaxopt_lab.lab.rules)
+CONFIG_RULES = (
+    Rule("p2ot.rho_upper", "p2ot.rho_upper >= p2ot.rho_base", ">= p2ot.rho_base = {p2ot.rho_base}"),
+    Rule("data.dim", f"data.source != 'digits' or data.dim <= {DIGITS_FEATURES}",
+         f"<= {DIGITS_FEATURES}, the feature dimension of data.source = 'digits'"),
+)
 
 
 # ------------------------------------------------------------------------------------------------- data
