@@ -26,7 +26,7 @@ import numpy as np
 import optax
 
 from jaxopt_lab import data, models, optim, train
-from jaxopt_lab.lab import ConfigError, Range, plots
+from jaxopt_lab.lab import Range, Rule, plots
 
 CONFIG_SPEC = {
     "steps": Range(1, integer=True),
@@ -51,23 +51,15 @@ CONFIG_DEFAULTS = {
     "alpha_control": (0.3, "GSAM's alpha of the gsam_alpha control (> 0: must differ from SAM)"),
     "rho_min_control": (0.01, "rho_min of the gsam_rho_schedule control, < rho (must differ from SAM)"),
 }
+
+# rules relating keys, checked before anything is imported (see jaxopt_lab.lab.rules)
+CONFIG_RULES = (
+    Rule("lr_min", "lr_min < learning_rate",
+         "< learning_rate = {learning_rate} (the schedule must decay for the radius schedule to act)"),
+    Rule("rho_min_control", "rho_min_control < rho", "< rho = {rho} (the control must have a varying radius)"),
+    Rule("batch_size", "batch_size <= digits_train_size()", "<= the training set size {digits_train_size()}"),
+)
 FLOAT32_ULP = 2.0 ** -23  # spacing of float32 numbers in [1, 2)
-
-
-def check_config(cfg) -> None:
-    if not cfg.lr_min < cfg.learning_rate:
-        raise ConfigError(f"config key 'lr_min' = {cfg.lr_min}: must be < learning_rate = "
-                          f"{cfg.learning_rate} (the schedule must decay for the radius schedule to act)")
-    if not cfg.rho_min_control < cfg.rho:
-        raise ConfigError(f"config key 'rho_min_control' = {cfg.rho_min_control}: must be < rho = "
-                          f"{cfg.rho} (the control must have a varying radius)")
-    n_train = len(data.digits(seed=cfg.data_seed).y_train)
-    if cfg.batch_size > n_train:
-        raise ConfigError(f"config key 'batch_size' = {cfg.batch_size}: must be <= the training set "
-                          f"size {n_train}")
-
-
-validate = check_config
 
 
 def optimizers(cfg) -> dict:

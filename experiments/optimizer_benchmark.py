@@ -48,7 +48,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxopt_lab import data, models, optim, train
-from jaxopt_lab.lab import ConfigError, Each, OneOf, Range, plots, sweep
+from jaxopt_lab.lab import Each, OneOf, Range, Rule, plots, sweep
 from jaxopt_lab.lab import metrics as metrics_lib
 
 WORKLOADS = ("digits_mlp", "digits_cnn", "llama")
@@ -114,25 +114,18 @@ CONFIG_DEFAULTS = {
     "llama.target": (0.0, "held-out next-byte loss target; 0: set by the reference"),
 }
 
-
-def check_config(cfg) -> None:
-    """Cross-field checks, before any work."""
-    if not cfg.lr.min <= cfg.lr.max:
-        raise ConfigError(f"config key 'lr.min' = {cfg.lr.min!r}: must be <= lr.max = {cfg.lr.max!r}")
-    n_train = data.digits(seed=0).x_train.shape[0]
-    for w in cfg.workloads:
-        section = cfg[w]
-        if section.steps % section.eval_every:
-            raise ConfigError(f"config key '{w}.eval_every' = {section.eval_every}: must divide "
-                              f"{w}.steps = {section.steps}")
-        if w.startswith("digits") and section.batch_size > n_train:
-            raise ConfigError(f"config key '{w}.batch_size' = {section.batch_size}: must be <= the "
-                              f"training set size of digits ({n_train})")
-    if not selected(cfg):
-        raise ConfigError(f"config key 'exclude' = {tuple(cfg.exclude)!r}: leaves no optimizer to benchmark")
-
-
-validate = check_config  # the runtime's earlier name for the hook
+# rules relating keys, checked before anything is imported (see jaxopt_lab.lab.rules); a workload's rules
+# hold only when it is benchmarked
+CONFIG_RULES = (
+    Rule("lr.min", "lr.min <= lr.max", "<= lr.max = {lr.max!r}"),
+    *(Rule(f"{w}.eval_every", f"{w!r} not in workloads or {w}.steps % {w}.eval_every == 0",
+           f"a divisor of {w}.steps = {{{w}.steps}}") for w in WORKLOADS),
+    *(Rule(f"{w}.batch_size", f"{w!r} not in workloads or {w}.batch_size <= digits_train_size()",
+           "<= the training set size of digits ({digits_train_size()})") for w in WORKLOADS
+      if w.startswith("digits")),
+    Rule("exclude", "any(name not in exclude for name in optimizers or optimizer_names())",
+         "missing at least one of the optimizers benchmarked, {tuple(optimizers) or 'every registered one'}"),
+)
 
 
 # ------------------------------------------------------------------------------------------------

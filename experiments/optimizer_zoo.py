@@ -29,7 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxopt_lab import data, models, optim, train
-from jaxopt_lab.lab import OneOf, Range, plots, sweep
+from jaxopt_lab.lab import OneOf, Range, Rule, plots, sweep
 from jaxopt_lab.lab import metrics as metrics_lib
 
 TASKS = ("digits", "lm", "rosenbrock")
@@ -81,23 +81,13 @@ CONFIG_DEFAULTS = {
     "rosenbrock.init_noise": (0.1, "standard deviation of the Gaussian perturbation of the classic start"),
 }
 
-
-def validate(cfg) -> None:
-    from jaxopt_lab.lab import ConfigError
-
-    if not cfg.lr.min <= cfg.lr.max:
-        raise ConfigError(f"config key 'lr.min' = {cfg.lr.min!r}: must be <= lr.max = {cfg.lr.max!r}")
-
-
-def check_config(cfg) -> None:
-    """The digits batch must fit in the training set (an epoch holds at least one batch)."""
-    from jaxopt_lab.lab import ConfigError
-
-    if "digits" in cfg.tasks:
-        n_train = data.digits(seed=0).x_train.shape[0]
-        if cfg.digits.batch_size > n_train:
-            raise ConfigError(f"config key 'digits.batch_size' = {cfg.digits.batch_size}: must be <= the "
-                              f"training set size of digits ({n_train})")
+# rules relating keys, checked before anything is imported (see jaxopt_lab.lab.rules); the digits batch must
+# fit in the training set (an epoch holds at least one batch)
+CONFIG_RULES = (
+    Rule("lr.min", "lr.min <= lr.max", "<= lr.max = {lr.max!r}"),
+    Rule("digits.batch_size", "'digits' not in tasks or digits.batch_size <= digits_train_size()",
+         "<= the training set size of digits ({digits_train_size()})"),
+)
 
 
 class Task(NamedTuple):

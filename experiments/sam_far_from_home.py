@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxopt_lab import optim, train
-from jaxopt_lab.lab import Range, plots
+from jaxopt_lab.lab import Each, Range, Rule, plots
 from jaxopt_lab.lab import sweep as sweep_lib
 
 CONFIG_SPEC = {
@@ -39,6 +39,8 @@ CONFIG_SPEC = {
     "target_scale": Range(0.0, open_low=True),
     "plateau_fraction": Range(0.0, 1.0, open_low=True),
     "power_iterations": Range(1, integer=True),
+    "etas": Each(Range(0.0, open_low=True)),
+    "rhos": Each(Range(0.0)),
 }
 
 CONFIG_DEFAULTS = {
@@ -57,27 +59,15 @@ CONFIG_DEFAULTS = {
     "power_iterations": (20, "least power-iteration steps per measurement (at most 5x as many)"),
 }
 
+# checked before anything is imported (see jaxopt_lab.lab.rules)
+CONFIG_RULES = (Rule("eval_every", "steps % eval_every == 0", "a divisor of steps = {steps}"),)
+
 
 def predicted_edge(eta, rho):
     """lambda* with eta lambda (1 + rho lambda) = 2; 2/eta at rho = 0."""
     eta, rho = np.asarray(eta, float), np.asarray(rho, float)
     safe = np.where(rho > 0, rho, 1.0)
     return np.where(rho > 0, (np.sqrt(1.0 + 8.0 * safe / eta) - 1.0) / (2.0 * safe), 2.0 / eta)
-
-
-def check_config(cfg) -> None:
-    from jaxopt_lab.lab.config import ConfigError
-
-    if cfg.steps % cfg.eval_every:
-        raise ConfigError(f"config key 'eval_every' = {cfg.eval_every}: must divide steps = "
-                          f"{cfg.steps}")
-    if not cfg.etas or any(not isinstance(e, float) or e <= 0 for e in cfg.etas):
-        raise ConfigError(f"config key 'etas' = {tuple(cfg.etas)!r}: must be positive floats")
-    if not cfg.rhos or any(not isinstance(r, float) or r < 0 for r in cfg.rhos):
-        raise ConfigError(f"config key 'rhos' = {tuple(cfg.rhos)!r}: must be floats >= 0")
-
-
-validate = check_config  # the runtime's earlier name for the hook
 
 
 def make_trial(cfg):

@@ -46,10 +46,12 @@ from jax.flatten_util import ravel_pytree
 from scipy import stats
 
 from jaxopt_lab import data, models, optim, train
-from jaxopt_lab.lab import OneOf, Range, plots
+from jaxopt_lab.lab import ConfigError, Each, OneOf, Range, Rule, plots
 from jaxopt_lab.lab import sweep as sweep_lib
-from jaxopt_lab.lab.config import ConfigError
 from jaxopt_lab.optim.sharpness import normalization_mask, weight_mask
+
+SCHEDULES = ("constant", "step", "cosine")
+MASK_NAMES = ("weights", "kernels", "all")  # an entry's ``mask``: see MASKS
 
 CONFIG_SPEC = {
     "label_noise": Range(0.0, 1.0, open_high=True),
@@ -61,6 +63,11 @@ CONFIG_SPEC = {
     "hessian_batch": Range(1, integer=True),
     "power_iterations": Range(0, integer=True),
     "model": OneOf(["mlp", "cnn"]),
+    "schedule": OneOf(SCHEDULES),
+    "budget_epochs": Each(Range(1, integer=True), may_be_empty=True),
+    "budget_seeds": Range(1, integer=True),
+    "optimizers.*.name": OneOf(optim.names),
+    "optimizers.*.mask": OneOf(MASK_NAMES),
 }
 
 CONFIG_DEFAULTS = {
@@ -94,9 +101,30 @@ CONFIG_DEFAULTS = {
     }, "label -> {name: a registered optimizer, its arguments (learning_rate, rho, ...), and optionally "
        "momentum / weight_decay (PyTorch-SGD base) and mask ('weights' or 'all', ASAM)}; replaced as a whole"),
 }
-# the PyTorch-SGD base of any entry and the perturbation mask
-CONFIG_KEYS = ("optimizers.*.momentum", "optimizers.*.weight_decay", "optimizers.*.mask")
-SCHEDULES = ("constant", "step", "cosine")
+# the PyTorch-SGD base of any entry, m-sharpness's micro-batches (the engine reads them too) and ASAM's eta:
+# the arguments the shipped configs state beyond the defaults' entries, known without the import (each entry
+# is built from its arguments by check_config)
+CONFIG_KEYS = ("optimizers.*.momentum", "optimizers.*.weight_decay", "optimizers.*.num_chunks",
+               "optimizers.*.eta")
+
+# rules relating keys, checked before anything is imported (see jaxopt_lab.lab.rules); the digits training
+# set's size does not depend on the label noise
+CONFIG_RULES = (
+    Rule("optimizers", "all('name' in entry for entry in optimizers.values())",
+         "entries that each state a registered optimizer's name (optimizers.LABEL.name)"),
+    Rule("reference", "reference in optimizers", "one of the optimizer labels {sorted(optimizers.keys())}"),
+    Rule("only", "all(label in optimizers for label in only)",
+         "optimizer labels, of {sorted(optimizers.keys())}"),
+    Rule("comparisons", "all(len(pair) == 2 and all(label in optimizers for label in pair) "
+                        "for pair in comparisons)",
+         "pairs (worse, better) of optimizer labels, of {sorted(optimizers.keys())}"),
+    Rule("budget_seeds", "not budget_epochs or budget_seeds <= seeds",
+         "<= seeds = {seeds} (the budget runs use the first budget_seeds seeds)"),
+    Rule("eval_every", "epochs % eval_every == 0", "a divisor of epochs = {epochs}"),
+    Rule("batch_size", "batch_size <= digits_train_size()", "<= the training set size {digits_train_size()}"),
+    Rule("hessian_batch", "hessian_batch <= digits_train_size()",
+         "<= the training set size {digits_train_size()}"),
+)
 
 
 def kernel_mask(params) -> Any:
@@ -107,8 +135,9 @@ def kernel_mask(params) -> Any:
 
 # an entry's ``mask`` by name: which leaves ASAM scales adaptively (optim.sharpness.weight_mask: the
 # ASAM authors' scope, biases excluded; "all": davda54/sam's, every leaf), or which leaves SAM-ON
-# perturbs ("kernels": SAM without its perturbation of biases and LayerNorm parameters)
-MASKS = {"weights": weight_mask, "kernels": kernel_mask, "all": None}
+# perturbs ("kernels": SAM without its perturbation of biases and LayerNorm parameters); the names are the
+# literal MASK_NAMES, so that CONFIG_SPEC checks them before the import
+MASKS = dict(zip(MASK_NAMES, (weight_mask, kernel_mask, None)))
 
 
 def learning_rate_schedule(learning_rate: float, schedule: str, epochs: int, steps_per_epoch: int):
@@ -141,47 +170,14 @@ def first_layer_bias(params) -> jax.Array:
 
 
 def check_config(cfg: ml_collections.ConfigDict) -> None:
-    entries = cfg.optimizers.to_dict()
-    for label, entry in entries.items():
-        if entry.get("name") not in optim.names():
-            raise ConfigError(f"config key 'optimizers.{label}.name' = {entry.get('name')!r}: must "
-                              "be one of jaxopt_lab.optim.names()")
+    """What needs the import (the rest is in ``CONFIG_SPEC`` and ``CONFIG_RULES``): the engine can feed
+    every entry's optimizer, and each is built from its arguments."""
+    for label, entry in cfg.optimizers.to_dict().items():
         train.check_feedable(entry["name"], key=f"optimizers.{label}.name")
-        if "mask" in entry and entry["mask"] not in MASKS:
-            raise ConfigError(f"config key 'optimizers.{label}.mask' = {entry['mask']!r}: must be one "
-                              f"of {sorted(MASKS)}")
-    if cfg.reference not in entries:
-        raise ConfigError(f"config key 'reference' = {cfg.reference!r}: must be one of the "
-                          f"optimizer labels {sorted(entries)}")
-    unknown = [label for label in cfg.only if label not in entries]
-    if unknown:
-        raise ConfigError(f"config key 'only' = {tuple(cfg.only)!r}: must name optimizer labels "
-                          f"{sorted(entries)}")
-    for pair in cfg.comparisons:
-        if len(pair) != 2 or any(label not in entries for label in pair):
-            raise ConfigError(f"config key 'comparisons' = {tuple(cfg.comparisons)!r}: each must be a "
-                              f"pair (worse, better) of optimizer labels {sorted(entries)}")
-    if cfg.schedule not in SCHEDULES:
-        raise ConfigError(f"config key 'schedule' = {cfg.schedule!r}: must be one of {list(SCHEDULES)}")
-    budgets = tuple(cfg.budget_epochs)
-    if any(isinstance(e, bool) or not isinstance(e, int) or e < 1 for e in budgets):
-        raise ConfigError(f"config key 'budget_epochs' = {budgets!r}: must be a tuple of integers >= 1")
-    budget_seeds = cfg.budget_seeds
-    if isinstance(budget_seeds, bool) or not isinstance(budget_seeds, int) or budget_seeds < 1:
-        raise ConfigError(f"config key 'budget_seeds' = {budget_seeds!r}: must be an integer >= 1")
-    if budgets and budget_seeds > cfg.seeds:
-        raise ConfigError(f"config key 'budget_seeds' = {cfg.budget_seeds}: must be <= seeds = {cfg.seeds} "
-                          "(the budget runs use the first budget_seeds seeds)")
-    if cfg.epochs % cfg.eval_every:
-        raise ConfigError(f"config key 'eval_every' = {cfg.eval_every}: must divide epochs = "
-                          f"{cfg.epochs}")
-    n_train = len(data.digits(label_noise=cfg.label_noise, seed=cfg.data_seed).y_train)
-    for key in ("batch_size", "hessian_batch"):
-        if cfg[key] > n_train:
-            raise ConfigError(f"config key {key!r} = {cfg[key]}: must be <= the training set size {n_train}")
-
-
-validate = check_config  # the runtime's earlier name for the hook
+        try:
+            build_optimizer(entry["name"], {k: v for k, v in entry.items() if k != "name"})
+        except (TypeError, ValueError) as e:
+            raise ConfigError(f"config key 'optimizers.{label}' = {entry}: {e}") from None
 
 
 def _data_and_model(cfg):
@@ -219,7 +215,10 @@ def build_optimizer(name: str, kwargs: dict) -> optax.GradientTransformation:
     torch_sgd = optax.chain(optax.add_decayed_weights(weight_decay or 0.0),
                             optax.trace(decay=momentum or 0.0))
     if name == "sgd":
-        return optax.chain(torch_sgd, optax.scale_by_learning_rate(kwargs.pop("learning_rate")))
+        learning_rate = kwargs.pop("learning_rate")
+        if kwargs:  # as the registry refuses an argument its optimizer does not take
+            raise ValueError(f"sgd on the PyTorch-SGD base takes no argument {sorted(kwargs)}")
+        return optax.chain(torch_sgd, optax.scale_by_learning_rate(learning_rate))
     return optim.get(name, base=torch_sgd, **kwargs)
 
 

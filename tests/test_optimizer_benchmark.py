@@ -9,6 +9,7 @@ import pytest
 
 from jaxopt_lab.lab import ConfigError, load_config
 from jaxopt_lab.lab.project import load_experiment, project_root
+from jaxopt_lab.lab.run import check_experiment
 
 bench = load_experiment("optimizer_benchmark")
 INF = math.inf
@@ -106,10 +107,12 @@ def test_trial_curve_is_the_metric_after_each_interval_of_one_uninterrupted_run(
 
 
 def test_bad_config_is_refused_naming_the_key():
-    path = project_root() / "configs" / "benchmark" / "optimizers.py"
-    cfg = load_config(path, ["digits_cnn.eval_every=7"])
-    with pytest.raises(ConfigError, match="digits_cnn.eval_every"):
-        bench.check_config(cfg)
-    cfg = load_config(path, ["optimizers=('adam',)", "exclude=('adam',)"])
-    with pytest.raises(ConfigError, match="exclude"):
-        bench.check_config(cfg)
+    """Also by the runtime's check, for a config changed after loading (tests/lab/test_rules_sam.py: when
+    loading, before the import)."""
+    cfg = load_config(project_root() / "configs" / "benchmark" / "optimizers.py")
+    check_experiment(bench, cfg)
+    for key, value in (("digits_cnn.eval_every", 7), ("exclude", tuple(cfg.optimizers))):
+        changed = cfg.copy_and_resolve_references()
+        changed.update_from_flattened_dict({key: value})
+        with pytest.raises(ConfigError, match=f"'{key}' = "):
+            check_experiment(bench, changed)

@@ -1,6 +1,7 @@
 """The sharpness experiment's learning-rate schedules, SAM-ON masks and config checks."""
 
 import math
+import re
 
 import jax
 import jax.numpy as jnp
@@ -10,6 +11,7 @@ import pytest
 from jaxopt_lab import models
 from jaxopt_lab.lab.config import ConfigError, load_config_module
 from jaxopt_lab.lab.project import load_experiment, project_root
+from jaxopt_lab.lab.run import check_experiment
 
 sharpness = load_experiment("sharpness")
 
@@ -56,13 +58,26 @@ def test_kernel_mask_selects_only_the_cnn_kernels():
 
 
 @pytest.mark.parametrize("key, value, message", [
-    ("schedule", "linear", "'schedule' = 'linear': must be one of ['constant', 'step', 'cosine']"),
+    ("schedule", "linear", "'schedule' = 'linear': must be one of 'constant', 'step', 'cosine'"),
     ("budget_seeds", 9, "'budget_seeds' = 9: must be <= seeds = 8"),
-    ("budget_epochs", (0,), "'budget_epochs' = (0,): must be a tuple of integers >= 1"),
+    ("budget_epochs", (0,), "'budget_epochs' = (0,): must be a (possibly empty) sequence, each element an "
+                            "integer >= 1"),
 ])
 def test_bad_schedule_or_budget_is_named(key, value, message):
     cfg = load_config_module(project_root() / "configs" / "reproduce" / "sam_asam_ranking.py").get_config()
     cfg[key] = value
-    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("(", r"\(")
-                       .replace(")", r"\)").replace("]", r"\]")):
-        sharpness.check_config(cfg)
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        check_experiment(sharpness, cfg)
+
+
+@pytest.mark.parametrize("label, field, message", [
+    ("sam", "eta", "optimizer 'sam' has no argument 'eta'"),
+    ("sgd", "rho", "sgd on the PyTorch-SGD base takes no argument ['rho']"),
+])
+def test_an_argument_its_optimizer_does_not_take_is_refused(label, field, message):
+    """The runtime's check builds every entry (after the import), also sgd on the PyTorch-SGD base."""
+    cfg = load_config_module(project_root() / "configs" / "reproduce" / "sam_asam_ranking.py").get_config()
+    check_experiment(sharpness, cfg)
+    cfg.optimizers[label][field] = 0.1
+    with pytest.raises(ConfigError, match=re.escape(f"'optimizers.{label}' = ") + ".*" + re.escape(message)):
+        check_experiment(sharpness, cfg)

@@ -188,6 +188,7 @@ def test_sharpness_experiment_maps_the_asam_mask_name():
     is a ConfigError naming the key."""
     from jaxopt_lab.lab.config import ConfigError, load_config_module
     from jaxopt_lab.lab.project import load_experiment
+    from jaxopt_lab.lab.run import check_experiment
 
     experiment = load_experiment("sharpness")
     root = pathlib.Path(__file__).resolve().parents[2]
@@ -205,7 +206,7 @@ def test_sharpness_experiment_maps_the_asam_mask_name():
     assert not np.allclose(ours["conv"]["bias"], every_leaf["conv"]["bias"])
     cfg.optimizers.asam.mask = "biases"
     with pytest.raises(ConfigError, match="optimizers.asam.mask"):
-        experiment.check_config(cfg)
+        check_experiment(experiment, cfg)
 
 
 @pytest.mark.slow
