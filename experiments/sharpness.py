@@ -67,6 +67,7 @@ CONFIG_SPEC = {
     "budget_epochs": Each(Range(1, integer=True), may_be_empty=True),
     "budget_seeds": Range(1, integer=True),
     "optimizers.*.name": OneOf(optim.names),
+    "optimizers.*.learning_rate": Range(0.0, open_low=True),
     "optimizers.*.mask": OneOf(MASK_NAMES),
 }
 
@@ -110,8 +111,8 @@ CONFIG_KEYS = ("optimizers.*.momentum", "optimizers.*.weight_decay", "optimizers
 # rules relating keys, checked before anything is imported (see jaxopt_lab.lab.rules); the digits training
 # set's size does not depend on the label noise
 CONFIG_RULES = (
-    Rule("optimizers", "all('name' in entry for entry in optimizers.values())",
-         "entries that each state a registered optimizer's name (optimizers.LABEL.name)"),
+    Rule("optimizers", "all('name' in entry and 'learning_rate' in entry for entry in optimizers.values())",
+         "entries that each state name (a registered optimizer) and learning_rate"),
     Rule("reference", "reference in optimizers", "one of the optimizer labels {sorted(optimizers.keys())}"),
     Rule("only", "all(label in optimizers for label in only)",
          "optimizer labels, of {sorted(optimizers.keys())}"),

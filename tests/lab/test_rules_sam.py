@@ -23,7 +23,9 @@ REFUSALS = [
     (SHARPNESS, ["optimizers.sgd.name=sgdd"], "'optimizers.sgd.name' = 'sgdd': must be one of"),
     (ASAM_RANKING, ["optimizers.asam.mask=biases"],
      "'optimizers.asam.mask' = 'biases': must be one of 'weights', 'kernels', 'all'"),
-    (NAMELESS_ENTRY, [], "'optimizers' = {'sgd': {'learning_rate': 0.05}}: must be entries that each state"),
+    (NAMELESS_ENTRY, [], "'optimizers' = {'sgd': {'learning_rate': 0.05}}: must be entries that each state "
+                         "name (a registered optimizer) and learning_rate"),
+    (SHARPNESS, ["optimizers.sam.learning_rate=0.0"], "'optimizers.sam.learning_rate' = 0.0: must be a number > 0"),
     (SHARPNESS, ["reference=sgdx"], "'reference' = 'sgdx': must be one of the optimizer labels ["),
     (SHARPNESS, ["only=('sam', 'nope')"], "'only' = ('sam', 'nope'): must be optimizer labels"),
     (SHARPNESS, ["comparisons=(('sgd', 'nope'),)"], "'comparisons' = (('sgd', 'nope'),): must be pairs"),
@@ -61,4 +63,5 @@ def test_refused_before_import_and_shipped_configs_load(refused_before_import):
     for path in (SHARPNESS, ASAM_RANKING, GSAM, SAM_EDGE, BENCHMARK, ZOO, CONFIGS / "sharpness" / "m_sharpness.py",
                  CONFIGS / "sharpness" / "sam_on.py", CONFIGS / "reproduce" / "sam_label_noise.py",
                  CONFIGS / "zoo" / "adaptive.py", CONFIGS / "reproduce" / "grams_vs_adam.py"):
-        load_config(path)
+        for quick in (False, True):  # full size and the QUICK overrides
+            load_config(path, quick=quick)
