@@ -73,7 +73,8 @@ CONFIG_DEFAULTS = {
     "steps": (600, "training steps, a multiple of log_every"),
     "log_every": (50, "steps per jitted chunk: the chunk's mean loss is logged after each"),
     "eval_windows": (256, "held-out windows of the final loss"),
-    "rank": (16, "rank of the low-rank entries that set none (16 = dim / 4, GaLore's LLaMA-60M ratio)"),
+    "rank": (16, "rank of the low-rank entries that set none, <= min(dim, hidden_dim) (16 = dim / 4, GaLore's "
+                "LLaMA-60M ratio)"),
     "update_proj_gap": (100, "steps between projector refreshes of the low-rank entries that set none"),
     "project_only": (("attention", "mlp"), "low-rank entries project only the leaves whose path contains one "
                                            "of these; () projects every matrix"),
@@ -127,8 +128,9 @@ CONFIG_RULES = (
     Rule("model.n_heads", f"(model.dim or {_PRESET}.dim) % (2 * (model.n_heads or {_PRESET}.n_heads)) == 0",
          f"a divisor of the model dim {{model.dim or {_PRESET}.dim}} into heads of even size (rotary pairs; "
          f"0 keeps the preset's {{{_PRESET}.n_heads}})"),
-    # an entry's own rank, and the run's (given to the low-rank entries that set none); frugal is left
-    # out: it is not given the run's rank (it sizes each matrix's rank by a density)
+    # an entry's own rank (frugal's is left out: it is not given the run's rank either, it sizes each
+    # matrix's rank by a density), and the run's: given to the low-rank entries that set none and to the
+    # projection probe, checked even when no entry takes it (which do is known only from their factories)
     Rule("optimizers", f"all(entry.rank <= {_SIDE} for entry in optimizers.values() "
                        f"if 'rank' in entry and entry.name != 'frugal')",
          f"entries whose rank is <= {_SIDE_TEXT}; too large: "
