@@ -27,7 +27,7 @@ import numpy as np
 import optax
 
 from jaxopt_lab import models, optim
-from jaxopt_lab.lab import ConfigError, Range, plots
+from jaxopt_lab.lab import Range, Rule, plots
 
 CONFIG_SPEC = {
     "model.vocab_size": Range(1, integer=True),
@@ -35,6 +35,7 @@ CONFIG_SPEC = {
     "model.n_layers": Range(1, integer=True),
     "model.n_heads": Range(1, integer=True),
     "model.hidden_dim": Range(1, integer=True),
+    "model.max_seq_len": Range(1, integer=True),
     "rank": Range(1, integer=True),
 }
 
@@ -48,6 +49,18 @@ CONFIG_DEFAULTS = {
     "model.max_seq_len": (2048, "context length (LLaMA-7B's); no parameter depends on it"),
     "rank": (1024, "GaLore rank of every projected matrix, < min(model.dim, model.hidden_dim)"),
 }
+
+# rules relating keys, checked before anything is imported (see jaxopt_lab.lab.rules); with CONFIG_SPEC
+# they are all LlamaConfig asks of the model group
+CONFIG_RULES = (
+    # dim % n_heads == 0 with an even dim // n_heads (rotary pairs), i.e. dim % (2 n_heads) == 0
+    Rule("model.n_heads", "model.dim % (2 * model.n_heads) == 0",
+         "a divisor of model.dim = {model.dim} into heads of even size (rotary pairs)"),
+    Rule("rank", "rank < min(model.dim, model.hidden_dim)",
+         "< min(model.dim, model.hidden_dim) = {min(model.dim, model.hidden_dim)} so that every matrix is "
+         "projected"),
+)
+
 # label -> (registry name, extra arguments, formula method or None, bytes compared with BF16 Adam)
 METHODS = {
     "galore": ("galore", {}, "galore", False),
@@ -61,16 +74,6 @@ METHODS = {
     "smmf": ("smmf", {}, "smmf", True),
 }
 PROJECTED_MODULES = ("attention", "mlp")  # the official code's target_modules_list ["attn", "mlp"]
-
-
-def check_config(cfg) -> None:
-    if cfg.rank >= min(cfg.model.dim, cfg.model.hidden_dim):
-        raise ConfigError(f"config key 'rank' = {cfg.rank}: must be < min(model.dim, model.hidden_dim) "
-                          f"= {min(cfg.model.dim, cfg.model.hidden_dim)} so that every matrix is projected")
-    models.LlamaConfig(**cfg.model.to_dict())  # head / rotary constraints, raises a one-line ValueError
-
-
-validate = check_config
 
 
 def llama_shapes(model_cfg: dict, dtype=jnp.float32):

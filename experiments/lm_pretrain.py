@@ -33,7 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxopt_lab import data, models, optim, train
-from jaxopt_lab.lab import OneOf, Range, plots
+from jaxopt_lab.lab import Each, OneOf, Range, Rule, plots
 from jaxopt_lab.lab.config import ConfigError
 from jaxopt_lab.optim.projectors import Projector
 
@@ -52,6 +52,10 @@ CONFIG_SPEC = {
     "rank": Range(1, integer=True),
     "update_proj_gap": Range(1, integer=True),
     "projection.every": Range(0, integer=True),
+    "projection.ranks": Each(Range(1, integer=True), may_be_empty=True),
+    "optimizers.*.name": OneOf(optim.names),
+    "optimizers.*.learning_rate": Range(0.0, open_low=True),
+    "optimizers.*.rank": Range(1, integer=True),
     "mesh.data": Range(0, integer=True),
     "mesh.fsdp": Range(1, integer=True),
 }
@@ -69,7 +73,8 @@ CONFIG_DEFAULTS = {
     "steps": (600, "training steps, a multiple of log_every"),
     "log_every": (50, "steps per jitted chunk: the chunk's mean loss is logged after each"),
     "eval_windows": (256, "held-out windows of the final loss"),
-    "rank": (16, "rank of the low-rank entries that set none (16 = dim / 4, GaLore's LLaMA-60M ratio)"),
+    "rank": (16, "rank of the low-rank entries that set none, <= min(dim, hidden_dim) (16 = dim / 4, GaLore's "
+                "LLaMA-60M ratio)"),
     "update_proj_gap": (100, "steps between projector refreshes of the low-rank entries that set none"),
     "project_only": (("attention", "mlp"), "low-rank entries project only the leaves whose path contains one "
                                            "of these; () projects every matrix"),
@@ -95,72 +100,61 @@ CONFIG_DEFAULTS = {
 
 _LOWRANK_KEYS = ("rank", "update_proj_gap")
 
+# pieces of the rules below, plain literals so that the rules are read without importing this file: the
+# shortest side of the projected (attention / MLP) matrices of the run's model, in a condition and in a
+# message, and the preset's model
+_SIDE = ("min(llama_config(lm_preset, seq_len, model).dim, "
+         "llama_config(lm_preset, seq_len, model).hidden_dim)")
+_SIDE_TEXT = ("{min(llama_config(lm_preset, seq_len, model).dim, "
+              "llama_config(lm_preset, seq_len, model).hidden_dim)}, the shortest side of the projected matrices "
+              "(model dim {llama_config(lm_preset, seq_len, model).dim}, "
+              "hidden {llama_config(lm_preset, seq_len, model).hidden_dim})")
+_PRESET = "llama_config(lm_preset, seq_len, {})"
+
+# rules relating keys, checked before anything is imported (see jaxopt_lab.lab.rules)
+CONFIG_RULES = (
+    Rule("optimizers", "len(optimizers) > 0 and all('name' in entry for entry in optimizers.values())",
+         "a non-empty table label -> {{name: a registered optimizer, its arguments}}"),
+    Rule("reference", "reference in optimizers",
+         "one of the labels of 'optimizers' {sorted(optimizers.keys())}"),
+    Rule("only", "all(label in optimizers for label in only)",
+         "labels of 'optimizers' {sorted(optimizers.keys())}"),
+    Rule("steps", "steps % log_every == 0", "a multiple of log_every = {log_every}"),
+    Rule("projection.every", "projection.every % log_every == 0",
+         "a multiple of log_every = {log_every} (0: no measurement)"),
+    Rule("projection.kinds", "set(projection.kinds) <= set(projector_kinds())",
+         "projector kinds among optim.PROJECTORS = {projector_kinds()}"),
+    # dim % n_heads == 0 with an even dim // n_heads, i.e. dim % (2 n_heads) == 0 (0: the preset's)
+    Rule("model.n_heads", f"(model.dim or {_PRESET}.dim) % (2 * (model.n_heads or {_PRESET}.n_heads)) == 0",
+         f"a divisor of the model dim {{model.dim or {_PRESET}.dim}} into heads of even size (rotary pairs; "
+         f"0 keeps the preset's {{{_PRESET}.n_heads}})"),
+    # an entry's own rank (frugal's is left out: it is not given the run's rank either, it sizes each
+    # matrix's rank by a density), and the run's: given to the low-rank entries that set none and to the
+    # projection probe, checked even when no entry takes it (which do is known only from their factories)
+    Rule("optimizers", f"all(entry.rank <= {_SIDE} for entry in optimizers.values() "
+                       f"if 'rank' in entry and entry.name != 'frugal')",
+         f"entries whose rank is <= {_SIDE_TEXT}; too large: "
+         f"{{[f'optimizers.{{label}}.rank' for label, entry in optimizers.items() "
+         f"if 'rank' in entry and entry.name != 'frugal' and entry.rank > {_SIDE}]}}"),
+    Rule("rank", f"rank <= {_SIDE}", f"<= {_SIDE_TEXT}"),
+    Rule("projection.ranks", f"all(r < {_SIDE} for r in projection.ranks)", f"ranks below {_SIDE_TEXT}"),
+    Rule("batch_size", "mesh.data == 0 or batch_size % (mesh.data * mesh.fsdp) == 0",
+         "divisible by the mesh size mesh.data x mesh.fsdp = {mesh.data * mesh.fsdp} (the batch is split "
+         "over all devices)"),
+)
+
 
 def check_config(cfg) -> None:
-    """Cross-field checks, run before any work: every optimizer entry is built (so a bad hyperparameter
-    stops here), can be fed by the engine, and its rank fits the projected matrices."""
-    entries = cfg.optimizers.to_dict()
-    if not entries:
-        raise ConfigError("config key 'optimizers' = {}: must list at least one optimizer")
-    for label, entry in entries.items():
-        if entry.get("name") not in optim.names():
-            raise ConfigError(f"config key 'optimizers.{label}.name' = {entry.get('name')!r}: must "
-                              f"be one of jaxopt_lab.optim.names()")
-    if cfg.reference not in entries:
-        raise ConfigError(f"config key 'reference' = {cfg.reference!r}: must be one of "
-                          f"{sorted(entries)}")
-    unknown = [label for label in cfg.only if label not in entries]
-    if unknown:
-        raise ConfigError(f"config key 'only' = {tuple(cfg.only)!r}: must name labels of "
-                          f"'optimizers' {sorted(entries)}")
-    if cfg.steps % cfg.log_every:
-        raise ConfigError(f"config key 'steps' = {cfg.steps}: must be a multiple of log_every = "
-                          f"{cfg.log_every}")
-    if cfg.projection.every and cfg.projection.every % cfg.log_every:
-        raise ConfigError(f"config key 'projection.every' = {cfg.projection.every}: must be a "
-                          f"multiple of log_every = {cfg.log_every}")
-    for kind in cfg.projection.kinds:
-        if kind not in optim.PROJECTORS:
-            raise ConfigError(f"config key 'projection.kinds' has {kind!r}: must be among "
-                              f"{optim.PROJECTORS}")
-    preset = getattr(models.LlamaConfig, cfg.lm_preset)()
-    dim, heads = cfg.model.dim or preset.dim, cfg.model.n_heads or preset.n_heads
-    if dim % heads or (dim // heads) % 2:
-        raise ConfigError(f"config key 'model.n_heads' = {heads}: must divide the model dim {dim} into "
-                          f"heads of even size (rotary pairs)")
-    try:
-        llama = model_config(cfg)
-    except ValueError as e:
-        raise ConfigError(f"config key 'model' = {cfg.model.to_dict()} (preset {cfg.lm_preset!r}, "
-                          f"seq_len {cfg.seq_len}): {e}") from None
-    side = min(llama.dim, llama.hidden_dim)  # shortest side of a projected (attention / MLP) matrix
-    for label, entry in entries.items():
-        for key, value in entry.items():
-            if key == "learning_rate" and not (isinstance(value, (int, float)) and value > 0):
-                raise ConfigError(f"config key 'optimizers.{label}.learning_rate' = {value!r}: must "
-                                  f"be a number > 0")
+    """What needs the import (the rest is in ``CONFIG_SPEC`` and ``CONFIG_RULES``): every optimizer entry
+    is built with the run's low-rank arguments (so a bad hyperparameter stops here) and can be fed by the
+    engine, and the batch divides over the devices when ``mesh.data = 0`` (all of them)."""
+    for label, entry in cfg.optimizers.to_dict().items():
         train.check_feedable(entry["name"], key=f"optimizers.{label}.name")
         try:
-            built = _optimizer_kwargs(entry, cfg)
-            optim.get(entry["name"], **built)
+            build_optimizer(entry, cfg)
         except (TypeError, ValueError) as e:
             raise ConfigError(f"config key 'optimizers.{label}' = {entry}: {e}") from None
-        rank = built.get("rank")
-        if isinstance(rank, int) and entry["name"] != "frugal" and rank > side:
-            where = f"optimizers.{label}.rank" if "rank" in entry else "rank"
-            raise ConfigError(f"config key {where!r} = {rank}: must be <= {side}, the shortest side of "
-                              f"the projected matrices (model dim {llama.dim}, hidden {llama.hidden_dim})")
-    for r in cfg.projection.ranks:
-        if not (isinstance(r, int) and 1 <= r < side):
-            raise ConfigError(f"config key 'projection.ranks' has {r!r}: must be ints in [1, {side}), "
-                              f"below the shortest side of the projected matrices")
-    if cfg.projection.every and cfg.rank > side:
-        raise ConfigError(f"config key 'rank' = {cfg.rank}: must be <= {side}, the shortest side of the "
-                          f"projected matrices (model dim {llama.dim}, hidden {llama.hidden_dim})")
     train.sharding.check_batch_size(train.mesh_from_config(cfg), cfg.batch_size, key="batch_size")
-
-
-validate = check_config  # the runtime's earlier name for the hook
 
 
 def model_config(cfg) -> models.LlamaConfig:

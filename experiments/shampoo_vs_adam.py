@@ -30,11 +30,14 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxopt_lab import models, optim, train
-from jaxopt_lab.lab import Range, plots, sweep
+from jaxopt_lab.lab import ConfigError, Range, Rule, plots, sweep
 from jaxopt_lab.lab.project import load_experiment
 
 _LM_KEYS = ("lm_preset", "model.dim", "model.n_layers", "model.hidden_dim", "model.n_heads", "seq_len",
-            "batch_size", "corpus_bytes", "eval_windows")
+            "batch_size", "corpus_bytes", "eval_windows", "optimizers.*.name", "optimizers.*.rank")
+
+# lm_pretrain's rules on the model and on the optimizer table (names, reference, an entry's rank)
+_LM_RULES = ("model.n_heads", "optimizers", "reference")
 
 CONFIG_SPEC = {
     **{k: v for k, v in load_experiment("lm_pretrain").CONFIG_SPEC.items() if k in _LM_KEYS},
@@ -73,34 +76,30 @@ CONFIG_DEFAULTS = {
        "replaced as a whole"),
 }
 
+# known, so that an entry's learning rate is refused by the rule below (with why) before any import
+CONFIG_KEYS = ("optimizers.*.learning_rate",)
+
+# rules relating keys, checked before anything is imported (see jaxopt_lab.lab.rules): lm_pretrain's on
+# the model and the optimizer table, and this experiment's
+CONFIG_RULES = (
+    *(rule for rule in load_experiment("lm_pretrain").CONFIG_RULES if rule.key in _LM_RULES),
+    Rule("optimizers", "all('learning_rate' not in entry for entry in optimizers.values())",
+         "entries without a learning rate (it is swept over 'lr'); set in: {[f'optimizers.{label}.learning_rate' "
+         "for label, entry in optimizers.items() if 'learning_rate' in entry]}"),
+    Rule("steps", "steps % eval_every == 0", "a multiple of eval_every = {eval_every}"),
+    Rule("lr.min", "lr.min <= lr.max", "<= lr.max = {lr.max!r}"),
+)
+
 
 def check_config(cfg) -> None:
-    """Cross-field checks before any work: the step budget splits into evaluation chunks, the lr grid is
-    ordered, the reference is one of the optimizers and every entry builds."""
-    from jaxopt_lab.lab import ConfigError
-
-    if cfg.steps % cfg.eval_every:
-        raise ConfigError(f"config key 'steps' = {cfg.steps}: must be a multiple of eval_every = "
-                          f"{cfg.eval_every}")
-    if not cfg.lr.min <= cfg.lr.max:
-        raise ConfigError(f"config key 'lr.min' = {cfg.lr.min!r}: must be <= lr.max = {cfg.lr.max!r}")
-    entries = cfg.optimizers.to_dict()
-    if cfg.reference not in entries:
-        raise ConfigError(f"config key 'reference' = {cfg.reference!r}: must be one of {sorted(entries)}")
-    for label, entry in entries.items():
-        kwargs = {k: v for k, v in entry.items() if k != "name"}
-        if "learning_rate" in kwargs:
-            raise ConfigError(f"config key 'optimizers.{label}.learning_rate': must not be set (the "
-                              f"learning rate is swept over 'lr')")
-        if entry.get("name") not in optim.names():
-            raise ConfigError(f"config key 'optimizers.{label}.name' = {entry.get('name')!r}: must be "
-                              f"one of jaxopt_lab.optim.names()")
+    """What needs the import (the rest is in ``CONFIG_SPEC`` and ``CONFIG_RULES``): every entry can be
+    fed by the engine and builds (at ``lr.min``)."""
+    for label, entry in cfg.optimizers.to_dict().items():
         train.check_feedable(entry["name"], key=f"optimizers.{label}.name")
         try:
-            optim.get(entry["name"], learning_rate=cfg.lr.min, **kwargs)
+            _optimizer(entry, cfg.lr.min)
         except (TypeError, ValueError) as e:
             raise ConfigError(f"config key 'optimizers.{label}' = {entry}: {e}") from None
-    load_experiment("lm_pretrain").model_config(cfg)
 
 
 def _optimizer(entry: dict, learning_rate):

@@ -36,7 +36,7 @@ import ml_collections
 from .config import ConfigError
 
 __all__ = ["Rule", "check_rules", "BUILTINS", "FUNCTIONS", "digits_train_size", "llama_config", "optimizer_names",
-           "installed"]
+           "projector_kinds", "installed"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,6 +96,18 @@ def optimizer_names() -> list[str]:
     return [e.name for e in optimizers()]
 
 
+def projector_kinds() -> tuple:
+    """``jaxopt_lab.optim.PROJECTORS`` (the low-rank projector kinds), read from its source's literal."""
+    import ast
+    import pathlib
+
+    source = pathlib.Path(__file__).resolve().parents[1] / "optim" / "projectors.py"
+    for node in ast.parse(source.read_text()).body:
+        if isinstance(node, ast.Assign) and [getattr(t, "id", None) for t in node.targets] == ["PROJECTORS"]:
+            return tuple(ast.literal_eval(node.value))
+    raise LookupError(f"no PROJECTORS = (...) literal in {source}")
+
+
 def installed(module: str) -> bool:
     """Whether ``module`` can be imported (found, not imported: e.g. ``installed("ot")`` for POT)."""
     import importlib.util
@@ -107,7 +119,8 @@ def installed(module: str) -> bool:
 
 
 FUNCTIONS: dict[str, Callable] = {"digits_train_size": digits_train_size, "llama_config": llama_config,
-                                  "optimizer_names": optimizer_names, "installed": installed}
+                                  "optimizer_names": optimizer_names, "projector_kinds": projector_kinds,
+                                  "installed": installed}
 
 BUILTINS = {name: getattr(builtins, name) for name in (
     "abs", "all", "any", "bool", "dict", "enumerate", "float", "int", "isinstance", "len", "list", "max",
