@@ -14,7 +14,7 @@ CASES = [
     ("quickstart.py", ["mesh.fsdp=3"], "'mesh.fsdp' = 3: must divide the number of devices"),
     ("lowrank/lm_pretrain.py", ["optimizers.adam.learning_rate=-0.001"],
      "'optimizers.adam.learning_rate' = -0.001: must be a number > 0"),
-    ("lowrank/lm_pretrain.py", ["model.n_heads=3"], "'model.n_heads' = 3: must divide the model dim 64"),
+    ("lowrank/lm_pretrain.py", ["model.n_heads=3"], "'model.n_heads' = 3: must be a divisor of the model dim 64"),
     ("lowrank/lm_pretrain.py", ["rank=100"], "'rank' = 100: must be <= 64"),
     ("sharpness/label_noise.py", ["batch_size=5000"], "'batch_size' = 5000: must be <= the training set"),
     ("zoo/all_optimizers.py", ["digits.batch_size=5000"], "'digits.batch_size' = 5000: must be <= the training set"),
