@@ -19,7 +19,7 @@ import pathlib
 import re
 from typing import Any, Optional
 
-__all__ = ["Entry", "module_entry", "experiments", "optimizers", "reproductions"]
+__all__ = ["Entry", "module_entry", "experiments", "optimizers", "optimizer_parameters", "reproductions"]
 
 _OPTIM = pathlib.Path(__file__).resolve().parents[1] / "optim"
 
@@ -122,6 +122,7 @@ class _Helper:
     defaults: dict
     call: ast.Call
     constants: dict
+    factory: Optional[str] = None  # the parameter registered as the factory: register(...)(factory)
 
 
 def _helpers(trees: dict) -> dict:
@@ -141,7 +142,9 @@ def _helpers(trees: dict) -> dict:
                                                                    node.args.defaults)}
             defaults.update({a.arg: _value(d, constants) for a, d in zip(node.args.kwonlyargs,
                                                                         node.args.kw_defaults) if d})
-            found[node.name] = _Helper(params, defaults, calls[0], constants)
+            factory = next((c.args[0].id for c in ast.walk(node) if isinstance(c, ast.Call) and c.func is calls[0]
+                            and c.args and isinstance(c.args[0], ast.Name)), None)
+            found[node.name] = _Helper(params, defaults, calls[0], constants, factory)
     return found
 
 
@@ -169,32 +172,137 @@ def optimizers(folder: pathlib.Path = _OPTIM) -> list[Entry]:
 
 
 @functools.lru_cache(maxsize=4)
+def _trees(stamps: tuple) -> dict:
+    return {path: tree for path, _, _ in stamps if (tree := _parse(pathlib.Path(path))[0]) is not None}
+
+
+def _entry_of(node: ast.Call, constants: dict, helpers: dict) -> Optional[Entry]:
+    """The registration a ``register(...)`` call, or a call of a helper forwarding to it, makes."""
+    if not isinstance(node.func, ast.Name):
+        return None
+    if node.func.id == "register":
+        return _registration(node, constants)
+    if node.func.id in helpers:
+        helper = helpers[node.func.id]
+        env = {**helper.constants, **constants, **helper.defaults}
+        env.update({p: _value(a, constants) for p, a in zip(helper.params, node.args)})
+        env.update({k.arg: _value(k.value, constants) for k in node.keywords if k.arg})
+        return _registration(helper.call, env)
+    return None
+
+
+@functools.lru_cache(maxsize=4)
 def _optimizers(stamps: tuple) -> tuple[Entry, ...]:
-    trees = {}
-    for path, _, _ in stamps:
-        tree, _ = _parse(pathlib.Path(path))
-        if tree is not None:
-            trees[path] = tree
+    trees = _trees(stamps)
     helpers = _helpers(trees)
     found = {}
     for tree in trees.values():
         constants = _constants(tree)
         for node in ast.walk(tree):
-            if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Name):
-                continue
-            if node.func.id == "register":
-                entry = _registration(node, constants)
-            elif node.func.id in helpers:
-                helper = helpers[node.func.id]
-                env = {**helper.constants, **constants, **helper.defaults}
-                env.update({p: _value(a, constants) for p, a in zip(helper.params, node.args)})
-                env.update({k.arg: _value(k.value, constants) for k in node.keywords if k.arg})
-                entry = _registration(helper.call, env)
-            else:
-                continue
+            entry = _entry_of(node, constants, helpers) if isinstance(node, ast.Call) else None
             if entry is not None:
                 found[entry.name] = entry
     return tuple(found[k] for k in sorted(found))
+
+
+# ------------------------------------------------------------------------------------------------
+# The arguments each optimizer takes, from its factory's signature in the source (ours or optax's).
+
+def optimizer_parameters(folder: pathlib.Path = _OPTIM) -> dict[str, Optional[tuple[str, ...]]]:
+    """``{name: the parameter names of its factory}`` for every registered optimizer, as
+    ``inspect.signature(optim.info(name).factory).parameters`` has them (a test checks that), read from
+    the sources: the decorated function for ours, the function an optax wrapper names (followed through
+    optax's re-exports and ``functools.partial``) for optax's. None where a factory cannot be followed."""
+    paths = sorted(pathlib.Path(folder).rglob("*.py"))
+    stamps = tuple((str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in paths)
+    return dict(_optimizer_parameters(stamps))
+
+
+@functools.lru_cache(maxsize=4)
+def _optimizer_parameters(stamps: tuple) -> tuple:
+    trees = _trees(stamps)
+    helpers = _helpers(trees)
+    found = {}
+    for tree in trees.values():
+        constants = _constants(tree)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.FunctionDef):  # @register("name", ...) or @_register(...) def factory(...)
+                for decorator in node.decorator_list:
+                    entry = _entry_of(decorator, constants, helpers) if isinstance(decorator, ast.Call) else None
+                    if entry is not None:
+                        found[entry.name] = _parameters(node)
+            elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in helpers \
+                    and helpers[node.func.id].factory:  # e.g. _optax("adam", optax.adam, ...)
+                helper = helpers[node.func.id]
+                bound = dict(zip(helper.params, node.args)) | {k.arg: k.value for k in node.keywords if k.arg}
+                entry = _entry_of(node, constants, helpers)
+                if entry is not None and helper.factory in bound:
+                    found[entry.name] = _external_parameters(_dotted(bound[helper.factory]))
+    return tuple(sorted(found.items()))
+
+
+def _parameters(node: ast.FunctionDef) -> tuple[str, ...]:
+    a = node.args
+    return tuple(x.arg for x in [*a.posonlyargs, *a.args, *([a.vararg] if a.vararg else []), *a.kwonlyargs,
+                                 *([a.kwarg] if a.kwarg else [])])
+
+
+def _dotted(node: ast.AST) -> Optional[str]:
+    """``"optax.contrib.muon"`` for that attribute chain; None for anything else."""
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute) and (base := _dotted(node.value)) is not None:
+        return f"{base}.{node.attr}"
+    return None
+
+
+@functools.lru_cache(maxsize=None)
+def _module_tree(module: str) -> tuple[Optional[ast.Module], str]:
+    """The parsed source of an installed module (found from its top-level package, importing nothing)."""
+    top, *rest = module.split(".")
+    try:
+        spec = importlib.util.find_spec(top)  # a top-level name: nothing is imported
+    except (ImportError, ValueError):
+        return None, module
+    if spec is None or not spec.submodule_search_locations:
+        return None, module
+    base = pathlib.Path(list(spec.submodule_search_locations)[0]).joinpath(*rest)
+    for path in (base / "__init__.py", base.with_suffix(".py")):
+        if path.is_file():
+            return _parse(path)[0], module if path.name != "__init__.py" else module + ".__init__"
+    return None, module
+
+
+def _external_parameters(dotted: Optional[str], depth: int = 0) -> Optional[tuple[str, ...]]:
+    """Parameters of the function ``package.module.name``, following re-exports (``from x import name``),
+    aliases and ``functools.partial`` (whose signature keeps every parameter) by ``ast``."""
+    if dotted is None or "." not in dotted or depth > 8:
+        return None
+    module, _, name = dotted.rpartition(".")
+    tree, where = _module_tree(module)
+    if tree is None:
+        return None
+    package = module if where.endswith(".__init__") else module.rpartition(".")[0]
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef) and node.name == name:
+            return _parameters(node)
+        if isinstance(node, ast.ImportFrom):
+            for alias in node.names:
+                if (alias.asname or alias.name) == name:
+                    source = node.module or ""
+                    if node.level:
+                        parts = package.split(".")
+                        source = ".".join(parts[:len(parts) - node.level + 1] + ([source] if source else []))
+                    return _external_parameters(f"{source}.{alias.name}", depth + 1)
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == name for t in node.targets):
+            value = node.value
+            if isinstance(value, ast.Call) and _dotted(value.func) in ("functools.partial", "partial") and value.args:
+                value = value.args[0]
+            target = _dotted(value)
+            if target is not None:
+                return _external_parameters(target if "." in target else f"{module}.{target}", depth + 1)
+            return None
+    return None
 
 
 def reproductions(folder: pathlib.Path) -> list[Entry]:

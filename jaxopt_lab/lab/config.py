@@ -601,9 +601,14 @@ def optimizer_arguments(cfg: ml_collections.ConfigDict, key: str) -> Optional[li
         return None
     if not isinstance(name, str):
         return None
+    from .catalog import optimizer_parameters
+
+    parameters = optimizer_parameters().get(name)
+    if parameters is not None:  # read from the sources: no import of jax for a config's key check
+        return ["name", *parameters]
     import inspect
 
-    from .. import optim
+    from .. import optim  # a name registered some other way (e.g. by a user's module): ask the registry
 
     if name not in optim.names():
         return None

@@ -92,6 +92,19 @@ def test_list_reads_the_optimizer_registry_without_importing_it():
         assert listed[name].summary == i.paper and listed[name].extra == (i.family, tuple(i.extra_args))
 
 
+def test_the_optimizer_arguments_read_from_the_sources_are_the_factories_signatures():
+    """Ours from the decorated factory, optax's through its re-exports and functools.partial: what a config
+    may state beside an optimizer's name is known without importing jax."""
+    import inspect
+
+    from jaxopt_lab.lab import catalog
+
+    read = catalog.optimizer_parameters()
+    assert sorted(read) == optim.names()
+    for name in optim.names():
+        assert read[name] == tuple(inspect.signature(optim.info(name).factory).parameters), name
+
+
 def test_list_shows_experiments_that_cannot_be_imported(toy_project, monkeypatch, capsys):
     (toy_project / "experiments" / "needs_pkg.py").write_text('"""Needs a package."""\nimport no_such_pkg\n')
     (toy_project / "experiments" / "broken.py").write_text('"""Broken."""\ndef run(cfg, ctx:\n')
