@@ -123,6 +123,9 @@ CONFIG_RULES = (
     *(Rule(f"{w}.batch_size", f"{w!r} not in workloads or {w}.batch_size <= digits_train_size()",
            "<= the training set size of digits ({digits_train_size()})") for w in WORKLOADS
       if w.startswith("digits")),
+    Rule("llama.n_heads", "'llama' not in workloads or llama_config('tiny', llama.seq_len, dict(dim=llama.dim, "
+         "n_layers=llama.n_layers, n_heads=llama.n_heads, hidden_dim=2 * llama.dim))",
+         "a divisor of llama.dim = {llama.dim} into heads of even size"),
     Rule("exclude", "any(name not in exclude for name in optimizers or optimizer_names())",
          "missing at least one of the optimizers benchmarked, {tuple(optimizers) or 'every registered one'}"),
 )

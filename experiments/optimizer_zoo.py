@@ -87,6 +87,8 @@ CONFIG_RULES = (
     Rule("lr.min", "lr.min <= lr.max", "<= lr.max = {lr.max!r}"),
     Rule("digits.batch_size", "'digits' not in tasks or digits.batch_size <= digits_train_size()",
          "<= the training set size of digits ({digits_train_size()})"),
+    Rule("exclude", "any(name not in exclude for name in optimizers or optimizer_names())",
+         "missing at least one of the optimizers run, {tuple(optimizers) or 'every registered one'}"),
 )
 
 

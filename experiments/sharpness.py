@@ -123,6 +123,8 @@ CONFIG_RULES = (
          "<= seeds = {seeds} (the budget runs use the first budget_seeds seeds)"),
     Rule("eval_every", "epochs % eval_every == 0", "a divisor of epochs = {epochs}"),
     Rule("batch_size", "batch_size <= digits_train_size()", "<= the training set size {digits_train_size()}"),
+    Rule("batch_size", "all(batch_size % entry.get('num_chunks', 1) == 0 for entry in optimizers.values())",
+         "divisible by every optimizer's num_chunks (m-sharpness splits each batch into that many chunks)"),
     Rule("hessian_batch", "hessian_batch <= digits_train_size()",
          "<= the training set size {digits_train_size()}"),
 )

@@ -35,6 +35,8 @@ REFUSALS = [
     (SHARPNESS, ["budget_epochs=(5,)", "budget_seeds=5"], "'budget_seeds' = 5: must be <= seeds = 4"),
     (SHARPNESS, ["eval_every=7"], "'eval_every' = 7: must be a divisor of epochs = 60"),
     (SHARPNESS, ["batch_size=5000"], "'batch_size' = 5000: must be <= the training set size 1347"),
+    (CONFIGS / "sharpness" / "m_sharpness.py", ["batch_size=60"],
+     "'batch_size' = 60: must be divisible by every optimizer's num_chunks"),
     (SHARPNESS, ["hessian_batch=5000"], "'hessian_batch' = 5000: must be <= the training set size 1347"),
     (GSAM, ["lr_min=0.5"], "'lr_min' = 0.5: must be < learning_rate = 0.1"),
     (GSAM, ["rho_min_control=0.1"], "'rho_min_control' = 0.1: must be < rho = 0.05"),
@@ -50,6 +52,9 @@ REFUSALS = [
     (BENCHMARK, ["digits_cnn.batch_size=5000"], "'digits_cnn.batch_size' = 5000: must be <= the training set"),
     (BENCHMARK, ["optimizers=('adam',)", "exclude=('adam',)"],
      "'exclude' = ('adam',): must be missing at least one of the optimizers benchmarked, ('adam',)"),
+    (BENCHMARK, ["llama.n_heads=3"], "'llama.n_heads' = 3: dim must be a multiple of n_heads"),
+    (ZOO, ["optimizers=('adam',)", "exclude=('adam',)"],
+     "'exclude' = ('adam',): must be missing at least one of the optimizers run, ('adam',)"),
     (ZOO, ["lr.min=2.0"], "'lr.min' = 2.0: must be <= lr.max = 1.0"),
     (ZOO, ["digits.batch_size=5000"], "'digits.batch_size' = 5000: must be <= the training set size of digits"),
 ]
