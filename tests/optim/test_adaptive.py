@@ -593,8 +593,7 @@ def _updates_for(name, params, steps=3, **kwargs):
     return out
 
 
-@pytest.mark.parametrize("name", [n if n in ("adamp", "grams") else
-                                  pytest.param(n, marks=pytest.mark.slow) for n in ALIASES])
+@pytest.mark.parametrize("name", [n if n == "grams" else pytest.param(n, marks=pytest.mark.slow) for n in ALIASES])
 def test_tuple_params_give_the_same_updates_as_a_list(name):
     """Tuple containers are ordinary pytree nodes (no ``is_leaf=tuple`` anywhere)."""
     as_tuple = _updates_for(name, tuple(_MATRIX_PARAMS))

@@ -42,7 +42,7 @@ def _np(x):
     return np.asarray(x, dtype=np.float64)
 
 
-@pytest.mark.parametrize("solver", [KERNEL, LSE], ids=["kernel", "lse"])
+@pytest.mark.parametrize("solver", [pytest.param(KERNEL, marks=pytest.mark.slow), LSE], ids=["kernel", "lse"])
 def test_matches_ott_and_pot(prob, solver):
     out = solver(prob)
     ref = ott_reference(prob)
