@@ -110,6 +110,7 @@ def test_online_partial_matches_dense():
         np.testing.assert_allclose(mo, md, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_partial_nonconvergence_is_reported_not_nan():
     prob = point_cloud_problem(jax.random.PRNGKey(4), 20, 30, epsilon_scale=1e-3)
     out = partial.PartialTransport(mass=0.5, sinkhorn=Sinkhorn(threshold=1e-9, max_iterations=20))(prob)

@@ -105,6 +105,7 @@ def test_jit_vmap_and_same_key_same_result():
     assert batch.shape == (2,) and batch[1] > batch[0]
 
 
+@pytest.mark.slow
 def test_gradient_is_finite_and_moves_points_closer():
     x, y, _, _ = _clouds()
     key = jax.random.PRNGKey(0)
