@@ -38,8 +38,8 @@ def _setup(seed=0, n=6, d=16, b=5, c=0.25):
 
 @pytest.mark.parametrize("kind, power, f", [
     ("polynomial", 2, lambda x: x**2),
-    ("polynomial", 3, lambda x: x**3),
-    ("rectified_polynomial", 3, lambda x: np.maximum(x, 0) ** 3),
+    pytest.param("polynomial", 3, lambda x: x**3, marks=pytest.mark.slow),
+    pytest.param("rectified_polynomial", 3, lambda x: np.maximum(x, 0) ** 3, marks=pytest.mark.slow),
     ("exponential", 1, np.exp),
 ])
 def test_dense_retrieve_matches_numpy_reference(kind, power, f):

@@ -133,8 +133,9 @@ class _ReferenceShampoo:
         return out
 
 
-@pytest.mark.parametrize("graft,beta2,root_method", [("adam", 1.0, "newton"), ("adagrad", 0.99, "eigh"),
-                                                     ("sgd", 0.9, "newton")])
+@pytest.mark.parametrize("graft,beta2,root_method", [
+    ("adam", 1.0, "newton"), pytest.param("adagrad", 0.99, "eigh", marks=pytest.mark.slow),
+    pytest.param("sgd", 0.9, "newton", marks=pytest.mark.slow)])
 def test_shampoo_matches_float64_transcription(graft, beta2, root_method):
     """Five steps with blocks of 4 on a 10x7 leaf (uneven 4+4+2 / 4+3 blocks), a 3x5 leaf (one block)
     and a vector (diagonal fallback); roots refreshed every 2 steps."""
