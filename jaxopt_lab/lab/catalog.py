@@ -166,9 +166,13 @@ def optimizers(folder: pathlib.Path = _OPTIM) -> list[Entry]:
     Parsing them takes ~0.3 s, so the listing is kept until a file changes (a config error that lists
     the allowed names asks for it several times).
     """
+    return list(_optimizers(_stamps(folder)))
+
+
+def _stamps(folder: pathlib.Path) -> tuple:
+    """Each source file with its modification time and size: the caches' key (a changed file re-reads)."""
     paths = sorted(pathlib.Path(folder).rglob("*.py"))
-    stamps = tuple((str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in paths)
-    return list(_optimizers(stamps))
+    return tuple((str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in paths)
 
 
 @functools.lru_cache(maxsize=4)
@@ -213,9 +217,7 @@ def optimizer_parameters(folder: pathlib.Path = _OPTIM) -> dict[str, Optional[tu
     ``inspect.signature(optim.info(name).factory).parameters`` has them (a test checks that), read from
     the sources: the decorated function for ours, the function an optax wrapper names (followed through
     optax's re-exports and ``functools.partial``) for optax's. None where a factory cannot be followed."""
-    paths = sorted(pathlib.Path(folder).rglob("*.py"))
-    stamps = tuple((str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in paths)
-    return dict(_optimizer_parameters(stamps))
+    return dict(_optimizer_parameters(_stamps(folder)))
 
 
 @functools.lru_cache(maxsize=4)

@@ -71,7 +71,8 @@ REFUSALS = [
 
 
 def test_config_errors_of_the_lm_experiments_come_before_any_import(refused_before_import):
-    refused_before_import([(str(config), overrides, fragment) for config, overrides, fragment in REFUSALS])
+    messages = refused_before_import([(str(config), overrides, fragment) for config, overrides, fragment in REFUSALS])
+    assert all(m.startswith("config key '") for m in messages)  # each names the key to change first
 
 
 @pytest.mark.parametrize("quick", [False, True])

@@ -42,8 +42,9 @@ REFUSALS = [
 
 
 def test_config_errors_of_sensing_and_hopfield_experiments_come_before_any_import(refused_before_import):
-    refused_before_import([(REPRODUCE / f"{CONFIGS[name]}.py", overrides, fragment)
+    messages = refused_before_import([(REPRODUCE / f"{CONFIGS[name]}.py", overrides, fragment)
                            for name, overrides, fragment in REFUSALS])
+    assert all(m.startswith("config key '") for m in messages)  # each names the key to change first
 
 
 @pytest.mark.parametrize("quick", [False, True])

@@ -9,7 +9,7 @@ CONFIGS = project_root() / "configs"
 
 
 def test_ot_configs_refused_before_import(refused_before_import):
-    refused_before_import([
+    messages = refused_before_import([
         (CONFIGS / "ot_clustering/p2ot_digits.py", ["p2ot.rho_upper=0.01"],
          "'p2ot.rho_upper' = 0.01: must be >= p2ot.rho_base = 0.1"),
         (CONFIGS / "ot_clustering/p2ot_digits.py", ["data.dim=65"],
@@ -23,6 +23,7 @@ def test_ot_configs_refused_before_import(refused_before_import):
         (CONFIGS / "bench/ot_scale.py", ["large.threshold=0.01"],
          "'large.threshold' = 0.01: must be equal to gradient.threshold = 0.001"),
     ])
+    assert all(m.startswith("config key '") for m in messages)  # each names the key to change first
 
 
 def test_pot_rules_and_what_the_rules_allow(monkeypatch):

@@ -61,7 +61,8 @@ REFUSALS = [
 
 
 def test_refused_before_import_and_shipped_configs_load(refused_before_import):
-    refused_before_import(REFUSALS)
+    messages = refused_before_import(REFUSALS)
+    assert all(m.startswith("config key '") for m in messages)  # each names the key to change first
     # a workload's (task's) rules hold only when it is run
     load_config(BENCHMARK, ["workloads=('digits_mlp',)", "llama.eval_every=7", "digits_cnn.batch_size=5000"])
     load_config(ZOO, ["tasks=('lm',)", "digits.batch_size=5000"])
