@@ -196,17 +196,34 @@ def _entry_of(node: ast.Call, constants: dict, helpers: dict) -> Optional[Entry]
 
 
 @functools.lru_cache(maxsize=4)
-def _optimizers(stamps: tuple) -> tuple[Entry, ...]:
+def _registrations(stamps: tuple) -> dict:
+    """``{name: (Entry, factory)}``: every registration in the sources, with its factory as the parameter
+    names of our decorated function, or the dotted name of the function an optax wrapper registers (e.g.
+    ``"optax.adam"``), or None when it cannot be told."""
     trees = _trees(stamps)
     helpers = _helpers(trees)
     found = {}
     for tree in trees.values():
         constants = _constants(tree)
-        for node in ast.walk(tree):
-            entry = _entry_of(node, constants, helpers) if isinstance(node, ast.Call) else None
-            if entry is not None:
-                found[entry.name] = entry
-    return tuple(found[k] for k in sorted(found))
+        for node in ast.walk(tree):  # breadth first: a decorated function before its decorator's call
+            if isinstance(node, ast.FunctionDef):  # @register("name", ...) or @_register(...) def factory(...)
+                for decorator in node.decorator_list:
+                    entry = _entry_of(decorator, constants, helpers) if isinstance(decorator, ast.Call) else None
+                    if entry is not None:
+                        found[entry.name] = (entry, _parameters(node))
+            elif isinstance(node, ast.Call) and (entry := _entry_of(node, constants, helpers)) is not None:
+                helper = helpers.get(getattr(node.func, "id", None))  # e.g. _optax("adam", optax.adam, ...)
+                bound = dict(zip(helper.params, node.args)) | {k.arg: k.value for k in node.keywords if k.arg} \
+                    if helper is not None else {}
+                factory = _dotted(bound[helper.factory]) if helper is not None and helper.factory in bound else None
+                known = found.get(entry.name, (None, None))[1]
+                found[entry.name] = (entry, factory if known is None else known)
+    return found
+
+
+def _optimizers(stamps: tuple) -> tuple[Entry, ...]:
+    found = _registrations(stamps)
+    return tuple(found[k][0] for k in sorted(found))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -222,24 +239,8 @@ def optimizer_parameters(folder: pathlib.Path = _OPTIM) -> dict[str, Optional[tu
 
 @functools.lru_cache(maxsize=4)
 def _optimizer_parameters(stamps: tuple) -> tuple:
-    trees = _trees(stamps)
-    helpers = _helpers(trees)
-    found = {}
-    for tree in trees.values():
-        constants = _constants(tree)
-        for node in ast.walk(tree):
-            if isinstance(node, ast.FunctionDef):  # @register("name", ...) or @_register(...) def factory(...)
-                for decorator in node.decorator_list:
-                    entry = _entry_of(decorator, constants, helpers) if isinstance(decorator, ast.Call) else None
-                    if entry is not None:
-                        found[entry.name] = _parameters(node)
-            elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in helpers \
-                    and helpers[node.func.id].factory:  # e.g. _optax("adam", optax.adam, ...)
-                helper = helpers[node.func.id]
-                bound = dict(zip(helper.params, node.args)) | {k.arg: k.value for k in node.keywords if k.arg}
-                entry = _entry_of(node, constants, helpers)
-                if entry is not None and helper.factory in bound:
-                    found[entry.name] = _external_parameters(_dotted(bound[helper.factory]))
+    found = {name: factory if isinstance(factory, tuple) or factory is None else _external_parameters(factory)
+             for name, (_, factory) in _registrations(stamps).items()}
     return tuple(sorted(found.items()))
 
 
