@@ -35,6 +35,7 @@ import numpy as np
 from jaxopt_lab import data, models, optim, train
 from jaxopt_lab.lab import Each, OneOf, Range, Rule, plots
 from jaxopt_lab.lab.config import ConfigError
+from jaxopt_lab.lab.rules import llama_config
 from jaxopt_lab.optim.projectors import Projector
 
 CONFIG_SPEC = {
@@ -158,8 +159,9 @@ def check_config(cfg) -> None:
 
 
 def model_config(cfg) -> models.LlamaConfig:
-    overrides = {k: v for k, v in cfg.model.to_dict().items() if v}
-    return getattr(models.LlamaConfig, cfg.lm_preset)(max_seq_len=cfg.seq_len, **overrides)
+    """The preset ``lm_preset`` with ``max_seq_len = seq_len`` and the non-zero fields of ``model`` (the
+    builder the config rules check)."""
+    return llama_config(cfg.lm_preset, cfg.seq_len, cfg.model)
 
 
 def projection_mask(project_only):

@@ -218,9 +218,9 @@ class _OptimNames:
 
     @staticmethod
     def names() -> list[str]:
-        from .catalog import optimizers
+        from .rules import optimizer_names
 
-        return [e.name for e in optimizers()]
+        return optimizer_names()
 
 
 def declared(path: Union[str, pathlib.Path]) -> Optional[Declared]:

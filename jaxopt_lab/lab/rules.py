@@ -101,11 +101,13 @@ def projector_kinds() -> tuple:
     import ast
     import pathlib
 
+    from .catalog import _constants
+
     source = pathlib.Path(__file__).resolve().parents[1] / "optim" / "projectors.py"
-    for node in ast.parse(source.read_text()).body:
-        if isinstance(node, ast.Assign) and [getattr(t, "id", None) for t in node.targets] == ["PROJECTORS"]:
-            return tuple(ast.literal_eval(node.value))
-    raise LookupError(f"no PROJECTORS = (...) literal in {source}")
+    kinds = _constants(ast.parse(source.read_text())).get("PROJECTORS")
+    if kinds is None:
+        raise LookupError(f"no PROJECTORS = (...) literal in {source}")
+    return tuple(kinds)
 
 
 def installed(module: str) -> bool:
